@@ -1,0 +1,76 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let strictSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "Baton",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "baton", targets: ["baton"]),
+        .executable(name: "baton-bench", targets: ["baton-bench"]),
+        .library(name: "BatonCore", targets: ["BatonCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+    ],
+    targets: [
+        .target(
+            name: "BatonCore",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "BatonStore",
+            dependencies: ["BatonCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "BatonWorker",
+            dependencies: [
+                "BatonCore",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "BatonEngine",
+            dependencies: [
+                "BatonCore", "BatonStore", "BatonWorker",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "BatonCLI",
+            dependencies: [
+                "BatonCore", "BatonStore", "BatonEngine", "BatonWorker",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(name: "baton", dependencies: ["BatonCLI"], swiftSettings: strictSettings),
+        .executableTarget(
+            name: "baton-bench",
+            dependencies: ["BatonCore", "BatonStore", "BatonEngine", "BatonWorker"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(name: "BatonCoreTests", dependencies: ["BatonCore"], swiftSettings: strictSettings),
+        .testTarget(name: "BatonStoreTests", dependencies: ["BatonStore"], swiftSettings: strictSettings),
+        .testTarget(name: "BatonWorkerTests", dependencies: ["BatonWorker"], swiftSettings: strictSettings),
+        .testTarget(name: "BatonEngineTests", dependencies: ["BatonEngine"], swiftSettings: strictSettings),
+        .testTarget(name: "BatonCLITests", dependencies: ["BatonCore"], swiftSettings: strictSettings),
+    ]
+)

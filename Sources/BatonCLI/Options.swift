@@ -1,0 +1,145 @@
+import ArgumentParser
+import BatonCore
+import BatonEngine
+import BatonStore
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Where Baton keeps its state; shared by every command.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("SQLite database file.", valueName: "path"))
+    var db: String?
+
+    @Option(name: .long, help: ArgumentHelp("Folder for logs and scratch files (default: next to the database).", valueName: "dir"))
+    var dataDir: String?
+
+    var databasePath: String {
+        db ?? ProcessInfo.processInfo.environment["BATON_DB"] ?? ".baton/baton.db"
+    }
+
+    var dataDirectory: String {
+        let path = dataDir ?? (databasePath as NSString).deletingLastPathComponent
+        return URL(fileURLWithPath: path.isEmpty ? "." : path).standardizedFileURL.path
+    }
+
+    func openStore() throws -> SQLiteStore {
+        do {
+            return try SQLiteStore(path: databasePath)
+        } catch {
+            throw CLIError("\(error)")
+        }
+    }
+}
+
+struct PipelinesFolderOption: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Folder of pipeline files.", valueName: "dir"))
+    var pipelines: String = ProcessInfo.processInfo.environment["BATON_PIPELINES"] ?? "pipelines"
+}
+
+struct OutputOptions: ParsableArguments {
+    @Flag(name: .long, help: "Print JSON for scripts instead of tables.")
+    var json = false
+}
+
+/// A failure explained to the user; printed without a stack of types.
+struct CLIError: Error, CustomStringConvertible {
+    var message: String
+    init(_ message: String) { self.message = message }
+    var description: String { message }
+}
+
+/// The one engine per database: `baton up` holds this lock, released by the kernel if it dies,
+/// so two engines never recover each other's attempts as lost.
+final class EngineLock {
+    let fd: Int32
+    let path: String
+
+    init?(databasePath: String) {
+        path = databasePath + ".engine.lock"
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty { try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return nil }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            return nil
+        }
+        ftruncate(fd, 0)
+        let pid = "\(getpid())\n"
+        _ = pid.withCString { write(fd, $0, strlen($0)) }
+    }
+
+    /// The pid written by the current holder, if any.
+    static func holder(databasePath: String) -> Int32? {
+        guard let text = try? String(contentsOfFile: databasePath + ".engine.lock", encoding: .utf8) else { return nil }
+        return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    deinit {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+}
+
+/// Finds a pipeline by name: the version a running engine loaded, else the files.
+func resolvePipeline(_ name: String, store: some Store, folder: String) async throws -> PipelineSpec {
+    if let record = try await store.pipeline(named: name) { return record.spec }
+    let loaded = PipelineRepository.load(directory: folder)
+    if let match = loaded.pipelines.first(where: { $0.spec.name == name }) { return match.spec }
+    var known = Set(loaded.pipelines.map(\.spec.name))
+    for record in try await store.pipelines() { known.insert(record.name) }
+    var message = "unknown pipeline '\(name)'"
+    if let suggestion = Suggest.closest(to: name, in: known) {
+        message += "; did you mean '\(suggestion)'?"
+    } else if known.isEmpty {
+        message += "; no pipelines found in \(folder) (use --pipelines DIR)"
+    } else {
+        message += "; known pipelines: \(known.sorted().joined(separator: ", "))"
+    }
+    throw CLIError(message)
+}
+
+func parseParams(_ items: [String], spec: PipelineSpec) throws -> [String: JSONValue] {
+    var result: [String: JSONValue] = [:]
+    for item in items {
+        guard let equals = item.firstIndex(of: "=") else {
+            throw CLIError("--param '\(item)' must be written key=value")
+        }
+        let key = String(item[..<equals])
+        let text = String(item[item.index(after: equals)...])
+        guard let param = spec.param(named: key) else {
+            let known = spec.params.map(\.name)
+            throw CLIError(
+                "pipeline '\(spec.name)' has no param '\(key)'; "
+                    + (known.isEmpty ? "it declares none" : Suggest.hint(for: key, in: known)))
+        }
+        do {
+            result[key] = try ParamValidation.coerce(text, for: param)
+        } catch {
+            throw CLIError(error.description)
+        }
+    }
+    return result
+}
+
+func parseRunID(_ text: String) throws -> Int64 {
+    guard let id = Int64(text), id > 0 else { throw CLIError("'\(text)' is not a run id; run ids are numbers shown by `baton runs`") }
+    return id
+}
+
+func parseDateArgument(_ text: String, name: String) throws -> Date {
+    guard let date = PipelineParser.parseDate(text, timezone: .gmt) else {
+        throw CLIError("\(name) '\(text)' is not a date; write 2026-01-31 or 2026-01-31T06:00:00Z")
+    }
+    return date
+}
+
+func printJSON<T: Encodable>(_ value: T) {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    encoder.dateEncodingStrategy = .iso8601
+    if let data = try? encoder.encode(value) { print(String(decoding: data, as: UTF8.self)) }
+}

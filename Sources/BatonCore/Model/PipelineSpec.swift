@@ -1,0 +1,185 @@
+import Foundation
+
+/// A pipeline as declared in a file: what runs, when, and with which parameters.
+/// It is stored with every run so a run finishes with the definition it started with.
+public struct PipelineSpec: Sendable, Hashable, Codable {
+    public var name: String
+    public var owner: String?
+    public var description: String?
+    public var schedule: ScheduleSpec
+    /// IANA time zone name in which the schedule's wall-clock times are read.
+    public var timezone: String
+    /// Intervals starting before this instant are never scheduled.
+    public var startDate: Date?
+    public var catchup: Bool
+    public var maxActiveRuns: Int
+    public var params: [ParamSpec]
+    /// Tasks in declaration order.
+    public var tasks: [TaskSpec]
+    /// The file the pipeline was read from, for messages and for resolving `workdir`.
+    public var sourceFile: String?
+
+    public static let defaultMaxActiveRuns = 16
+
+    public init(
+        name: String, owner: String? = nil, description: String? = nil, schedule: ScheduleSpec = .none,
+        timezone: String = "UTC", startDate: Date? = nil, catchup: Bool = false,
+        maxActiveRuns: Int = PipelineSpec.defaultMaxActiveRuns, params: [ParamSpec] = [], tasks: [TaskSpec] = [],
+        sourceFile: String? = nil
+    ) {
+        self.name = name
+        self.owner = owner
+        self.description = description
+        self.schedule = schedule
+        self.timezone = timezone
+        self.startDate = startDate
+        self.catchup = catchup
+        self.maxActiveRuns = maxActiveRuns
+        self.params = params
+        self.tasks = tasks
+        self.sourceFile = sourceFile
+    }
+
+    public func task(named name: String) -> TaskSpec? { tasks.first { $0.name == name } }
+    public func param(named name: String) -> ParamSpec? { params.first { $0.name == name } }
+
+    /// Default values of all params, overlaid with `overrides`.
+    public func resolvedParams(_ overrides: [String: JSONValue] = [:]) -> [String: JSONValue] {
+        var values: [String: JSONValue] = [:]
+        for param in params { values[param.name] = param.defaultValue ?? .null }
+        for (key, value) in overrides { values[key] = value }
+        return values
+    }
+}
+
+/// When a pipeline runs on its own.
+public enum ScheduleSpec: Sendable, Hashable, Codable, CustomStringConvertible {
+    /// Only manual (and later event) triggers.
+    case none
+    /// Exactly one run, as soon as the pipeline is first seen.
+    case once
+    /// A 5-field cron expression or one of the @presets it accepts.
+    case cron(String)
+
+    public var description: String {
+        switch self {
+        case .none: return "none"
+        case .once: return "@once"
+        case .cron(let expression): return expression
+        }
+    }
+}
+
+/// A declared pipeline parameter.
+public struct ParamSpec: Sendable, Hashable, Codable {
+    public var name: String
+    public var defaultValue: JSONValue?
+    public var type: ParamType
+    public var description: String?
+    /// When set, the only values accepted.
+    public var allowedValues: [JSONValue]?
+
+    public init(
+        name: String, defaultValue: JSONValue?, type: ParamType, description: String? = nil,
+        allowedValues: [JSONValue]? = nil
+    ) {
+        self.name = name
+        self.defaultValue = defaultValue
+        self.type = type
+        self.description = description
+        self.allowedValues = allowedValues
+    }
+}
+
+public enum ParamType: String, Sendable, Hashable, Codable, CaseIterable {
+    case string, integer, number, boolean, array, object, any
+
+    /// The type a default value implies when none is declared.
+    public static func inferred(from value: JSONValue?) -> ParamType {
+        switch value {
+        case .string: return .string
+        case .number(let number): return number.rounded() == number ? .integer : .number
+        case .bool: return .boolean
+        case .array: return .array
+        case .object: return .object
+        case .null, .none: return .any
+        }
+    }
+}
+
+/// The command a task runs.
+public enum TaskCommand: Sendable, Hashable, Codable {
+    /// Run through `/bin/sh -c`; templated values are shell-quoted.
+    case shell(String)
+    /// Executed directly, no shell; each element is one argument.
+    case argv([String])
+}
+
+/// How a task's upstream outcomes decide whether it runs.
+public enum TriggerRule: String, Sendable, Hashable, Codable, CaseIterable {
+    case allSuccess = "all_success"
+    case allDone = "all_done"
+    case oneFailed = "one_failed"
+    case allFailed = "all_failed"
+    case noneFailed = "none_failed"
+    case oneSuccess = "one_success"
+}
+
+/// A task of a pipeline.
+public struct TaskSpec: Sendable, Hashable, Codable {
+    public var name: String
+    public var command: TaskCommand
+    /// Environment entries in declaration order; values may hold templates.
+    public var env: [EnvEntry]
+    public var workdir: String?
+    public var needs: [String]
+    public var retries: Int
+    /// Seconds before the first retry; each later retry waits `retryBackoff` times longer.
+    public var retryDelay: Double
+    public var retryBackoff: Double
+    public var maxRetryDelay: Double
+    /// Seconds; nil means no limit.
+    public var timeout: Double?
+    public var triggerRule: TriggerRule
+    /// A condition on params and upstream outputs; false skips the task.
+    public var when: String?
+
+    public static let defaultRetryDelay: Double = 10
+    public static let defaultRetryBackoff: Double = 2
+    public static let defaultMaxRetryDelay: Double = 3600
+
+    public init(
+        name: String, command: TaskCommand, env: [EnvEntry] = [], workdir: String? = nil, needs: [String] = [],
+        retries: Int = 0, retryDelay: Double = TaskSpec.defaultRetryDelay,
+        retryBackoff: Double = TaskSpec.defaultRetryBackoff, maxRetryDelay: Double = TaskSpec.defaultMaxRetryDelay,
+        timeout: Double? = nil, triggerRule: TriggerRule = .allSuccess, when: String? = nil
+    ) {
+        self.name = name
+        self.command = command
+        self.env = env
+        self.workdir = workdir
+        self.needs = needs
+        self.retries = retries
+        self.retryDelay = retryDelay
+        self.retryBackoff = retryBackoff
+        self.maxRetryDelay = maxRetryDelay
+        self.timeout = timeout
+        self.triggerRule = triggerRule
+        self.when = when
+    }
+
+    /// Seconds to wait before attempt `nextAttempt` (2 for the first retry).
+    public func retryDelay(beforeAttempt nextAttempt: Int) -> Double {
+        let exponent = Double(max(0, nextAttempt - 2))
+        return min(maxRetryDelay, retryDelay * pow(retryBackoff, exponent))
+    }
+}
+
+public struct EnvEntry: Sendable, Hashable, Codable {
+    public var name: String
+    public var value: String
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
+}

@@ -1,0 +1,234 @@
+import Foundation
+
+/// The progress of one task instance, as the state machine sees it.
+public struct TaskProgress: Sendable, Hashable, Codable {
+    public var state: TaskState
+    /// Attempts started so far.
+    public var attempts: Int
+    public var output: JSONValue?
+    /// Why the task ended up where it is, for people reading the run.
+    public var reason: String?
+
+    public init(state: TaskState = .pending, attempts: Int = 0, output: JSONValue? = nil, reason: String? = nil) {
+        self.state = state
+        self.attempts = attempts
+        self.output = output
+        self.reason = reason
+    }
+}
+
+/// The rules of one run as a value: it takes events and returns the effects the engine must
+/// persist and perform. It does no I/O, so every rule is tested without processes or a store.
+public struct RunStateMachine: Sendable {
+    public enum Event: Sendable, Hashable {
+        /// The run may start (it got a `max_active_runs` slot).
+        case start
+        /// Re-evaluate waiting tasks after a restart; changes nothing that is consistent.
+        case resume
+        case attemptStarted(task: String)
+        case attemptSucceeded(task: String, output: JSONValue?)
+        case attemptFailed(task: String, reason: String)
+        case retryDue(task: String)
+        case cancel(reason: String)
+    }
+
+    public enum Effect: Sendable, Hashable {
+        case runStateChanged(RunState)
+        case taskStateChanged(task: String, state: TaskState, reason: String?)
+        /// The task is ready: hand it to a worker slot.
+        case enqueue(task: String)
+        /// Start attempt `attempt` after `seconds`.
+        case retryAfter(task: String, attempt: Int, seconds: Double)
+        /// Stop the running attempt of the task (its run was cancelled).
+        case stopAttempt(task: String)
+    }
+
+    public let spec: PipelineSpec
+    public let graph: TaskGraph
+    public let params: [String: JSONValue]
+    /// Template variables other than params and tasks (logical_date, run_id, ...).
+    public let variables: [String: JSONValue]
+    public private(set) var state: RunState
+    public private(set) var tasks: [String: TaskProgress]
+
+    public init(
+        spec: PipelineSpec, params: [String: JSONValue], variables: [String: JSONValue] = [:],
+        state: RunState = .queued, tasks: [String: TaskProgress]? = nil
+    ) {
+        self.spec = spec
+        self.graph = TaskGraph(tasks: spec.tasks)
+        self.params = params
+        self.variables = variables
+        self.state = state
+        var progress = tasks ?? [:]
+        for task in spec.tasks where progress[task.name] == nil { progress[task.name] = TaskProgress() }
+        self.tasks = progress
+    }
+
+    public func progress(of task: String) -> TaskProgress? { tasks[task] }
+
+    /// Applies an event; events that no longer apply (a late result for a cancelled task,
+    /// a duplicate delivery) are ignored, which keeps replays after a crash harmless.
+    public mutating func handle(_ event: Event) -> [Effect] {
+        var effects: [Effect] = []
+        switch event {
+        case .start:
+            guard state == .queued else { return [] }
+            state = .running
+            effects.append(.runStateChanged(.running))
+            evaluatePending(&effects)
+        case .resume:
+            guard state == .running else { return [] }
+            evaluatePending(&effects)
+        case .attemptStarted(let name):
+            guard state == .running, var task = tasks[name], task.state == .queued else { return [] }
+            task.state = .running
+            task.attempts += 1
+            task.reason = nil
+            tasks[name] = task
+            effects.append(.taskStateChanged(task: name, state: .running, reason: nil))
+        case .attemptSucceeded(let name, let output):
+            guard var task = tasks[name], task.state == .running else { return [] }
+            task.state = .success
+            task.output = output
+            task.reason = nil
+            tasks[name] = task
+            effects.append(.taskStateChanged(task: name, state: .success, reason: nil))
+            evaluateDownstream(of: name, &effects)
+        case .attemptFailed(let name, let reason):
+            guard var task = tasks[name], task.state == .running || task.state == .queued,
+                let taskSpec = spec.task(named: name)
+            else { return [] }
+            if task.state == .queued { task.attempts += 1 }
+            task.reason = reason
+            if task.attempts <= taskSpec.retries {
+                task.state = .upForRetry
+                tasks[name] = task
+                effects.append(.taskStateChanged(task: name, state: .upForRetry, reason: reason))
+                effects.append(
+                    .retryAfter(
+                        task: name, attempt: task.attempts + 1,
+                        seconds: taskSpec.retryDelay(beforeAttempt: task.attempts + 1)))
+            } else {
+                task.state = .failed
+                tasks[name] = task
+                effects.append(.taskStateChanged(task: name, state: .failed, reason: reason))
+                evaluateDownstream(of: name, &effects)
+            }
+        case .retryDue(let name):
+            guard state == .running, var task = tasks[name], task.state == .upForRetry else { return [] }
+            task.state = .queued
+            tasks[name] = task
+            effects.append(.taskStateChanged(task: name, state: .queued, reason: task.reason))
+            effects.append(.enqueue(task: name))
+        case .cancel(let reason):
+            guard !state.isTerminal else { return [] }
+            for name in graph.names {
+                guard var task = tasks[name], !task.state.isTerminal else { continue }
+                if task.state == .running { effects.append(.stopAttempt(task: name)) }
+                task.state = .cancelled
+                task.reason = reason
+                tasks[name] = task
+                effects.append(.taskStateChanged(task: name, state: .cancelled, reason: reason))
+            }
+            state = .cancelled
+            effects.append(.runStateChanged(.cancelled))
+            return effects
+        }
+        finishIfDone(&effects)
+        return effects
+    }
+
+    private mutating func evaluatePending(_ effects: inout [Effect]) {
+        for name in graph.topologicalOrder() where tasks[name]?.state == .pending {
+            evaluate(name, &effects)
+        }
+        // A resumed run may hold queued tasks whose dispatch was lost with the old process.
+        for name in graph.names where tasks[name]?.state == .queued && !effects.contains(.enqueue(task: name)) {
+            effects.append(.enqueue(task: name))
+        }
+    }
+
+    private mutating func evaluateDownstream(of name: String, _ effects: inout [Effect]) {
+        var pending = graph.downstream[name] ?? []
+        while !pending.isEmpty {
+            let next = pending.removeFirst()
+            guard tasks[next]?.state == .pending else { continue }
+            if evaluate(next, &effects) { pending += graph.downstream[next] ?? [] }
+        }
+    }
+
+    /// Decides a pending task; returns true when it reached a terminal state without running,
+    /// so its own downstream tasks must be decided too.
+    @discardableResult
+    private mutating func evaluate(_ name: String, _ effects: inout [Effect]) -> Bool {
+        guard let taskSpec = spec.task(named: name), var task = tasks[name], task.state == .pending else {
+            return false
+        }
+        let upstreamStates = taskSpec.needs.compactMap { tasks[$0]?.state }
+        switch TriggerDecision.evaluate(taskSpec.triggerRule, upstream: upstreamStates) {
+        case .wait:
+            return false
+        case .skip:
+            task.state = .skipped
+            task.reason = "trigger rule \(taskSpec.triggerRule.rawValue) not met by upstream states"
+        case .upstreamFailed:
+            task.state = .upstreamFailed
+            let failed = taskSpec.needs.filter { tasks[$0]?.state.countsAsFailure == true }
+            task.reason = "upstream failed: \(failed.joined(separator: ", "))"
+        case .run:
+            if let condition = taskSpec.when {
+                do {
+                    if try !evaluateCondition(condition) {
+                        task.state = .skipped
+                        task.reason = "when: \(condition) is false"
+                    }
+                } catch {
+                    task.state = .failed
+                    task.reason = "cannot evaluate when: \(condition): \(error)"
+                }
+            }
+            if task.state == .pending {
+                task.state = .queued
+                tasks[name] = task
+                effects.append(.taskStateChanged(task: name, state: .queued, reason: nil))
+                effects.append(.enqueue(task: name))
+                return false
+            }
+        }
+        tasks[name] = task
+        effects.append(.taskStateChanged(task: name, state: task.state, reason: task.reason))
+        return true
+    }
+
+    private func evaluateCondition(_ text: String) throws -> Bool {
+        let condition = try Condition.parse(text)
+        return try condition.evaluate { reference in
+            try? resolve(reference.path)
+        }
+    }
+
+    /// Resolves a template path against this run: params, upstream outputs and run variables.
+    public func resolve(_ path: [String]) throws -> JSONValue? {
+        guard let root = path.first else { return nil }
+        switch root {
+        case "params":
+            return JSONValue.object(params).value(at: path.dropFirst())
+        case "tasks":
+            guard path.count >= 2, let task = tasks[path[1]] else { return nil }
+            if path.count == 2 { return .object(["output": task.output ?? .null, "state": .string(task.state.rawValue)]) }
+            if path[2] == "state" { return .string(task.state.rawValue) }
+            guard path[2] == "output" else { return nil }
+            return (task.output ?? .object([:])).value(at: path.dropFirst(3))
+        default:
+            return variables[root]?.value(at: path.dropFirst())
+        }
+    }
+
+    private mutating func finishIfDone(_ effects: inout [Effect]) {
+        guard state == .running, tasks.values.allSatisfy(\.state.isTerminal) else { return }
+        let failed = tasks.values.contains { $0.state == .failed || $0.state == .upstreamFailed }
+        state = failed ? .failed : .success
+        effects.append(.runStateChanged(state))
+    }
+}

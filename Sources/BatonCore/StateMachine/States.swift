@@ -1,0 +1,80 @@
+/// Where a task instance stands within its run.
+public enum TaskState: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Waiting for its upstream tasks.
+    case pending
+    /// Ready, waiting for a worker slot.
+    case queued
+    case running
+    case success
+    case failed
+    /// Not run because an upstream task failed.
+    case upstreamFailed = "upstream_failed"
+    /// Not run: its `when` was false or its trigger rule did not fire.
+    case skipped
+    /// An attempt failed; another will start after the retry delay.
+    case upForRetry = "up_for_retry"
+    case cancelled
+
+    public var isTerminal: Bool {
+        switch self {
+        case .success, .failed, .upstreamFailed, .skipped, .cancelled: return true
+        case .pending, .queued, .running, .upForRetry: return false
+        }
+    }
+
+    var countsAsFailure: Bool { self == .failed || self == .upstreamFailed || self == .cancelled }
+}
+
+/// Where a run stands.
+public enum RunState: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Created, waiting for a free `max_active_runs` slot.
+    case queued
+    case running
+    case success
+    case failed
+    case cancelled
+
+    public var isTerminal: Bool { self == .success || self == .failed || self == .cancelled }
+}
+
+/// The state of one attempt of a task.
+public enum AttemptState: String, Sendable, Hashable, Codable, CaseIterable {
+    case running, success, failed, timedOut = "timed_out", lost, cancelled
+}
+
+/// What a trigger rule says about a task given its upstream states.
+public enum TriggerDecision: Sendable, Hashable {
+    case wait, run, skip, upstreamFailed
+
+    /// Applies `rule` to the states of the task's direct upstreams. Rules that can be decided
+    /// before every upstream is done (a failure under `all_success`, a success under
+    /// `one_success`) decide at once, so downstream tasks start or stop without waiting.
+    public static func evaluate(_ rule: TriggerRule, upstream: [TaskState]) -> TriggerDecision {
+        if upstream.isEmpty { return .run }
+        let allDone = upstream.allSatisfy(\.isTerminal)
+        let anyFailed = upstream.contains { $0.countsAsFailure }
+        let anySuccess = upstream.contains(.success)
+        let anySkipped = upstream.contains(.skipped)
+        switch rule {
+        case .allSuccess:
+            if anyFailed { return .upstreamFailed }
+            if anySkipped { return .skip }
+            return allDone ? .run : .wait
+        case .allDone:
+            return allDone ? .run : .wait
+        case .oneFailed:
+            if anyFailed { return .run }
+            return allDone ? .skip : .wait
+        case .allFailed:
+            if anySuccess || anySkipped { return .skip }
+            return allDone ? .run : .wait
+        case .noneFailed:
+            if anyFailed { return .upstreamFailed }
+            return allDone ? .run : .wait
+        case .oneSuccess:
+            if anySuccess { return .run }
+            guard allDone else { return .wait }
+            return anyFailed ? .upstreamFailed : .skip
+        }
+    }
+}

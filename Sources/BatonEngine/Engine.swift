@@ -1,0 +1,651 @@
+import BatonCore
+import BatonStore
+import BatonWorker
+import DequeModule
+import Foundation
+import Logging
+
+/// Settings of one engine process.
+public struct EngineConfiguration: Sendable {
+    public var pipelinesDirectory: String
+    /// Logs and scratch files live here (the database may live elsewhere).
+    public var dataDirectory: String
+    /// Tasks that may run at once in this process.
+    public var slots: Int
+    /// At most this many missed intervals are created per pipeline when catching up.
+    public var maxCatchupRuns: Int
+    /// How often the store is asked whether another process (the CLI) changed it. A cheap
+    /// counter read; the safety net for runs and cancellations written elsewhere.
+    public var externalCheckInterval: Duration
+    /// How often the pipelines folder is rescanned when no file event arrived.
+    public var rescanInterval: Duration
+    public var watchFiles: Bool
+    public var schedulerEnabled: Bool
+
+    public init(
+        pipelinesDirectory: String, dataDirectory: String, slots: Int = ProcessInfo.processInfo.activeProcessorCount,
+        maxCatchupRuns: Int = 50, externalCheckInterval: Duration = .milliseconds(200),
+        rescanInterval: Duration = .seconds(10), watchFiles: Bool = true, schedulerEnabled: Bool = true
+    ) {
+        self.pipelinesDirectory = pipelinesDirectory
+        self.dataDirectory = dataDirectory
+        self.slots = max(1, slots)
+        self.maxCatchupRuns = maxCatchupRuns
+        self.externalCheckInterval = externalCheckInterval
+        self.rescanInterval = rescanInterval
+        self.watchFiles = watchFiles
+        self.schedulerEnabled = schedulerEnabled
+    }
+}
+
+/// Identifies one task instance.
+struct TaskKey: Hashable, Sendable {
+    var runID: Int64
+    var task: String
+}
+
+/// Drives runs: creates them on schedule, starts each task the moment its upstreams allow,
+/// records every transition in the store before acting on it, and recovers after a crash.
+///
+/// Nothing here polls for task completion: a finished process resumes the engine directly,
+/// which decides the downstream tasks and starts them in the same turn.
+public actor Engine {
+    enum TimerAction: Sendable {
+        case schedulerTick(generation: Int)
+        case retry(TaskKey)
+    }
+
+    struct Launch: Sendable {
+        var key: TaskKey
+        var attempt: Int
+        var request: AttemptRequest
+        var handle: AttemptHandle
+    }
+
+    enum WorkItem: Sendable {
+        /// Commit the attempt's start, then run it.
+        case launch(changes: [StoreChange], Launch)
+        /// Commit the attempt's start and record it as failed without a process.
+        case failBeforeStart(changes: [StoreChange], key: TaskKey, attempt: Int, logPath: String, reason: String)
+        case timer(delay: Double, TimerAction)
+    }
+
+    public nonisolated let store: any Store
+    public nonisolated let configuration: EngineConfiguration
+    nonisolated let logger: Logger
+    nonisolated let runner = TaskProcessRunner()
+    nonisolated let clock: @Sendable () -> Date
+    nonisolated let workStream: AsyncStream<WorkItem>
+    nonisolated let work: AsyncStream<WorkItem>.Continuation
+    nonisolated let baseEnvironment: [String: String]
+
+    private(set) var pipelines: [String: PipelineRecord] = [:]
+    private(set) var folderIssues: [ValidationIssue] = []
+    private var reportedIssues: Set<String> = []
+    private var machines: [Int64: RunStateMachine] = [:]
+    private var runs: [Int64: RunRecord] = [:]
+    private var waiting: [String: [Int64]] = [:]
+    private var readyQueue: Deque<TaskKey> = []
+    private var busySlots = 0
+    private var handles: [TaskKey: AttemptHandle] = [:]
+    private var lastChangeToken: Int64?
+    private var schedulerGeneration = 0
+    private var runWaiters: [Int64: [CheckedContinuation<RunState, Never>]] = [:]
+    private var started = false
+
+    public init(
+        store: any Store, configuration: EngineConfiguration, logger: Logger = Logger(label: "baton.engine"),
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        clock: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.store = store
+        self.configuration = configuration
+        self.logger = logger
+        self.clock = clock
+        self.baseEnvironment = environment
+        (workStream, work) = AsyncStream.makeStream(of: WorkItem.self)
+    }
+
+    // MARK: - Lifecycle
+
+    /// Recovers unfinished work, loads pipelines and runs until the calling task is cancelled.
+    public func run() async throws {
+        try await recover()
+        await reloadPipelines()
+        started = true
+        lastChangeToken = try? await store.externalChangeToken()
+        pump()
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.watchExternalChanges() }
+            if configuration.watchFiles { group.addTask { await self.watchPipelineFolder() } }
+            for await item in workStream {
+                switch item {
+                case .launch(let changes, let launch):
+                    group.addTask { await self.commitAndExecute(changes, launch) }
+                case .failBeforeStart(let changes, let key, let attempt, let logPath, let reason):
+                    group.addTask {
+                        await self.failBeforeStart(changes, key: key, attempt: attempt, logPath: logPath, reason: reason)
+                    }
+                case .timer(let delay, let action):
+                    group.addTask {
+                        if delay > 0 { try? await Task.sleep(for: .milliseconds(Int64(delay * 1000))) }
+                        guard !Task.isCancelled else { return }
+                        await self.fire(action)
+                    }
+                }
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// Finishes work that a previous process left behind: attempts that were running are
+    /// declared lost (their leftover processes killed) and retried per policy; every
+    /// unfinished run continues from its stored state.
+    func recover() async throws {
+        for run in try await store.unfinishedRuns() {
+            let instances = try await store.taskInstances(runID: run.id)
+            admitToCache(run, instances: instances)
+        }
+        for attempt in try await store.runningAttempts() {
+            if let pid = attempt.pid, let ticks = attempt.processStartTicks, ProcessGroup.startTicks(of: pid) == ticks {
+                ProcessGroup.killNow(pid)
+            }
+            let reason = "attempt \(attempt.attempt) was lost: the Baton process running it stopped before it finished"
+            var changes: [StoreChange] = [
+                .attemptFinished(
+                    runID: attempt.runID, task: attempt.task, attempt: attempt.attempt, state: .lost, exitCode: nil,
+                    reason: reason, at: clock())
+            ]
+            var effects: [RunStateMachine.Effect] = []
+            if var machine = machines[attempt.runID] {
+                effects = machine.handle(.attemptFailed(task: attempt.task, reason: reason))
+                machines[attempt.runID] = machine
+                changes += storeChanges(for: effects, runID: attempt.runID)
+            }
+            try await store.commit(changes)
+            logger.warning("\(reason)", metadata: ["run_id": "\(attempt.runID)", "task": "\(attempt.task)"])
+            await perform(effects, runID: attempt.runID)
+        }
+        for (runID, var machine) in machines where machine.state == .running {
+            let effects = machine.handle(.resume)
+            machines[runID] = machine
+            try await store.commit(storeChanges(for: effects, runID: runID))
+            await perform(effects, runID: runID)
+            for instance in try await store.taskInstances(runID: runID) where instance.state == .upForRetry {
+                let delay = max(0, (instance.retryAt ?? clock()).timeIntervalSince(clock()))
+                work.yield(.timer(delay: delay, .retry(TaskKey(runID: runID, task: instance.task))))
+            }
+        }
+        for pipeline in Set(machines.values.filter { $0.state == .queued }.map(\.spec.name)) {
+            await activateWaiting(pipeline: pipeline)
+        }
+    }
+
+    // MARK: - Public operations
+
+    /// Creates a manual run and starts it as soon as `max_active_runs` allows.
+    public func trigger(pipeline name: String, params: [String: JSONValue] = [:]) async throws -> RunRecord {
+        guard let record = pipelines[name] else {
+            throw RunRequestError(
+                "unknown pipeline '\(name)'" + (Suggest.closest(to: name, in: pipelines.keys).map { "; did you mean '\($0)'?" } ?? ""))
+        }
+        let run = try RunFactory.manual(record.spec, params: params, now: clock())
+        let (stored, created) = try await store.createRun(run)
+        if created { await admit(stored) }
+        return stored
+    }
+
+    /// Waits until the run reaches a terminal state.
+    public func waitUntilFinished(runID: Int64) async throws -> RunState {
+        if machines[runID] == nil {
+            if let run = try await store.run(id: runID), run.state.isTerminal { return run.state }
+        }
+        return await withCheckedContinuation { continuation in
+            runWaiters[runID, default: []].append(continuation)
+        }
+    }
+
+    /// Requests cancellation of a run; running attempts are stopped.
+    public func cancel(runID: Int64, reason: String = "cancelled by request") async {
+        guard var machine = machines[runID] else { return }
+        let effects = machine.handle(.cancel(reason: reason))
+        machines[runID] = machine
+        waiting[machine.spec.name]?.removeAll { $0 == runID }
+        do {
+            try await store.commit(storeChanges(for: effects, runID: runID))
+        } catch {
+            logger.error("could not record the cancellation of run \(runID): \(error)")
+        }
+        await perform(effects, runID: runID)
+    }
+
+    public func loadedPipelines() -> [PipelineRecord] { pipelines.values.sorted { $0.name < $1.name } }
+    public func issues() -> [ValidationIssue] { folderIssues }
+    public func isRunning() -> Bool { started }
+    public func busySlotCount() -> Int { busySlots }
+    public func queuedTaskCount() -> Int { readyQueue.count }
+
+    // MARK: - Pipelines and scheduling
+
+    /// Rereads the pipelines folder. A file that became invalid keeps its last good version
+    /// scheduled; its errors are logged once.
+    public func reloadPipelines() async {
+        let folder = PipelineRepository.load(directory: configuration.pipelinesDirectory)
+        folderIssues = folder.issues
+        let currentIssues = Set(folder.issues.map(\.description))
+        for issue in folder.issues where !reportedIssues.contains(issue.description) {
+            if issue.severity == .error {
+                logger.error("\(issue.description)")
+            } else {
+                logger.warning("\(issue.description)")
+            }
+        }
+        reportedIssues = currentIssues
+        let erroredFiles = Set(folder.errors.map(\.file))
+        var seen: Set<String> = []
+        for loaded in folder.pipelines {
+            seen.insert(loaded.spec.name)
+            if let existing = pipelines[loaded.spec.name], existing.spec == loaded.spec { continue }
+            do {
+                let record = try await store.upsertPipeline(
+                    name: loaded.spec.name, file: PipelineRepository.displayPath(loaded.file), spec: loaded.spec,
+                    now: clock())
+                if pipelines[loaded.spec.name] == nil {
+                    logger.info(
+                        "loaded pipeline \(loaded.spec.name) (\(loaded.spec.tasks.count) tasks, schedule \(loaded.spec.schedule))")
+                } else {
+                    logger.info("reloaded pipeline \(loaded.spec.name) from \(record.file)")
+                }
+                pipelines[loaded.spec.name] = record
+            } catch {
+                logger.error("could not store pipeline \(loaded.spec.name): \(error)")
+            }
+        }
+        for (name, record) in pipelines where !seen.contains(name) {
+            if erroredFiles.contains(record.file) || erroredFiles.contains(PipelineRepository.displayPath(record.file)) {
+                continue
+            }
+            logger.info("pipeline \(name) is no longer in \(configuration.pipelinesDirectory); it is not scheduled any more")
+            pipelines[name] = nil
+        }
+        if configuration.schedulerEnabled {
+            schedulerGeneration += 1
+            await schedulerTick(generation: schedulerGeneration)
+        }
+    }
+
+    func schedulerTick(generation: Int) async {
+        guard generation == schedulerGeneration, configuration.schedulerEnabled else { return }
+        let now = clock()
+        var nextWake = now.addingTimeInterval(60)
+        for name in pipelines.keys.sorted() {
+            guard let record = pipelines[name], !record.paused else { continue }
+            let spec = record.spec
+            switch spec.schedule {
+            case .none:
+                continue
+            case .once:
+                guard record.lastScheduledEnd == nil else { continue }
+                await createScheduledRun(RunFactory.once(spec, firstSeen: record.firstSeen, now: now))
+                await markScheduled(name, end: record.firstSeen)
+            case .cron(let expression):
+                guard let cron = try? CronSchedule.parse(expression), let zone = TimeZone(identifier: spec.timezone)
+                else { continue }
+                let plan = IntervalPlanner.due(
+                    cron, in: zone, catchup: spec.catchup, startDate: spec.startDate,
+                    lastScheduledEnd: record.lastScheduledEnd, now: now, maxCatchup: configuration.maxCatchupRuns)
+                if plan.skippedOlder {
+                    logger.warning(
+                        "pipeline \(name): more than \(configuration.maxCatchupRuns) missed intervals; creating the newest \(configuration.maxCatchupRuns) (raise --max-catchup or use `baton backfill` for older ones)")
+                }
+                for interval in plan.intervals {
+                    await createScheduledRun(RunFactory.scheduled(spec, interval: interval, now: now))
+                }
+                if let last = plan.intervals.last { await markScheduled(name, end: last.end) }
+                if let next = cron.nextFire(after: now, in: zone), next < nextWake { nextWake = next }
+            }
+        }
+        let delay = max(0.001, nextWake.timeIntervalSince(clock()))
+        work.yield(.timer(delay: delay, .schedulerTick(generation: generation)))
+    }
+
+    private func markScheduled(_ name: String, end: Date) async {
+        do {
+            try await store.setLastScheduledEnd(end, pipeline: name)
+            if var record = pipelines[name] {
+                record.lastScheduledEnd = max(record.lastScheduledEnd ?? end, end)
+                pipelines[name] = record
+            }
+        } catch {
+            logger.error("could not record the schedule of \(name): \(error)")
+        }
+    }
+
+    private func createScheduledRun(_ run: RunRecord) async {
+        do {
+            let (stored, created) = try await store.createRun(run)
+            if created {
+                logger.info("scheduled run \(stored.id) of \(stored.pipeline) for \(DataInterval.iso(stored.logicalDate))")
+                await admit(stored)
+            }
+        } catch {
+            logger.error("could not create a run of \(run.pipeline): \(error)")
+        }
+    }
+
+    // MARK: - Runs
+
+    private func admitToCache(_ run: RunRecord, instances: [TaskInstanceRecord]) {
+        var progress: [String: TaskProgress] = [:]
+        for instance in instances { progress[instance.task] = instance.progress }
+        runs[run.id] = run
+        machines[run.id] = RunStateMachine(
+            spec: run.spec, params: run.params, variables: TaskLaunch.variables(run: run, task: nil, attempt: nil),
+            state: run.state, tasks: progress)
+        if run.state == .queued, !(waiting[run.pipeline]?.contains(run.id) ?? false) {
+            waiting[run.pipeline, default: []].append(run.id)
+        }
+    }
+
+    /// Takes a run that exists in the store into the engine.
+    func admit(_ run: RunRecord) async {
+        guard machines[run.id] == nil else { return }
+        admitToCache(run, instances: [])
+        if run.cancelRequested {
+            await cancel(runID: run.id)
+            return
+        }
+        await activateWaiting(pipeline: run.pipeline)
+    }
+
+    /// Starts queued runs of a pipeline while its `max_active_runs` allows, oldest logical date first.
+    private func activateWaiting(pipeline: String) async {
+        guard var queue = waiting[pipeline], !queue.isEmpty else { return }
+        queue.sort { (runs[$0]?.logicalDate ?? .distantPast, $0) < (runs[$1]?.logicalDate ?? .distantPast, $1) }
+        waiting[pipeline] = queue
+        while let next = waiting[pipeline]?.first {
+            let limit = pipelines[pipeline]?.spec.maxActiveRuns ?? runs[next]?.spec.maxActiveRuns ?? 16
+            let active = machines.values.filter { $0.spec.name == pipeline && $0.state == .running }.count
+            guard active < limit else { return }
+            waiting[pipeline]?.removeFirst()
+            guard var machine = machines[next] else { continue }
+            let effects = machine.handle(.start)
+            machines[next] = machine
+            do {
+                try await store.commit(storeChanges(for: effects, runID: next))
+            } catch {
+                logger.error("could not start run \(next): \(error)")
+                continue
+            }
+            await perform(effects, runID: next)
+        }
+    }
+
+    private func runFinished(_ runID: Int64, state: RunState) async {
+        guard let run = runs[runID] else { return }
+        let elapsed = clock().timeIntervalSince(run.startedAt ?? run.createdAt)
+        let message = "run \(runID) of \(run.pipeline) \(state == .success ? "succeeded" : state.rawValue)"
+        if state == .success {
+            logger.info("\(message)", metadata: ["run_id": "\(runID)", "seconds": "\(String(format: "%.2f", elapsed))"])
+        } else {
+            logger.warning("\(message)", metadata: ["run_id": "\(runID)"])
+        }
+        machines[runID] = nil
+        runs[runID] = nil
+        waiting[run.pipeline]?.removeAll { $0 == runID }
+        for waiter in runWaiters.removeValue(forKey: runID) ?? [] { waiter.resume(returning: state) }
+        await activateWaiting(pipeline: run.pipeline)
+    }
+
+    // MARK: - Effects
+
+    func storeChanges(for effects: [RunStateMachine.Effect], runID: Int64) -> [StoreChange] {
+        let now = clock()
+        var retryAt: [String: Date] = [:]
+        for case .retryAfter(let task, _, let seconds) in effects { retryAt[task] = now.addingTimeInterval(seconds) }
+        var changes: [StoreChange] = []
+        let machine = machines[runID]
+        for effect in effects {
+            switch effect {
+            case .runStateChanged(let state):
+                changes.append(.runState(runID: runID, state: state, at: now))
+            case .taskStateChanged(let task, let state, let reason):
+                let progress = machine?.progress(of: task)
+                changes.append(
+                    .taskState(
+                        runID: runID, task: task, state: state, attempts: progress?.attempts ?? 0,
+                        output: progress?.output, reason: reason, retryAt: retryAt[task], at: now))
+            case .enqueue, .retryAfter, .stopAttempt:
+                break
+            }
+        }
+        return changes
+    }
+
+    /// Acts on committed effects.
+    func perform(_ effects: [RunStateMachine.Effect], runID: Int64) async {
+        var finished: RunState?
+        for effect in effects {
+            switch effect {
+            case .enqueue(let task):
+                readyQueue.append(TaskKey(runID: runID, task: task))
+            case .retryAfter(let task, let attempt, let seconds):
+                logger.info(
+                    "task \(task) of run \(runID) will retry (attempt \(attempt)) in \(DurationText.format(seconds))")
+                work.yield(.timer(delay: seconds, .retry(TaskKey(runID: runID, task: task))))
+            case .stopAttempt(let task):
+                handles[TaskKey(runID: runID, task: task)]?.stop()
+            case .runStateChanged(let state) where state.isTerminal:
+                finished = state
+            case .runStateChanged, .taskStateChanged:
+                break
+            }
+        }
+        pump()
+        if let finished { await runFinished(runID, state: finished) }
+    }
+
+    func fire(_ action: TimerAction) async {
+        switch action {
+        case .schedulerTick(let generation):
+            await schedulerTick(generation: generation)
+        case .retry(let key):
+            guard var machine = machines[key.runID] else { return }
+            let effects = machine.handle(.retryDue(task: key.task))
+            guard !effects.isEmpty else { return }
+            machines[key.runID] = machine
+            do {
+                try await store.commit(storeChanges(for: effects, runID: key.runID))
+            } catch {
+                logger.error("could not record the retry of \(key.task) in run \(key.runID): \(error)")
+                return
+            }
+            await perform(effects, runID: key.runID)
+        }
+    }
+
+    // MARK: - Slots
+
+    /// Starts ready tasks while slots are free. State changes happen before any suspension, so
+    /// a re-entrant call sees a consistent picture.
+    private func pump() {
+        guard started else { return }
+        while busySlots < configuration.slots, let key = readyQueue.popFirst() {
+            guard var machine = machines[key.runID], let run = runs[key.runID],
+                let taskSpec = machine.spec.task(named: key.task)
+            else { continue }
+            let effects = machine.handle(.attemptStarted(task: key.task))
+            guard !effects.isEmpty else { continue }
+            machines[key.runID] = machine
+            let attempt = machine.progress(of: key.task)?.attempts ?? 1
+            let launch = TaskLaunch(
+                run: run, machine: machine, task: taskSpec, attempt: attempt,
+                dataDirectory: configuration.dataDirectory, baseEnvironment: baseEnvironment)
+            var changes = storeChanges(for: effects, runID: key.runID)
+            let now = clock()
+            changes.append(
+                .attemptStarted(
+                    AttemptRecord(runID: key.runID, task: key.task, attempt: attempt, startedAt: now, logPath: launch.logPath)))
+            busySlots += 1
+            let handle = AttemptHandle()
+            handles[key] = handle
+            do {
+                let request = try launch.request()
+                work.yield(
+                    .launch(changes: changes, Launch(key: key, attempt: attempt, request: request, handle: handle)))
+            } catch {
+                work.yield(
+                    .failBeforeStart(
+                        changes: changes, key: key, attempt: attempt, logPath: launch.logPath, reason: "\(error)"))
+            }
+        }
+    }
+
+    /// Runs in a child task: the start is durable before the process exists.
+    nonisolated func commitAndExecute(_ changes: [StoreChange], _ launch: Launch) async {
+        do {
+            try await store.commit(changes)
+        } catch {
+            logger.error("could not record the start of \(launch.key.task) in run \(launch.key.runID): \(error)")
+            await finishAttempt(
+                launch.key, attempt: launch.attempt,
+                outcome: AttemptOutcome(
+                    status: .failedToStart("store error: \(error)"), output: nil, exitCode: nil, duration: 0))
+            return
+        }
+        await execute(launch)
+    }
+
+    func failBeforeStart(_ changes: [StoreChange], key: TaskKey, attempt: Int, logPath: String, reason: String) async {
+        try? FileManager.default.createDirectory(
+            atPath: (logPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try? Data("baton: the task could not start: \(reason)\n".utf8).write(to: URL(fileURLWithPath: logPath))
+        do {
+            try await store.commit(changes)
+        } catch {
+            logger.error("could not record the start of \(key.task) in run \(key.runID): \(error)")
+        }
+        await finishAttempt(
+            key, attempt: attempt,
+            outcome: AttemptOutcome(status: .failedToStart(reason), output: nil, exitCode: nil, duration: 0))
+    }
+
+    nonisolated func execute(_ launch: Launch) async {
+        let store = self.store
+        let key = launch.key
+        let outcome = await runner.run(launch.request, handle: launch.handle) { pid in
+            try? await store.commit([
+                .attemptProcess(
+                    runID: key.runID, task: key.task, attempt: launch.attempt, pid: pid,
+                    startTicks: ProcessGroup.startTicks(of: pid))
+            ])
+        }
+        await finishAttempt(key, attempt: launch.attempt, outcome: outcome)
+    }
+
+    func finishAttempt(_ key: TaskKey, attempt: Int, outcome: AttemptOutcome) async {
+        busySlots -= 1
+        handles[key] = nil
+        let attemptState: AttemptState
+        switch outcome.status {
+        case .succeeded: attemptState = .success
+        case .timedOut: attemptState = .timedOut
+        case .stopped: attemptState = .cancelled
+        default: attemptState = .failed
+        }
+        var changes: [StoreChange] = [
+            .attemptFinished(
+                runID: key.runID, task: key.task, attempt: attempt, state: attemptState, exitCode: outcome.exitCode,
+                reason: outcome.reason, at: clock())
+        ]
+        var effects: [RunStateMachine.Effect] = []
+        if var machine = machines[key.runID] {
+            effects = machine.handle(
+                outcome.succeeded
+                    ? .attemptSucceeded(task: key.task, output: outcome.output)
+                    : .attemptFailed(task: key.task, reason: outcome.reason ?? "failed"))
+            machines[key.runID] = machine
+            changes += storeChanges(for: effects, runID: key.runID)
+        }
+        if !outcome.succeeded {
+            logger.warning(
+                "task \(key.task) of run \(key.runID) attempt \(attempt) \(outcome.reason ?? "failed")",
+                metadata: ["run_id": "\(key.runID)", "task": "\(key.task)"])
+        }
+        do {
+            try await store.commit(changes)
+        } catch {
+            logger.error("could not record the end of \(key.task) in run \(key.runID): \(error)")
+        }
+        await perform(effects, runID: key.runID)
+    }
+
+    // MARK: - Watching
+
+    /// Notices runs and cancellations that other processes (the CLI) wrote to the store.
+    private func watchExternalChanges() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: configuration.externalCheckInterval)
+            guard let token = try? await store.externalChangeToken(), token != lastChangeToken else { continue }
+            lastChangeToken = token
+            await syncExternalChanges()
+        }
+    }
+
+    func syncExternalChanges() async {
+        do {
+            for record in try await store.pipelines() {
+                if var known = pipelines[record.name], known.paused != record.paused {
+                    known.paused = record.paused
+                    pipelines[record.name] = known
+                    logger.info("pipeline \(record.name) \(record.paused ? "paused" : "unpaused")")
+                }
+            }
+            for run in try await store.unfinishedRuns() where machines[run.id] == nil {
+                let instances = try await store.taskInstances(runID: run.id)
+                if run.state == .queued && instances.allSatisfy({ $0.state == .pending }) {
+                    logger.info("picked up run \(run.id) of \(run.pipeline) (\(run.trigger.rawValue))")
+                    await admit(run)
+                }
+            }
+            for runID in try await store.cancelRequestedRunIDs() where machines[runID] != nil {
+                logger.info("cancelling run \(runID) as requested")
+                await cancel(runID: runID)
+            }
+        } catch {
+            logger.error("could not read changes from the store: \(error)")
+        }
+    }
+
+    private func watchPipelineFolder() async {
+        let watcher = FolderWatcher(directory: configuration.pipelinesDirectory)
+        defer { watcher?.stop() }
+        let directory = configuration.pipelinesDirectory
+        let rescanInterval = configuration.rescanInterval
+        await withTaskGroup(of: Void.self) { group in
+            if let watcher {
+                group.addTask {
+                    for await _ in watcher.changes {
+                        // Editors write in several steps; let them finish before reading.
+                        try? await Task.sleep(for: .milliseconds(100))
+                        await self.reloadPipelines()
+                    }
+                }
+            }
+            group.addTask {
+                var fingerprint = PipelineRepository.fingerprint(directory: directory)
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: rescanInterval)
+                    let current = PipelineRepository.fingerprint(directory: directory)
+                    if current != fingerprint {
+                        fingerprint = current
+                        await self.reloadPipelines()
+                    }
+                }
+            }
+            await group.next()
+            watcher?.stop()
+            group.cancelAll()
+        }
+    }
+}

@@ -1,0 +1,104 @@
+import BatonCore
+import Foundation
+
+/// A pipeline read from a file, with the problems found in it.
+public struct LoadedPipeline: Sendable, Hashable {
+    public var spec: PipelineSpec
+    public var file: String
+    public var warnings: [ValidationIssue]
+}
+
+/// The result of reading a pipelines folder: good pipelines and every problem, per file.
+public struct PipelineFolder: Sendable {
+    public var pipelines: [LoadedPipeline]
+    public var issues: [ValidationIssue]
+    public var filesRead: Int
+
+    public var errors: [ValidationIssue] { issues.filter { $0.severity == .error } }
+}
+
+/// Reads pipeline files from a folder. One broken file never keeps the others from loading.
+public enum PipelineRepository {
+    public static let extensions: Set<String> = ["yaml", "yml"]
+
+    /// Lists pipeline files under `directory`, skipping hidden folders, sorted for stable output.
+    public static func files(in directory: String) -> [String] {
+        let root = URL(fileURLWithPath: directory)
+        guard
+            let enumerator = FileManager.default.enumerator(
+                at: root, includingPropertiesForKeys: [.isRegularFileKey], options: [.skipsHiddenFiles])
+        else { return [] }
+        var files: [String] = []
+        for case let url as URL in enumerator where extensions.contains(url.pathExtension.lowercased()) {
+            files.append(url.path)
+        }
+        return files.sorted()
+    }
+
+    /// Loads every pipeline file; `displayRoot` shortens paths in messages.
+    public static func load(directory: String) -> PipelineFolder {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            return PipelineFolder(
+                pipelines: [],
+                issues: [
+                    ValidationIssue(
+                        file: directory, line: 0, column: 0, message: "the pipelines folder does not exist",
+                        fix: "create it, or pass another folder with --pipelines DIR")
+                ], filesRead: 0)
+        }
+        var pipelines: [LoadedPipeline] = []
+        var issues: [ValidationIssue] = []
+        var owners: [String: String] = [:]
+        let files = files(in: directory)
+        for path in files {
+            let display = displayPath(path)
+            guard let data = FileManager.default.contents(atPath: path) else {
+                issues.append(ValidationIssue(file: display, line: 0, column: 0, message: "cannot read the file"))
+                continue
+            }
+            guard let text = String(data: data, encoding: .utf8) else {
+                issues.append(
+                    ValidationIssue(file: display, line: 0, column: 0, message: "the file is not UTF-8 text",
+                                    fix: "save it as UTF-8"))
+                continue
+            }
+            var outcome = PipelineParser.parse(text, file: display)
+            if var spec = outcome.spec {
+                spec.sourceFile = URL(fileURLWithPath: path).standardizedFileURL.path
+                if let other = owners[spec.name] {
+                    outcome.issues.append(
+                        ValidationIssue(
+                            file: display, line: 1, column: 1, field: "name",
+                            message: "pipeline name '\(spec.name)' is already used by \(other)",
+                            fix: "give one of the pipelines another name"))
+                } else {
+                    owners[spec.name] = display
+                    pipelines.append(LoadedPipeline(spec: spec, file: path, warnings: outcome.issues))
+                }
+            }
+            issues += outcome.issues
+        }
+        return PipelineFolder(pipelines: pipelines, issues: issues, filesRead: files.count)
+    }
+
+    /// A path relative to the working directory when it is inside it.
+    public static func displayPath(_ path: String) -> String {
+        let cwd = FileManager.default.currentDirectoryPath
+        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+        if absolute.hasPrefix(cwd + "/") { return String(absolute.dropFirst(cwd.count + 1)) }
+        return absolute
+    }
+
+    /// A cheap fingerprint of the folder (paths, sizes, modification times) for the safety-net rescan.
+    public static func fingerprint(directory: String) -> [String: String] {
+        var result: [String: String] = [:]
+        for path in files(in: directory) {
+            let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+            let size = (attributes?[.size] as? NSNumber)?.int64Value ?? -1
+            let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+            result[path] = "\(size)-\(modified)"
+        }
+        return result
+    }
+}

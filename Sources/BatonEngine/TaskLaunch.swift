@@ -1,0 +1,103 @@
+import BatonCore
+import BatonStore
+import BatonWorker
+import Foundation
+
+/// Turns a ready task into the concrete process to start: templates rendered (values quoted
+/// for the shell), environment assembled, paths chosen.
+struct TaskLaunch {
+    let run: RunRecord
+    let machine: RunStateMachine
+    let task: TaskSpec
+    let attempt: Int
+    let dataDirectory: String
+    let baseEnvironment: [String: String]
+
+    static let maxInputsBytes = 1024 * 1024
+
+    var logPath: String {
+        "\(dataDirectory)/logs/\(run.pipeline)/\(run.id)/\(task.name)/\(attempt).log"
+    }
+
+    var outputPath: String {
+        "\(dataDirectory)/tmp/output-\(run.id)-\(task.name)-\(attempt).json"
+    }
+
+    struct RenderError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    func variables() -> [String: JSONValue] {
+        Self.variables(run: run, task: task.name, attempt: attempt)
+    }
+
+    static func variables(run: RunRecord, task: String?, attempt: Int?) -> [String: JSONValue] {
+        var values: [String: JSONValue] = [
+            "logical_date": .string(DataInterval.iso(run.logicalDate)),
+            "data_interval_start": .string(DataInterval.iso(run.intervalStart)),
+            "data_interval_end": .string(DataInterval.iso(run.intervalEnd)),
+            "ds": .string(String(DataInterval.iso(run.logicalDate).prefix(10))),
+            "ts": .string(DataInterval.iso(run.logicalDate)),
+            "run_id": .string(String(run.id)),
+            "pipeline": .string(run.pipeline),
+        ]
+        if let task { values["task"] = .string(task) }
+        if let attempt { values["attempt"] = .number(Double(attempt)) }
+        return values
+    }
+
+    func resolve(_ reference: TemplateReference) throws -> JSONValue? {
+        if reference.path.first == "task" { return .string(task.name) }
+        if reference.path.first == "attempt" { return .number(Double(attempt)) }
+        return try machine.resolve(reference.path)
+    }
+
+    func render(_ text: String, quoting: @escaping (String) -> String = { $0 }) throws -> String {
+        do {
+            return try Template.parse(text).render(quoting: quoting, resolve: resolve)
+        } catch {
+            throw RenderError(description: "template error in '\(text)': \(error)")
+        }
+    }
+
+    func request(timeoutOverride: Double? = nil) throws -> AttemptRequest {
+        let arguments: [String]
+        switch task.command {
+        case .shell(let command):
+            arguments = ["/bin/sh", "-c", try render(command, quoting: shellQuote)]
+        case .argv(let items):
+            arguments = try items.map { try render($0) }
+        }
+        var environment = baseEnvironment
+        var inputs: [String: JSONValue] = [:]
+        for upstream in task.needs { inputs[upstream] = machine.progress(of: upstream)?.output ?? .object([:]) }
+        let inputsJSON = JSONValue.object(inputs).compactJSON
+        if inputsJSON.utf8.count > Self.maxInputsBytes {
+            throw RenderError(description: "upstream outputs total \(inputsJSON.utf8.count) bytes, over the \(Self.maxInputsBytes)-byte limit for BATON_INPUTS")
+        }
+        environment["BATON_OUTPUT"] = outputPath
+        environment["BATON_INPUTS"] = inputsJSON
+        environment["BATON_PARAMS"] = JSONValue.object(run.params).compactJSON
+        environment["BATON_RUN_ID"] = String(run.id)
+        environment["BATON_PIPELINE"] = run.pipeline
+        environment["BATON_TASK"] = task.name
+        environment["BATON_ATTEMPT"] = String(attempt)
+        environment["BATON_LOGICAL_DATE"] = DataInterval.iso(run.logicalDate)
+        environment["BATON_DATA_INTERVAL_START"] = DataInterval.iso(run.intervalStart)
+        environment["BATON_DATA_INTERVAL_END"] = DataInterval.iso(run.intervalEnd)
+        if let owner = run.spec.owner { environment["BATON_OWNER"] = owner }
+        for entry in task.env { environment[entry.name] = try render(entry.value) }
+
+        let pipelineFolder = run.spec.sourceFile.map { ($0 as NSString).deletingLastPathComponent }
+            ?? FileManager.default.currentDirectoryPath
+        var workdir = pipelineFolder
+        if let declared = task.workdir {
+            let rendered = try render(declared)
+            workdir = rendered.hasPrefix("/") ? rendered : (pipelineFolder as NSString).appendingPathComponent(rendered)
+        }
+        workdir = URL(fileURLWithPath: workdir).standardizedFileURL.path
+        return AttemptRequest(
+            arguments: arguments, environment: environment, workingDirectory: workdir, logPath: logPath,
+            outputPath: outputPath, timeout: timeoutOverride ?? task.timeout)
+    }
+}

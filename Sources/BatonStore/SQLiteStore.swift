@@ -1,0 +1,416 @@
+import BatonCore
+import Foundation
+import GRDB
+
+/// Errors the store reports with the context needed to act on them.
+public enum StoreError: Error, CustomStringConvertible {
+    case cannotOpen(path: String, underlying: any Error)
+    case corruptRow(table: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case .cannotOpen(let path, let underlying):
+            return "cannot open the Baton database at \(path): \(underlying)"
+        case .corruptRow(let table, let detail):
+            return "unreadable row in \(table): \(detail)"
+        }
+    }
+}
+
+/// The embedded store: one SQLite file in WAL mode.
+///
+/// Durability: `synchronous=NORMAL`, so a committed transaction survives the Baton process
+/// being killed at any point; only an operating-system crash or power loss can lose the last
+/// commits. `durability: .full` trades about 10x write latency for surviving those too.
+public final class SQLiteStore: Store {
+    public enum Durability: Sendable { case normal, full }
+
+    let pool: DatabasePool
+    public let path: String
+
+    public init(path: String, durability: Durability = .normal) throws {
+        self.path = path
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        do {
+            let directory = (path as NSString).deletingLastPathComponent
+            if !directory.isEmpty {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            }
+            pool = try DatabasePool(path: path, configuration: config)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw StoreError.cannotOpen(path: path, underlying: error)
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1_core") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE pipelines (
+                        name TEXT PRIMARY KEY,
+                        file TEXT NOT NULL,
+                        spec TEXT NOT NULL,
+                        paused INTEGER NOT NULL DEFAULT 0,
+                        first_seen REAL NOT NULL,
+                        last_scheduled_end REAL,
+                        updated_at REAL NOT NULL
+                    );
+                    CREATE TABLE runs (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        pipeline TEXT NOT NULL,
+                        run_key TEXT NOT NULL,
+                        logical_date REAL NOT NULL,
+                        interval_start REAL NOT NULL,
+                        interval_end REAL NOT NULL,
+                        trigger TEXT NOT NULL,
+                        params TEXT NOT NULL,
+                        spec TEXT NOT NULL,
+                        owner TEXT,
+                        state TEXT NOT NULL,
+                        created_at REAL NOT NULL,
+                        started_at REAL,
+                        ended_at REAL,
+                        cancel_requested INTEGER NOT NULL DEFAULT 0,
+                        UNIQUE (pipeline, run_key)
+                    );
+                    CREATE INDEX runs_by_state ON runs (state) WHERE state IN ('queued', 'running');
+                    CREATE INDEX runs_by_pipeline ON runs (pipeline, id);
+                    CREATE TABLE task_instances (
+                        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+                        task TEXT NOT NULL,
+                        state TEXT NOT NULL,
+                        attempts INTEGER NOT NULL DEFAULT 0,
+                        output TEXT,
+                        reason TEXT,
+                        started_at REAL,
+                        ended_at REAL,
+                        retry_at REAL,
+                        PRIMARY KEY (run_id, task)
+                    );
+                    CREATE TABLE attempts (
+                        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+                        task TEXT NOT NULL,
+                        attempt INTEGER NOT NULL,
+                        state TEXT NOT NULL,
+                        pid INTEGER,
+                        process_start_ticks INTEGER,
+                        started_at REAL NOT NULL,
+                        ended_at REAL,
+                        exit_code INTEGER,
+                        reason TEXT,
+                        log_path TEXT NOT NULL,
+                        PRIMARY KEY (run_id, task, attempt)
+                    );
+                    CREATE INDEX attempts_running ON attempts (state) WHERE state = 'running';
+                    """)
+        }
+        return migrator
+    }
+
+    // MARK: - Encoding helpers
+
+    static func encode<T: Encodable>(_ value: T) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.dateEncodingStrategy = .secondsSince1970
+        return String(decoding: (try? encoder.encode(value)) ?? Data("null".utf8), as: UTF8.self)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String, table: String) throws -> T {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .secondsSince1970
+        do {
+            return try decoder.decode(type, from: Data(text.utf8))
+        } catch {
+            throw StoreError.corruptRow(table: table, detail: "\(error)")
+        }
+    }
+
+    static func date(_ value: Double?) -> Date? { value.map { Date(timeIntervalSince1970: $0) } }
+
+    static func pipeline(from row: Row) throws -> PipelineRecord {
+        PipelineRecord(
+            name: row["name"], file: row["file"], spec: try decode(PipelineSpec.self, row["spec"], table: "pipelines"),
+            paused: row["paused"], firstSeen: Date(timeIntervalSince1970: row["first_seen"]),
+            lastScheduledEnd: date(row["last_scheduled_end"]), updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
+    }
+
+    static func run(from row: Row) throws -> RunRecord {
+        let triggerText: String = row["trigger"]
+        let stateText: String = row["state"]
+        guard let trigger = RunTrigger(rawValue: triggerText), let state = RunState(rawValue: stateText) else {
+            throw StoreError.corruptRow(table: "runs", detail: "unknown trigger \(triggerText) or state \(stateText)")
+        }
+        return RunRecord(
+            id: row["id"], pipeline: row["pipeline"], runKey: row["run_key"],
+            logicalDate: Date(timeIntervalSince1970: row["logical_date"]),
+            intervalStart: Date(timeIntervalSince1970: row["interval_start"]),
+            intervalEnd: Date(timeIntervalSince1970: row["interval_end"]), trigger: trigger,
+            params: try decode([String: JSONValue].self, row["params"], table: "runs"),
+            spec: try decode(PipelineSpec.self, row["spec"], table: "runs"), state: state,
+            createdAt: Date(timeIntervalSince1970: row["created_at"]), startedAt: date(row["started_at"]),
+            endedAt: date(row["ended_at"]), cancelRequested: row["cancel_requested"])
+    }
+
+    static func taskInstance(from row: Row) throws -> TaskInstanceRecord {
+        let stateText: String = row["state"]
+        guard let state = TaskState(rawValue: stateText) else {
+            throw StoreError.corruptRow(table: "task_instances", detail: "unknown state \(stateText)")
+        }
+        let outputText: String? = row["output"]
+        return TaskInstanceRecord(
+            runID: row["run_id"], task: row["task"], state: state, attempts: row["attempts"],
+            output: try outputText.map { try decode(JSONValue.self, $0, table: "task_instances") },
+            reason: row["reason"], startedAt: date(row["started_at"]), endedAt: date(row["ended_at"]),
+            retryAt: date(row["retry_at"]))
+    }
+
+    static func attempt(from row: Row) throws -> AttemptRecord {
+        let stateText: String = row["state"]
+        guard let state = AttemptState(rawValue: stateText) else {
+            throw StoreError.corruptRow(table: "attempts", detail: "unknown state \(stateText)")
+        }
+        return AttemptRecord(
+            runID: row["run_id"], task: row["task"], attempt: row["attempt"], state: state, pid: row["pid"],
+            processStartTicks: row["process_start_ticks"], startedAt: Date(timeIntervalSince1970: row["started_at"]),
+            endedAt: date(row["ended_at"]), exitCode: row["exit_code"], reason: row["reason"],
+            logPath: row["log_path"])
+    }
+
+    // MARK: - Pipelines
+
+    public func upsertPipeline(name: String, file: String, spec: PipelineSpec, now: Date) async throws
+        -> PipelineRecord
+    {
+        try pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO pipelines (name, file, spec, first_seen, updated_at) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (name) DO UPDATE SET file = excluded.file, spec = excluded.spec,
+                        updated_at = excluded.updated_at
+                    """,
+                arguments: [name, file, Self.encode(spec), now.timeIntervalSince1970, now.timeIntervalSince1970])
+            let row = try Row.fetchOne(db, sql: "SELECT * FROM pipelines WHERE name = ?", arguments: [name])!
+            return try Self.pipeline(from: row)
+        }
+    }
+
+    public func pipelines() async throws -> [PipelineRecord] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM pipelines ORDER BY name").map(Self.pipeline(from:))
+        }
+    }
+
+    public func pipeline(named name: String) async throws -> PipelineRecord? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM pipelines WHERE name = ?", arguments: [name]).map(
+                Self.pipeline(from:))
+        }
+    }
+
+    public func setPaused(_ paused: Bool, pipeline: String) async throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE pipelines SET paused = ? WHERE name = ?", arguments: [paused, pipeline])
+        }
+    }
+
+    public func setLastScheduledEnd(_ end: Date, pipeline: String) async throws {
+        try pool.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE pipelines SET last_scheduled_end = max(coalesce(last_scheduled_end, 0), ?) WHERE name = ?
+                    """,
+                arguments: [end.timeIntervalSince1970, pipeline])
+        }
+    }
+
+    // MARK: - Runs
+
+    public func createRun(_ run: RunRecord) async throws -> (run: RunRecord, created: Bool) {
+        try pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO runs (pipeline, run_key, logical_date, interval_start, interval_end, trigger, params,
+                        spec, owner, state, created_at, cancel_requested)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
+                    ON CONFLICT (pipeline, run_key) DO NOTHING
+                    """,
+                arguments: [
+                    run.pipeline, run.runKey, run.logicalDate.timeIntervalSince1970,
+                    run.intervalStart.timeIntervalSince1970, run.intervalEnd.timeIntervalSince1970,
+                    run.trigger.rawValue, Self.encode(run.params), Self.encode(run.spec), run.spec.owner,
+                    run.state.rawValue, run.createdAt.timeIntervalSince1970,
+                ])
+            let created = db.changesCount > 0
+            let row = try Row.fetchOne(
+                db, sql: "SELECT * FROM runs WHERE pipeline = ? AND run_key = ?", arguments: [run.pipeline, run.runKey])!
+            let stored = try Self.run(from: row)
+            if created {
+                for task in run.spec.tasks {
+                    try db.execute(
+                        sql: "INSERT INTO task_instances (run_id, task, state) VALUES (?, ?, 'pending')",
+                        arguments: [stored.id, task.name])
+                }
+            }
+            return (stored, created)
+        }
+    }
+
+    public func run(id: Int64) async throws -> RunRecord? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE id = ?", arguments: [id]).map(Self.run(from:))
+        }
+    }
+
+    public func runs(_ query: RunQuery) async throws -> [RunRecord] {
+        var conditions: [String] = []
+        var arguments: StatementArguments = []
+        if let pipeline = query.pipeline {
+            conditions.append("pipeline = ?")
+            arguments += [pipeline]
+        }
+        if let states = query.states, !states.isEmpty {
+            conditions.append("state IN (\(states.map { _ in "?" }.joined(separator: ",")))")
+            for state in states { arguments += [state.rawValue] }
+        }
+        if let before = query.beforeID {
+            conditions.append("id < ?")
+            arguments += [before]
+        }
+        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        arguments += [query.limit]
+        let sql = "SELECT * FROM runs \(whereClause) ORDER BY id DESC LIMIT ?"
+        return try pool.read { db in
+            try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.run(from:))
+        }
+    }
+
+    public func unfinishedRuns() async throws -> [RunRecord] {
+        try pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM runs WHERE state IN ('queued', 'running') ORDER BY logical_date, id"
+            ).map(Self.run(from:))
+        }
+    }
+
+    public func taskInstances(runID: Int64) async throws -> [TaskInstanceRecord] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM task_instances WHERE run_id = ? ORDER BY rowid", arguments: [runID])
+                .map(Self.taskInstance(from:))
+        }
+    }
+
+    public func attempts(runID: Int64, task: String?) async throws -> [AttemptRecord] {
+        try pool.read { db in
+            if let task {
+                return try Row.fetchAll(
+                    db, sql: "SELECT * FROM attempts WHERE run_id = ? AND task = ? ORDER BY attempt",
+                    arguments: [runID, task]
+                ).map(Self.attempt(from:))
+            }
+            return try Row.fetchAll(
+                db, sql: "SELECT * FROM attempts WHERE run_id = ? ORDER BY started_at", arguments: [runID]
+            ).map(Self.attempt(from:))
+        }
+    }
+
+    public func runningAttempts() async throws -> [AttemptRecord] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM attempts WHERE state = 'running'").map(Self.attempt(from:))
+        }
+    }
+
+    public func requestCancel(runID: Int64) async throws -> Bool {
+        try pool.write { db in
+            try db.execute(
+                sql: "UPDATE runs SET cancel_requested = 1 WHERE id = ? AND state IN ('queued', 'running')",
+                arguments: [runID])
+            return db.changesCount > 0
+        }
+    }
+
+    public func cancelRequestedRunIDs() async throws -> [Int64] {
+        try pool.read { db in
+            try Int64.fetchAll(
+                db, sql: "SELECT id FROM runs WHERE cancel_requested = 1 AND state IN ('queued', 'running')")
+        }
+    }
+
+    // MARK: - Transitions
+
+    public func commit(_ changes: [StoreChange]) async throws {
+        guard !changes.isEmpty else { return }
+        try pool.write { db in
+            for change in changes { try Self.apply(change, db) }
+        }
+    }
+
+    static func apply(_ change: StoreChange, _ db: Database) throws {
+        switch change {
+        case .runState(let runID, let state, let at):
+            let time = at.timeIntervalSince1970
+            if state == .running {
+                try db.execute(
+                    sql: "UPDATE runs SET state = ?, started_at = coalesce(started_at, ?) WHERE id = ?",
+                    arguments: [state.rawValue, time, runID])
+            } else if state.isTerminal {
+                try db.execute(
+                    sql: "UPDATE runs SET state = ?, ended_at = ? WHERE id = ?", arguments: [state.rawValue, time, runID])
+            } else {
+                try db.execute(sql: "UPDATE runs SET state = ? WHERE id = ?", arguments: [state.rawValue, runID])
+            }
+        case .taskState(let runID, let task, let state, let attempts, let output, let reason, let retryAt, let at):
+            let time = at.timeIntervalSince1970
+            try db.execute(
+                sql: """
+                    UPDATE task_instances SET state = ?, attempts = ?, output = ?, reason = ?, retry_at = ?,
+                        started_at = CASE WHEN ? = 'running' THEN coalesce(started_at, ?) ELSE started_at END,
+                        ended_at = CASE WHEN ? THEN ? ELSE NULL END
+                    WHERE run_id = ? AND task = ?
+                    """,
+                arguments: [
+                    state.rawValue, attempts, output.map(Self.encode), reason, retryAt?.timeIntervalSince1970,
+                    state.rawValue, time, state.isTerminal, time, runID, task,
+                ])
+        case .attemptStarted(let attempt):
+            try db.execute(
+                sql: """
+                    INSERT INTO attempts (run_id, task, attempt, state, pid, process_start_ticks, started_at, log_path)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (run_id, task, attempt) DO NOTHING
+                    """,
+                arguments: [
+                    attempt.runID, attempt.task, attempt.attempt, attempt.state.rawValue, attempt.pid,
+                    attempt.processStartTicks, attempt.startedAt.timeIntervalSince1970, attempt.logPath,
+                ])
+        case .attemptProcess(let runID, let task, let attempt, let pid, let ticks):
+            try db.execute(
+                sql: "UPDATE attempts SET pid = ?, process_start_ticks = ? WHERE run_id = ? AND task = ? AND attempt = ?",
+                arguments: [pid, ticks, runID, task, attempt])
+        case .attemptFinished(let runID, let task, let attempt, let state, let exitCode, let reason, let at):
+            try db.execute(
+                sql: """
+                    UPDATE attempts SET state = ?, exit_code = ?, reason = ?, ended_at = ?
+                    WHERE run_id = ? AND task = ? AND attempt = ? AND state = 'running'
+                    """,
+                arguments: [state.rawValue, exitCode, reason, at.timeIntervalSince1970, runID, task, attempt])
+        }
+    }
+
+    public func externalChangeToken() async throws -> Int64 {
+        try pool.writeWithoutTransaction { db in
+            try Int64.fetchOne(db, sql: "PRAGMA data_version") ?? 0
+        }
+    }
+
+    public func ping() async throws {
+        _ = try pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+}

@@ -1,0 +1,3 @@
+import BatonCLI
+
+await BatonCommand.main()
