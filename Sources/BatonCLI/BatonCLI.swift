@@ -24,3 +24,10 @@ public struct BatonCommand: AsyncParsableCommand {
 
     public init() {}
 }
+
+/// Entry point for the `baton` executable.
+public enum BatonMain {
+    public static func run() async {
+        await BatonCommand.main()
+    }
+}

@@ -91,7 +91,7 @@ func follow(runID: Int64, sqlite: SQLiteStore, store: StoreOptions, folder: Stri
                 schedulerEnabled: false),
             logger: Logger(label: "baton"))
         localEngine = Task { try await engine.run() }
-        if !json { print("no `baton up` is running on \(store.databasePath): running the pipeline in this process") }
+        if !json { writeOut("no `baton up` is running on \(store.databasePath): running the pipeline in this process") }
     }
     defer {
         localEngine?.cancel()
@@ -99,7 +99,7 @@ func follow(runID: Int64, sqlite: SQLiteStore, store: StoreOptions, folder: Stri
     }
     let interactive = isatty(STDOUT_FILENO) == 1 && !json
     var reported: [String: TaskState] = [:]
-    if !json { print("run \(runID) started; following it (Ctrl-C stops following, not the run)") }
+    if !json { writeOut("run \(runID) started; following it (Ctrl-C stops following, not the run)") }
     while true {
         guard let run = try await sqlite.run(id: runID) else { throw CLIError("run \(runID) disappeared") }
         let tasks = try await sqlite.taskInstances(runID: runID)
@@ -109,26 +109,25 @@ func follow(runID: Int64, sqlite: SQLiteStore, store: StoreOptions, folder: Stri
                 let running = tasks.filter { $0.state == .running }.map(\.task)
                 let elapsed = Format.duration(run.startedAt ?? run.createdAt, run.endedAt)
                 let line = "[\(done)/\(tasks.count) tasks done] \(running.isEmpty ? run.state.rawValue : "running: " + running.joined(separator: ", "))  \(elapsed)"
-                print("\r\u{1B}[2K" + line, terminator: "")
-                fflush(stdout)
+                writeOut("\r\u{1B}[2K" + line, newline: false)
             }
             for task in tasks where task.state.isTerminal && reported[task.task] != task.state {
                 reported[task.task] = task.state
                 let mark = task.state == .success ? "✓" : (task.state == .skipped ? "-" : "✗")
                 let timing = task.startedAt == nil ? "" : " in \(Format.duration(task.startedAt, task.endedAt))"
                 let note = task.reason.map { ": \($0)" } ?? ""
-                if interactive { print("\r\u{1B}[2K", terminator: "") }
-                print("  \(mark) \(task.task) \(task.state.rawValue)\(timing)\(note)")
+                if interactive { writeOut("\r\u{1B}[2K", newline: false) }
+                writeOut("  \(mark) \(task.task) \(task.state.rawValue)\(timing)\(note)")
             }
         }
         if run.state.isTerminal {
             if json {
                 printJSON(RunJSON(run, tasks: tasks))
             } else {
-                if interactive { print("\r\u{1B}[2K", terminator: "") }
-                print("run \(runID) of \(run.pipeline) \(run.state == .success ? "succeeded" : run.state.rawValue) in \(Format.duration(run.startedAt ?? run.createdAt, run.endedAt))")
+                if interactive { writeOut("\r\u{1B}[2K", newline: false) }
+                writeOut("run \(runID) of \(run.pipeline) \(run.state == .success ? "succeeded" : run.state.rawValue) in \(Format.duration(run.startedAt ?? run.createdAt, run.endedAt))")
                 if run.state != .success {
-                    print("see the logs: baton logs \(runID) TASK")
+                    writeOut("see the logs: baton logs \(runID) TASK")
                 }
             }
             return run.state
@@ -359,4 +358,9 @@ struct UnpauseCommand: AsyncParsableCommand {
         try await sqlite.setPaused(false, pipeline: pipeline)
         print("unpaused \(pipeline)")
     }
+}
+
+/// Unbuffered output, so progress lines appear as they happen, in order.
+func writeOut(_ text: String, newline: Bool = true) {
+    FileHandle.standardOutput.write(Data((newline ? text + "\n" : text).utf8))
 }

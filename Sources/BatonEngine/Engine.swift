@@ -110,6 +110,8 @@ public actor Engine {
 
     /// Recovers unfinished work, loads pipelines and runs until the calling task is cancelled.
     public func run() async throws {
+        try FileManager.default.createDirectory(
+            atPath: configuration.dataDirectory + "/tmp", withIntermediateDirectories: true)
         try await recover()
         await reloadPipelines()
         started = true

@@ -184,12 +184,20 @@ public final class SQLiteStore: Store {
             logPath: row["log_path"])
     }
 
+    // Synchronous access on purpose: a single-row transaction costs microseconds, less than a
+    // hop to GRDB's dispatch queue that the async variants would add on every transition.
+    private func syncWrite<T>(_ body: (Database) throws -> T) throws -> T { try pool.write(body) }
+    private func syncRead<T>(_ body: (Database) throws -> T) throws -> T { try pool.read(body) }
+    private func syncWriteWithoutTransaction<T>(_ body: (Database) throws -> T) throws -> T {
+        try pool.writeWithoutTransaction(body)
+    }
+
     // MARK: - Pipelines
 
     public func upsertPipeline(name: String, file: String, spec: PipelineSpec, now: Date) async throws
         -> PipelineRecord
     {
-        try pool.write { db in
+        try syncWrite { db in
             try db.execute(
                 sql: """
                     INSERT INTO pipelines (name, file, spec, first_seen, updated_at) VALUES (?, ?, ?, ?, ?)
@@ -203,26 +211,26 @@ public final class SQLiteStore: Store {
     }
 
     public func pipelines() async throws -> [PipelineRecord] {
-        try pool.read { db in
+        try syncRead { db in
             try Row.fetchAll(db, sql: "SELECT * FROM pipelines ORDER BY name").map(Self.pipeline(from:))
         }
     }
 
     public func pipeline(named name: String) async throws -> PipelineRecord? {
-        try pool.read { db in
+        try syncRead { db in
             try Row.fetchOne(db, sql: "SELECT * FROM pipelines WHERE name = ?", arguments: [name]).map(
                 Self.pipeline(from:))
         }
     }
 
     public func setPaused(_ paused: Bool, pipeline: String) async throws {
-        try pool.write { db in
+        try syncWrite { db in
             try db.execute(sql: "UPDATE pipelines SET paused = ? WHERE name = ?", arguments: [paused, pipeline])
         }
     }
 
     public func setLastScheduledEnd(_ end: Date, pipeline: String) async throws {
-        try pool.write { db in
+        try syncWrite { db in
             try db.execute(
                 sql: """
                     UPDATE pipelines SET last_scheduled_end = max(coalesce(last_scheduled_end, 0), ?) WHERE name = ?
@@ -234,7 +242,7 @@ public final class SQLiteStore: Store {
     // MARK: - Runs
 
     public func createRun(_ run: RunRecord) async throws -> (run: RunRecord, created: Bool) {
-        try pool.write { db in
+        try syncWrite { db in
             try db.execute(
                 sql: """
                     INSERT INTO runs (pipeline, run_key, logical_date, interval_start, interval_end, trigger, params,
@@ -264,7 +272,7 @@ public final class SQLiteStore: Store {
     }
 
     public func run(id: Int64) async throws -> RunRecord? {
-        try pool.read { db in
+        try syncRead { db in
             try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE id = ?", arguments: [id]).map(Self.run(from:))
         }
     }
@@ -286,14 +294,15 @@ public final class SQLiteStore: Store {
         }
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
         arguments += [query.limit]
+        let finalArguments = arguments
         let sql = "SELECT * FROM runs \(whereClause) ORDER BY id DESC LIMIT ?"
-        return try pool.read { db in
-            try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.run(from:))
+        return try syncRead { db in
+            try Row.fetchAll(db, sql: sql, arguments: finalArguments).map(Self.run(from:))
         }
     }
 
     public func unfinishedRuns() async throws -> [RunRecord] {
-        try pool.read { db in
+        try syncRead { db in
             try Row.fetchAll(
                 db, sql: "SELECT * FROM runs WHERE state IN ('queued', 'running') ORDER BY logical_date, id"
             ).map(Self.run(from:))
@@ -301,14 +310,14 @@ public final class SQLiteStore: Store {
     }
 
     public func taskInstances(runID: Int64) async throws -> [TaskInstanceRecord] {
-        try pool.read { db in
+        try syncRead { db in
             try Row.fetchAll(db, sql: "SELECT * FROM task_instances WHERE run_id = ? ORDER BY rowid", arguments: [runID])
                 .map(Self.taskInstance(from:))
         }
     }
 
     public func attempts(runID: Int64, task: String?) async throws -> [AttemptRecord] {
-        try pool.read { db in
+        try syncRead { db in
             if let task {
                 return try Row.fetchAll(
                     db, sql: "SELECT * FROM attempts WHERE run_id = ? AND task = ? ORDER BY attempt",
@@ -322,13 +331,13 @@ public final class SQLiteStore: Store {
     }
 
     public func runningAttempts() async throws -> [AttemptRecord] {
-        try pool.read { db in
+        try syncRead { db in
             try Row.fetchAll(db, sql: "SELECT * FROM attempts WHERE state = 'running'").map(Self.attempt(from:))
         }
     }
 
     public func requestCancel(runID: Int64) async throws -> Bool {
-        try pool.write { db in
+        try syncWrite { db in
             try db.execute(
                 sql: "UPDATE runs SET cancel_requested = 1 WHERE id = ? AND state IN ('queued', 'running')",
                 arguments: [runID])
@@ -337,7 +346,7 @@ public final class SQLiteStore: Store {
     }
 
     public func cancelRequestedRunIDs() async throws -> [Int64] {
-        try pool.read { db in
+        try syncRead { db in
             try Int64.fetchAll(
                 db, sql: "SELECT id FROM runs WHERE cancel_requested = 1 AND state IN ('queued', 'running')")
         }
@@ -347,7 +356,7 @@ public final class SQLiteStore: Store {
 
     public func commit(_ changes: [StoreChange]) async throws {
         guard !changes.isEmpty else { return }
-        try pool.write { db in
+        try syncWrite { db in
             for change in changes { try Self.apply(change, db) }
         }
     }
@@ -405,12 +414,12 @@ public final class SQLiteStore: Store {
     }
 
     public func externalChangeToken() async throws -> Int64 {
-        try pool.writeWithoutTransaction { db in
+        try syncWriteWithoutTransaction { db in
             try Int64.fetchOne(db, sql: "PRAGMA data_version") ?? 0
         }
     }
 
     public func ping() async throws {
-        _ = try pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+        _ = try syncRead { db in try Int.fetchOne(db, sql: "SELECT 1") }
     }
 }

@@ -57,6 +57,13 @@ public struct AttemptOutcome: Sendable, Hashable {
     public var exitCode: Int32?
     public var duration: Double
 
+    public init(status: Status, output: JSONValue? = nil, exitCode: Int32? = nil, duration: Double) {
+        self.status = status
+        self.output = output
+        self.exitCode = exitCode
+        self.duration = duration
+    }
+
     public var succeeded: Bool { status == .succeeded }
 
     /// A sentence for the run view and the log.
@@ -75,12 +82,22 @@ public struct AttemptOutcome: Sendable, Hashable {
 
 /// A running attempt that can be told to stop.
 public final class AttemptHandle: Sendable {
-    private let state = Mutex<(pid: Int32?, stopRequested: Bool)>((nil, false))
+    private let state = Mutex<(pid: Int32?, stopRequested: Bool, timedOut: Bool)>((nil, false, false))
 
     public init() {}
 
     var pid: Int32? { state.withLock { $0.pid } }
     var stopRequested: Bool { state.withLock { $0.stopRequested } }
+    var timedOut: Bool { state.withLock { $0.timedOut } }
+
+    /// Records the timeout and kills the process group, grandchildren included.
+    func markTimedOut() {
+        let pid: Int32? = state.withLock {
+            $0.timedOut = true
+            return $0.pid
+        }
+        if let pid { ProcessGroup.terminate(pid, grace: 2) }
+    }
 
     func setPID(_ pid: Int32) -> Bool {
         state.withLock {
@@ -136,7 +153,7 @@ public struct TaskProcessRunner: Sendable {
     /// Starts the attempt, waits for it to end (or time out, or be stopped through `handle`),
     /// and reads its output file.
     public func run(
-        _ request: AttemptRequest, handle: AttemptHandle, onStart: @Sendable (Int32) async -> Void = { _ in }
+        _ request: AttemptRequest, handle: AttemptHandle, onStart: @escaping @Sendable (Int32) async -> Void = { _ in }
     ) async -> AttemptOutcome {
         let started = ContinuousClock.now
         func elapsed() -> Double {
@@ -164,49 +181,57 @@ public struct TaskProcessRunner: Sendable {
         // A group of its own, so a timeout or cancel reaches grandchildren (sh -> python3) too.
         options.processGroupID = 0
         let executable: Executable = program.contains("/") ? .path(FilePath(program)) : .name(program)
-        var environment: [Environment.Key: String] = [:]
-        for (key, value) in request.environment { environment[Environment.Key(stringLiteral: key)] = value }
+        var environmentEntries: [Environment.Key: String] = [:]
+        for (key, value) in request.environment { environmentEntries[Environment.Key(stringLiteral: key)] = value }
+        let environment = environmentEntries
+        let platformOptions = options
 
-        let timeoutTask = Mutex<Task<Void, Never>?>(nil)
-        let timedOut = Mutex(false)
         let status: TerminationStatus
         do {
-            let result = try await Subprocess.run(
-                executable, arguments: Arguments(Array(request.arguments.dropFirst())),
-                environment: .custom(environment),
-                workingDirectory: FilePath(request.workingDirectory), platformOptions: options,
-                input: .none, output: .fileDescriptor(logFD, closeAfterSpawningProcess: false),
-                error: .fileDescriptor(logFD, closeAfterSpawningProcess: false)
-            ) { execution in
-                let pid = execution.processIdentifier.value
-                await onStart(pid)
-                if handle.setPID(pid) { ProcessGroup.terminate(pid, grace: 5) }
+            status = try await withThrowingTaskGroup(of: TerminationStatus?.self) { group in
+                group.addTask {
+                    let result = try await Subprocess.run(
+                        executable, arguments: Arguments(Array(request.arguments.dropFirst())),
+                        environment: .custom(environment),
+                        workingDirectory: FilePath(request.workingDirectory), platformOptions: platformOptions,
+                        input: .none, output: .fileDescriptor(logFD, closeAfterSpawningProcess: false),
+                        error: .fileDescriptor(logFD, closeAfterSpawningProcess: false)
+                    ) { execution in
+                        let pid = execution.processIdentifier.value
+                        await onStart(pid)
+                        if handle.setPID(pid) { ProcessGroup.terminate(pid, grace: 5) }
+                    }
+                    return result.terminationStatus
+                }
                 if let timeout = request.timeout {
-                    timeoutTask.withLock {
-                        $0 = Task {
-                            try? await Task.sleep(for: .milliseconds(Int64(timeout * 1000)))
-                            guard !Task.isCancelled else { return }
-                            timedOut.withLock { $0 = true }
-                            ProcessGroup.terminate(pid, grace: 2)
-                        }
+                    group.addTask {
+                        try? await Task.sleep(for: .milliseconds(Int64(timeout * 1000)))
+                        guard !Task.isCancelled else { return nil }
+                        handle.markTimedOut()
+                        return nil
                     }
                 }
+                while let next = try await group.next() {
+                    if let status = next {
+                        group.cancelAll()
+                        return status
+                    }
+                }
+                throw CancellationError()
             }
-            status = result.terminationStatus
         } catch {
             try? logFD.close()
             let message = "\(program): \(error)"
             appendLine("baton: could not start the task: \(message)", to: request.logPath)
             return AttemptOutcome(status: .failedToStart(message), output: nil, exitCode: nil, duration: elapsed())
         }
-        timeoutTask.withLock { $0?.cancel() }
         // Whatever the main process left behind in its group goes with it.
         if let pid = handle.pid { kill(-pid, SIGKILL) }
         try? logFD.close()
         let duration = elapsed()
         enforceLogLimit(request.logPath, limit: request.maxLogBytes)
 
-        if timedOut.withLock({ $0 }) {
+        if handle.timedOut {
             appendLine("baton: timed out after \(DurationText.format(request.timeout ?? 0)); killed the process group", to: request.logPath)
             return AttemptOutcome(status: .timedOut(after: request.timeout ?? duration), output: nil, exitCode: nil, duration: duration)
         }

@@ -1,3 +1,3 @@
 import BatonCLI
 
-await BatonCommand.main()
+await BatonMain.run()

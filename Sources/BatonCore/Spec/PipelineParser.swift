@@ -25,8 +25,16 @@ public struct PipelineParser {
         "logical_date", "data_interval_start", "data_interval_end", "run_id", "pipeline", "task", "attempt", "ds",
         "ts", "event",
     ]
-    static let namePattern = /^[A-Za-z0-9_][A-Za-z0-9_.\-]*$/
-    static let taskNamePattern = /^[A-Za-z_][A-Za-z0-9_\-]*$/
+    static func isValidPipelineName(_ text: String) -> Bool {
+        guard let first = text.unicodeScalars.first, first != ".", first != "-" else { return false }
+        return text.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "_.-".unicodeScalars.contains($0)) }
+    }
+
+    static func isValidIdentifier(_ text: String) -> Bool {
+        guard let first = text.unicodeScalars.first, first.isASCII, CharacterSet.letters.contains(first) || first == "_"
+        else { return false }
+        return text.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "_-".unicodeScalars.contains($0)) }
+    }
 
     let file: String
     let text: String
@@ -97,7 +105,7 @@ public struct PipelineParser {
         var spec = PipelineSpec(name: stem, sourceFile: file)
         if let node = fields["name"] {
             if let name = string(node, field: "name") {
-                if name.wholeMatch(of: Self.namePattern) == nil {
+                if !Self.isValidPipelineName(name) {
                     error(node, field: "name", "pipeline name '\(name)' has characters Baton does not allow",
                           value: name, fix: "use letters, digits, '_', '-' and '.', such as customer_data_pipeline")
                 }
@@ -292,7 +300,7 @@ public struct PipelineParser {
         }
         var result: [ParamSpec] = []
         for (keyNode, valueNode) in mapping {
-            guard let name = keyNode.scalar?.string, name.wholeMatch(of: Self.taskNamePattern) != nil else {
+            guard let name = keyNode.scalar?.string, Self.isValidIdentifier(name) else {
                 error(keyNode, field: "params", "param name '\(Self.text(keyNode))' is not a valid identifier",
                       fix: "use letters, digits and '_', starting with a letter")
                 continue
@@ -351,7 +359,7 @@ public struct PipelineParser {
         }
         var result: [TaskSpec] = []
         for (keyNode, valueNode) in mapping {
-            guard let name = keyNode.scalar?.string, name.wholeMatch(of: Self.taskNamePattern) != nil else {
+            guard let name = keyNode.scalar?.string, Self.isValidIdentifier(name) else {
                 error(keyNode, field: "tasks", "task name '\(Self.text(keyNode))' is not valid",
                       value: Self.text(keyNode), fix: "use letters, digits, '_' and '-', starting with a letter")
                 continue
@@ -398,7 +406,7 @@ public struct PipelineParser {
         if let envNode = fields["env"] {
             if let mapping = envNode.mapping {
                 for (key, value) in mapping {
-                    guard let envName = key.scalar?.string, envName.wholeMatch(of: /^[A-Za-z_][A-Za-z0-9_]*$/) != nil
+                    guard let envName = key.scalar?.string, Self.isValidIdentifier(envName), !envName.contains("-")
                     else {
                         error(key, field: "\(field).env", "'\(Self.text(key))' is not a valid environment variable name",
                               fix: "use letters, digits and '_', starting with a letter")

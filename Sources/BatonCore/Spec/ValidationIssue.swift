@@ -47,8 +47,9 @@ public enum Suggest {
         let lowered = word.lowercased()
         for candidate in candidates {
             let distance = editDistance(lowered, candidate.lowercased())
-            let limit = max(2, candidate.count / 3)
-            guard distance <= limit else { continue }
+            // Close enough to be a typo, and not a replacement of most of the word.
+            let limit = max(1, min(candidate.count, lowered.count) / 3)
+            guard distance <= limit, distance < lowered.count else { continue }
             if best == nil || distance < best!.1 { best = (candidate, distance) }
         }
         return best?.0
