@@ -50,6 +50,9 @@ public struct RunStateMachine: Sendable {
     public let variables: [String: JSONValue]
     public private(set) var state: RunState
     public private(set) var tasks: [String: TaskProgress]
+    private let specsByName: [String: TaskSpec]
+    /// Tasks not yet in a terminal state; the run ends when it reaches zero.
+    private var unfinished: Int
 
     public init(
         spec: PipelineSpec, params: [String: JSONValue], variables: [String: JSONValue] = [:],
@@ -63,6 +66,18 @@ public struct RunStateMachine: Sendable {
         var progress = tasks ?? [:]
         for task in spec.tasks where progress[task.name] == nil { progress[task.name] = TaskProgress() }
         self.tasks = progress
+        self.specsByName = Dictionary(spec.tasks.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        self.unfinished = progress.values.filter { !$0.state.isTerminal }.count
+    }
+
+    /// The declaration of a task of this run, by name.
+    public func taskSpec(named name: String) -> TaskSpec? { specsByName[name] }
+
+    /// Sets a task's progress, keeping the count of unfinished tasks exact.
+    private mutating func update(_ name: String, _ progress: TaskProgress) {
+        let wasTerminal = tasks[name]?.state.isTerminal ?? true
+        tasks[name] = progress
+        if wasTerminal != progress.state.isTerminal { unfinished += progress.state.isTerminal ? -1 : 1 }
     }
 
     public func progress(of task: String) -> TaskProgress? { tasks[task] }
@@ -85,25 +100,25 @@ public struct RunStateMachine: Sendable {
             task.state = .running
             task.attempts += 1
             task.reason = nil
-            tasks[name] = task
+            update(name, task)
             effects.append(.taskStateChanged(task: name, state: .running, reason: nil))
         case .attemptSucceeded(let name, let output):
             guard var task = tasks[name], task.state == .running else { return [] }
             task.state = .success
             task.output = output
             task.reason = nil
-            tasks[name] = task
+            update(name, task)
             effects.append(.taskStateChanged(task: name, state: .success, reason: nil))
             evaluateDownstream(of: name, &effects)
         case .attemptFailed(let name, let reason):
             guard var task = tasks[name], task.state == .running || task.state == .queued,
-                let taskSpec = spec.task(named: name)
+                let taskSpec = specsByName[name]
             else { return [] }
             if task.state == .queued { task.attempts += 1 }
             task.reason = reason
             if task.attempts <= taskSpec.retries {
                 task.state = .upForRetry
-                tasks[name] = task
+                update(name, task)
                 effects.append(.taskStateChanged(task: name, state: .upForRetry, reason: reason))
                 effects.append(
                     .retryAfter(
@@ -111,14 +126,14 @@ public struct RunStateMachine: Sendable {
                         seconds: taskSpec.retryDelay(beforeAttempt: task.attempts + 1)))
             } else {
                 task.state = .failed
-                tasks[name] = task
+                update(name, task)
                 effects.append(.taskStateChanged(task: name, state: .failed, reason: reason))
                 evaluateDownstream(of: name, &effects)
             }
         case .retryDue(let name):
             guard state == .running, var task = tasks[name], task.state == .upForRetry else { return [] }
             task.state = .queued
-            tasks[name] = task
+            update(name, task)
             effects.append(.taskStateChanged(task: name, state: .queued, reason: task.reason))
             effects.append(.enqueue(task: name))
         case .cancel(let reason):
@@ -128,7 +143,7 @@ public struct RunStateMachine: Sendable {
                 if task.state == .running { effects.append(.stopAttempt(task: name)) }
                 task.state = .cancelled
                 task.reason = reason
-                tasks[name] = task
+                update(name, task)
                 effects.append(.taskStateChanged(task: name, state: .cancelled, reason: reason))
             }
             state = .cancelled
@@ -162,7 +177,7 @@ public struct RunStateMachine: Sendable {
     /// so its own downstream tasks must be decided too.
     @discardableResult
     private mutating func evaluate(_ name: String, _ effects: inout [Effect]) -> Bool {
-        guard let taskSpec = spec.task(named: name), var task = tasks[name], task.state == .pending else {
+        guard let taskSpec = specsByName[name], var task = tasks[name], task.state == .pending else {
             return false
         }
         let upstreamStates = taskSpec.needs.compactMap { tasks[$0]?.state }
@@ -190,13 +205,13 @@ public struct RunStateMachine: Sendable {
             }
             if task.state == .pending {
                 task.state = .queued
-                tasks[name] = task
+                update(name, task)
                 effects.append(.taskStateChanged(task: name, state: .queued, reason: nil))
                 effects.append(.enqueue(task: name))
                 return false
             }
         }
-        tasks[name] = task
+        update(name, task)
         effects.append(.taskStateChanged(task: name, state: task.state, reason: task.reason))
         return true
     }
@@ -226,7 +241,7 @@ public struct RunStateMachine: Sendable {
     }
 
     private mutating func finishIfDone(_ effects: inout [Effect]) {
-        guard state == .running, tasks.values.allSatisfy(\.state.isTerminal) else { return }
+        guard state == .running, unfinished == 0 else { return }
         let failed = tasks.values.contains { $0.state == .failed || $0.state == .upstreamFailed }
         state = failed ? .failed : .success
         effects.append(.runStateChanged(state))
