@@ -159,18 +159,16 @@ public actor Engine {
                     reason: reason, at: clock())
             ]
             var effects: [RunStateMachine.Effect] = []
-            if var machine = machines[attempt.runID] {
-                effects = machine.handle(.attemptFailed(task: attempt.task, reason: reason))
-                machines[attempt.runID] = machine
+            if let applied = handle(.attemptFailed(task: attempt.task, reason: reason), runID: attempt.runID) {
+                effects = applied
                 changes += storeChanges(for: effects, runID: attempt.runID)
             }
             try await store.commit(changes)
             logger.warning("\(reason)", metadata: ["run_id": "\(attempt.runID)", "task": "\(attempt.task)"])
             await perform(effects, runID: attempt.runID)
         }
-        for (runID, var machine) in machines where machine.state == .running {
-            let effects = machine.handle(.resume)
-            machines[runID] = machine
+        for runID in machines.keys.sorted() where machines[runID]?.state == .running {
+            let effects = handle(.resume, runID: runID) ?? []
             try await store.commit(storeChanges(for: effects, runID: runID))
             await perform(effects, runID: runID)
             for instance in try await store.taskInstances(runID: runID) where instance.state == .upForRetry {
@@ -209,10 +207,10 @@ public actor Engine {
 
     /// Requests cancellation of a run; running attempts are stopped.
     public func cancel(runID: Int64, reason: String = "cancelled by request") async {
-        guard var machine = machines[runID] else { return }
-        let effects = machine.handle(.cancel(reason: reason))
-        machines[runID] = machine
-        waiting[machine.spec.name]?.removeAll { $0 == runID }
+        guard let effects = handle(.cancel(reason: reason), runID: runID), let pipeline = runs[runID]?.pipeline else {
+            return
+        }
+        waiting[pipeline]?.removeAll { $0 == runID }
         do {
             try await store.commit(storeChanges(for: effects, runID: runID))
         } catch {
@@ -370,9 +368,7 @@ public actor Engine {
             let active = machines.values.filter { $0.spec.name == pipeline && $0.state == .running }.count
             guard active < limit else { return }
             waiting[pipeline]?.removeFirst()
-            guard var machine = machines[next] else { continue }
-            let effects = machine.handle(.start)
-            machines[next] = machine
+            guard let effects = handle(.start, runID: next) else { continue }
             do {
                 try await store.commit(storeChanges(for: effects, runID: next))
             } catch {
@@ -397,6 +393,13 @@ public actor Engine {
         waiting[run.pipeline]?.removeAll { $0 == runID }
         for waiter in runWaiters.removeValue(forKey: runID) ?? [] { waiter.resume(returning: state) }
         await activateWaiting(pipeline: run.pipeline)
+    }
+
+    /// Applies an event to a cached run in place. Going through a local copy would duplicate
+    /// the run's task table on every event, which is quadratic for wide fan-outs.
+    private func handle(_ event: RunStateMachine.Event, runID: Int64) -> [RunStateMachine.Effect]? {
+        guard machines[runID] != nil else { return nil }
+        return machines[runID]!.handle(event)
     }
 
     // MARK: - Effects
@@ -452,10 +455,7 @@ public actor Engine {
         case .schedulerTick(let generation):
             await schedulerTick(generation: generation)
         case .retry(let key):
-            guard var machine = machines[key.runID] else { return }
-            let effects = machine.handle(.retryDue(task: key.task))
-            guard !effects.isEmpty else { return }
-            machines[key.runID] = machine
+            guard let effects = handle(.retryDue(task: key.task), runID: key.runID), !effects.isEmpty else { return }
             do {
                 try await store.commit(storeChanges(for: effects, runID: key.runID))
             } catch {
@@ -473,12 +473,10 @@ public actor Engine {
     private func pump() {
         guard started else { return }
         while busySlots < configuration.slots, let key = readyQueue.popFirst() {
-            guard var machine = machines[key.runID], let run = runs[key.runID],
-                let taskSpec = machine.spec.task(named: key.task)
+            guard let run = runs[key.runID], let taskSpec = machines[key.runID]?.taskSpec(named: key.task),
+                let effects = handle(.attemptStarted(task: key.task), runID: key.runID), !effects.isEmpty,
+                let machine = machines[key.runID]
             else { continue }
-            let effects = machine.handle(.attemptStarted(task: key.task))
-            guard !effects.isEmpty else { continue }
-            machines[key.runID] = machine
             let attempt = machine.progress(of: key.task)?.attempts ?? 1
             let launch = TaskLaunch(
                 run: run, machine: machine, task: taskSpec, attempt: attempt,
@@ -561,12 +559,12 @@ public actor Engine {
                 reason: outcome.reason, at: clock())
         ]
         var effects: [RunStateMachine.Effect] = []
-        if var machine = machines[key.runID] {
-            effects = machine.handle(
-                outcome.succeeded
-                    ? .attemptSucceeded(task: key.task, output: outcome.output)
-                    : .attemptFailed(task: key.task, reason: outcome.reason ?? "failed"))
-            machines[key.runID] = machine
+        let event: RunStateMachine.Event =
+            outcome.succeeded
+            ? .attemptSucceeded(task: key.task, output: outcome.output)
+            : .attemptFailed(task: key.task, reason: outcome.reason ?? "failed")
+        if let applied = handle(event, runID: key.runID) {
+            effects = applied
             changes += storeChanges(for: effects, runID: key.runID)
         }
         if !outcome.succeeded {

@@ -1,1 +1,116 @@
-print("benchmarks: TODO")
+import BatonCore
+import BatonEngine
+import BatonStore
+import Foundation
+import Logging
+
+/// Engine overhead benchmarks on the durable SQLite store (WAL, synchronous=NORMAL).
+///
+///   swift run -c release baton-bench [chain40|fanout1000|all] [--slots N] [--repeat N]
+///
+/// CHAIN40: 40 chained tasks running `true`; wall time and per-task overhead.
+/// FANOUT1000: 1000 independent `true` tasks and one join; wall time and tasks per second.
+
+struct Options {
+    var which = "all"
+    var slots = ProcessInfo.processInfo.activeProcessorCount
+    var repeats = 5
+
+    init(_ arguments: [String]) {
+        var iterator = arguments.dropFirst().makeIterator()
+        while let argument = iterator.next() {
+            switch argument {
+            case "--slots": slots = Int(iterator.next() ?? "") ?? slots
+            case "--repeat": repeats = Int(iterator.next() ?? "") ?? repeats
+            default: which = argument
+            }
+        }
+    }
+}
+
+func chainYAML(_ count: Int) -> String {
+    var text = "name: chain\ntasks:\n"
+    for index in 0..<count {
+        text += "  t\(index):\n    run: \"true\"\n"
+        if index > 0 { text += "    needs: [t\(index - 1)]\n" }
+    }
+    return text
+}
+
+func fanoutYAML(_ count: Int) -> String {
+    var text = "name: fanout\ntasks:\n"
+    for index in 0..<count { text += "  t\(index):\n    run: \"true\"\n" }
+    text += "  join:\n    run: \"true\"\n    needs: [\((0..<count).map { "t\($0)" }.joined(separator: ", "))]\n"
+    return text
+}
+
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+func measure(pipeline: String, yaml: String, slots: Int, repeats: Int) async throws -> [Double] {
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("baton-bench-\(UUID().uuidString)").path
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    try FileManager.default.createDirectory(atPath: root + "/pipelines", withIntermediateDirectories: true)
+    try yaml.write(toFile: root + "/pipelines/\(pipeline).yaml", atomically: true, encoding: .utf8)
+    let store = try SQLiteStore(path: root + "/baton.db")
+    var logger = Logger(label: "bench")
+    logger.logLevel = .error
+    let engine = Engine(
+        store: store,
+        configuration: EngineConfiguration(
+            pipelinesDirectory: root + "/pipelines", dataDirectory: root, slots: slots, watchFiles: false,
+            schedulerEnabled: false),
+        logger: logger)
+    let runner = Task { try await engine.run() }
+    defer { runner.cancel() }
+    while await !engine.isRunning() { try await Task.sleep(for: .milliseconds(1)) }
+    var results: [Double] = []
+    // One warm-up run, then the measured ones.
+    for index in 0...repeats {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let run = try await engine.trigger(pipeline: pipeline)
+        let state = try await engine.waitUntilFinished(runID: run.id)
+        let elapsed = seconds(clock.now - start)
+        guard state == .success else { throw RunRequestError("run \(run.id) ended \(state.rawValue)") }
+        if index > 0 { results.append(elapsed) }
+    }
+    return results
+}
+
+func spawnBaseline(count: Int) async -> Double {
+    let clock = ContinuousClock()
+    let start = clock.now
+    for _ in 0..<count {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "true"]
+        let done = AsyncStream<Void>.makeStream()
+        process.terminationHandler = { _ in done.continuation.yield(); done.continuation.finish() }
+        try? process.run()
+        for await _ in done.stream {}
+    }
+    return seconds(clock.now - start) / Double(count)
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted[sorted.count / 2]
+}
+
+let options = Options(CommandLine.arguments)
+print("baton-bench: durable SQLite store (WAL, synchronous=NORMAL), \(options.slots) slots, median of \(options.repeats) runs")
+let spawn = await spawnBaseline(count: 200)
+print(String(format: "spawn baseline: sh -c true via Foundation Process: %.2f ms each", spawn * 1000))
+if options.which == "all" || options.which == "chain40" {
+    let results = try await measure(pipeline: "chain", yaml: chainYAML(40), slots: options.slots, repeats: options.repeats)
+    let wall = median(results)
+    print(String(format: "CHAIN40: wall %.1f ms, %.2f ms per chained task (min %.2f, max %.2f)", wall * 1000, wall * 1000 / 40,
+                 results.min()! * 1000 / 40, results.max()! * 1000 / 40))
+}
+if options.which == "all" || options.which == "fanout1000" {
+    let results = try await measure(pipeline: "fanout", yaml: fanoutYAML(1000), slots: options.slots, repeats: options.repeats)
+    let wall = median(results)
+    print(String(format: "FANOUT1000: wall %.0f ms, %.0f tasks/s (1001 tasks; best %.0f tasks/s)", wall * 1000, 1001 / wall, 1001 / results.min()!))
+}
