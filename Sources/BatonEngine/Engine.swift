@@ -88,6 +88,7 @@ public actor Engine {
     private var readyQueue: Deque<TaskKey> = []
     private var busySlots = 0
     private var handles: [TaskKey: AttemptHandle] = [:]
+    private var logPaths: [TaskKey: String] = [:]
     private var lastChangeToken: Int64?
     private var schedulerGeneration = 0
     private var runWaiters: [Int64: [CheckedContinuation<RunState, Never>]] = [:]
@@ -489,6 +490,7 @@ public actor Engine {
             busySlots += 1
             let handle = AttemptHandle()
             handles[key] = handle
+            logPaths[key] = launch.logPath
             do {
                 let request = try launch.request()
                 work.yield(
@@ -567,17 +569,33 @@ public actor Engine {
             effects = applied
             changes += storeChanges(for: effects, runID: key.runID)
         }
-        if !outcome.succeeded {
+        if !outcome.succeeded, case .stopped = outcome.status {
+        } else if !outcome.succeeded {
+            var message = "task \(key.task) of run \(key.runID) attempt \(attempt) \(outcome.reason ?? "failed")"
+            if let lastLine = logPaths[key].flatMap(Self.lastLogLine) { message += ": \(lastLine)" }
             logger.warning(
-                "task \(key.task) of run \(key.runID) attempt \(attempt) \(outcome.reason ?? "failed")",
-                metadata: ["run_id": "\(key.runID)", "task": "\(key.task)"])
+                "\(message)", metadata: ["run_id": "\(key.runID)", "task": "\(key.task)"])
         }
+        logPaths[key] = nil
         do {
             try await store.commit(changes)
         } catch {
             logger.error("could not record the end of \(key.task) in run \(key.runID): \(error)")
         }
         await perform(effects, runID: key.runID)
+    }
+
+    /// The last non-empty line of a failed attempt's log, so the console says why at a glance.
+    static func lastLogLine(_ path: String) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        let size = (try? handle.seekToEnd()) ?? 0
+        try? handle.seek(toOffset: size > 2048 ? size - 2048 : 0)
+        let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+        guard let line = text.split(whereSeparator: \.isNewline).last(where: { !$0.allSatisfy(\.isWhitespace) }) else {
+            return nil
+        }
+        return String(line.prefix(300))
     }
 
     // MARK: - Watching

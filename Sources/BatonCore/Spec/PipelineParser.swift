@@ -510,6 +510,7 @@ public struct PipelineParser {
             case .shell(let text):
                 checkTemplate(text, node: fields["run"], field: "tasks.\(task.name).run", spec: spec, task: task.name,
                               ancestors: ancestors)
+                checkShellQuoting(text, node: fields["run"], field: "tasks.\(task.name).run")
             case .argv(let items):
                 for item in items {
                     checkTemplate(item, node: fields["run"], field: "tasks.\(task.name).run", spec: spec,
@@ -545,6 +546,25 @@ public struct PipelineParser {
             }
         } catch {
             self.error(node, field: field, error.message, value: text, fix: error.fix)
+        }
+    }
+
+    /// Baton quotes each substituted value as one shell word. Inside the author's own quotes
+    /// that protection breaks (`"{{ x }}"` still expands `$(...)`; `'{{ x }}'` ends the quote),
+    /// so such placements are rejected rather than silently unsafe.
+    private mutating func checkShellQuoting(_ text: String, node: Node?, field: String) {
+        guard let template = try? Template.parse(text) else { return }
+        for (reference, context) in template.shellContexts {
+            let place: String
+            switch context {
+            case .unquoted, .comment: continue
+            case .singleQuoted: place = "inside single quotes"
+            case .doubleQuoted: place = "inside double quotes"
+            case .escaped: place = "right after a backslash"
+            }
+            error(node, field: field, "{{ \(reference.text) }} is \(place); the shell would not treat the value as plain data",
+                  value: reference.text,
+                  fix: "remove the quotes around {{ \(reference.text) }}: Baton already quotes substituted values as one word, or pass the value through `env:` and use \"$NAME\"")
         }
     }
 
