@@ -89,6 +89,11 @@ func resolvePipeline(_ name: String, store: some Store, folder: String) async th
     if let record = try await store.pipeline(named: name) { return record.spec }
     let loaded = PipelineRepository.load(directory: folder)
     if let match = loaded.pipelines.first(where: { $0.spec.name == name }) { return match.spec }
+    if let problem = loaded.errors.first(where: {
+        (($0.file as NSString).lastPathComponent as NSString).deletingPathExtension == name
+    }) {
+        throw CLIError("pipeline '\(name)' cannot be loaded because its file has errors:\n\(problem)\nrun `baton validate \(folder)` for all problems")
+    }
     var known = Set(loaded.pipelines.map(\.spec.name))
     for record in try await store.pipelines() { known.insert(record.name) }
     var message = "unknown pipeline '\(name)'"

@@ -187,6 +187,10 @@ public actor Engine {
     /// Creates a manual run and starts it as soon as `max_active_runs` allows.
     public func trigger(pipeline name: String, params: [String: JSONValue] = [:]) async throws -> RunRecord {
         guard let record = pipelines[name] else {
+            let fileStem = { (path: String) in ((path as NSString).lastPathComponent as NSString).deletingPathExtension }
+            if let problem = folderIssues.first(where: { $0.severity == .error && fileStem($0.file) == name }) {
+                throw RunRequestError("pipeline '\(name)' is not loaded because its file has errors:\n\(problem)")
+            }
             throw RunRequestError(
                 "unknown pipeline '\(name)'" + (Suggest.closest(to: name, in: pipelines.keys).map { "; did you mean '\($0)'?" } ?? ""))
         }

@@ -63,7 +63,8 @@ public enum IntervalPlanner {
         return Plan(intervals: intervals, skippedOlder: skipped)
     }
 
-    /// Intervals that end within `[from, to]`, oldest first, for backfills.
+    /// Intervals that start within `[from, to)`, oldest first, for backfills (an interval may end
+    /// after `to`; callers drop those that have not ended yet).
     public static func intervals(_ cron: CronSchedule, in zone: TimeZone, from: Date, to: Date, limit: Int) -> [DataInterval] {
         var result: [DataInterval] = []
         guard var start = cron.nextFire(after: from.addingTimeInterval(-0.001), in: zone) else { return [] }

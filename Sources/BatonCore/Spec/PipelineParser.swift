@@ -453,7 +453,8 @@ public struct PipelineParser {
         }
         if let node = fields["timeout"], let value = duration(node, field: "\(field).timeout") {
             if value <= 0 {
-                error(node, field: "\(field).timeout", "a timeout must be longer than zero", fix: "write e.g. 10m")
+                error(node, field: "\(field).timeout", "a timeout must be longer than zero", value: Self.text(node),
+                      fix: "write e.g. 10m")
             } else {
                 task.timeout = value
             }
@@ -488,8 +489,13 @@ public struct PipelineParser {
         for task in spec.tasks {
             let fields = taskNodes[task.name] ?? [:]
             for dependency in task.needs where !names.contains(dependency) {
+                let others = names.filter { $0 != task.name }
+                // With no other task to choose from, "valid values: " would list nothing.
                 error(fields["needs"], field: "tasks.\(task.name).needs", "unknown task '\(dependency)' in needs",
-                      value: dependency, fix: Suggest.hint(for: dependency, in: names.filter { $0 != task.name }))
+                      value: dependency,
+                      fix: others.isEmpty
+                        ? "declare a task '\(dependency)' under `tasks:` or remove it from `needs`"
+                        : Suggest.hint(for: dependency, in: others))
             }
             if task.needs.contains(task.name) {
                 error(fields["needs"], field: "tasks.\(task.name).needs", "task '\(task.name)' needs itself",
@@ -497,8 +503,14 @@ public struct PipelineParser {
             }
         }
         let graph = TaskGraph(tasks: spec.tasks)
-        // A task needing itself was reported above; only longer cycles remain to report.
-        if let cycle = graph.findCycle(), cycle.count > 2 {
+        // A task needing itself was reported above; look for longer cycles without those
+        // self-edges, or the first self-edge found would hide a real cycle elsewhere.
+        let withoutSelfEdges = spec.tasks.map { task in
+            var copy = task
+            copy.needs.removeAll { $0 == task.name }
+            return copy
+        }
+        if let cycle = TaskGraph(tasks: withoutSelfEdges).findCycle() {
             let first = taskNodes[cycle[0]]?["needs"] ?? tasksNode
             error(first, field: "tasks", "dependency cycle: \(cycle.joined(separator: " -> "))",
                   fix: "remove one of these `needs` so the tasks form a DAG")
@@ -530,7 +542,7 @@ public struct PipelineParser {
                     }
                 } catch {
                     self.error(fields["when"], field: "tasks.\(task.name).when", error.message, value: condition,
-                               fix: error.fix, columnOffset: error.offset)
+                               fix: error.fix, columnOffset: error.offset + Self.openingQuoteWidth(fields["when"]))
                 }
             }
         }
@@ -611,6 +623,15 @@ public struct PipelineParser {
     }
 
     // MARK: - Helpers
+
+    /// A quoted scalar's mark points at its opening quote, one column before its first character,
+    /// which is where offsets into the value's text count from.
+    static func openingQuoteWidth(_ node: Node?) -> Int {
+        switch node?.scalar?.style {
+        case .singleQuoted?, .doubleQuoted?: return 1
+        default: return 0
+        }
+    }
 
     static func kind(_ node: Node) -> String {
         switch node {
