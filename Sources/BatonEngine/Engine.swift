@@ -424,7 +424,8 @@ public actor Engine {
                 changes.append(
                     .taskState(
                         runID: runID, task: task, state: state, attempts: progress?.attempts ?? 0,
-                        output: progress?.output, reason: reason, retryAt: retryAt[task], at: now))
+                        interruptions: progress?.interruptions ?? 0, output: progress?.output, reason: reason,
+                        retryAt: retryAt[task], at: now))
             case .enqueue, .retryAfter, .stopAttempt:
                 break
             }
@@ -476,7 +477,8 @@ public actor Engine {
     /// Starts ready tasks while slots are free. State changes happen before any suspension, so
     /// a re-entrant call sees a consistent picture.
     private func pump() {
-        guard started else { return }
+        // A cancelled caller means Baton is shutting down: start nothing new.
+        guard started, !Task.isCancelled else { return }
         while busySlots < configuration.slots, let key = readyQueue.popFirst() {
             guard let run = runs[key.runID], let taskSpec = machines[key.runID]?.taskSpec(named: key.task),
                 let effects = handle(.attemptStarted(task: key.task), runID: key.runID), !effects.isEmpty,
@@ -557,6 +559,7 @@ public actor Engine {
         case .succeeded: attemptState = .success
         case .timedOut: attemptState = .timedOut
         case .stopped: attemptState = .cancelled
+        case .interrupted: attemptState = .interrupted
         default: attemptState = .failed
         }
         var changes: [StoreChange] = [
@@ -565,16 +568,20 @@ public actor Engine {
                 reason: outcome.reason, at: clock())
         ]
         var effects: [RunStateMachine.Effect] = []
-        let event: RunStateMachine.Event =
-            outcome.succeeded
-            ? .attemptSucceeded(task: key.task, output: outcome.output)
-            : .attemptFailed(task: key.task, reason: outcome.reason ?? "failed")
+        let event: RunStateMachine.Event
+        switch outcome.status {
+        case .succeeded: event = .attemptSucceeded(task: key.task, output: outcome.output)
+        case .interrupted: event = .attemptInterrupted(task: key.task, reason: outcome.reason ?? "interrupted")
+        default: event = .attemptFailed(task: key.task, reason: outcome.reason ?? "failed")
+        }
         if let applied = handle(event, runID: key.runID) {
             effects = applied
             changes += storeChanges(for: effects, runID: key.runID)
         }
-        if !outcome.succeeded, case .stopped = outcome.status {
-        } else if !outcome.succeeded {
+        switch outcome.status {
+        case .succeeded, .stopped, .interrupted:
+            break
+        default:
             var message = "task \(key.task) of run \(key.runID) attempt \(attempt) \(outcome.reason ?? "failed")"
             if let lastLine = logPaths[key].flatMap(Self.lastLogLine) { message += ": \(lastLine)" }
             logger.warning(

@@ -16,7 +16,7 @@ struct TaskLaunch {
     static let maxInputsBytes = 1024 * 1024
 
     var logPath: String {
-        "\(dataDirectory)/logs/\(run.pipeline)/\(run.id)/\(task.name)/\(attempt).log"
+        "\(dataDirectory)/logs/\(run.pipeline)/\(run.id)/\(task.name).\(attempt).log"
     }
 
     var outputPath: String {

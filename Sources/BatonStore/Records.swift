@@ -85,11 +85,14 @@ public struct TaskInstanceRecord: Sendable, Hashable {
     public var endedAt: Date?
     /// When an `up_for_retry` task's next attempt may start.
     public var retryAt: Date?
+    public var interruptions: Int
 
     public init(
         runID: Int64, task: String, state: TaskState = .pending, attempts: Int = 0, output: JSONValue? = nil,
-        reason: String? = nil, startedAt: Date? = nil, endedAt: Date? = nil, retryAt: Date? = nil
+        reason: String? = nil, startedAt: Date? = nil, endedAt: Date? = nil, retryAt: Date? = nil,
+        interruptions: Int = 0
     ) {
+        self.interruptions = interruptions
         self.runID = runID
         self.task = task
         self.state = state
@@ -102,7 +105,7 @@ public struct TaskInstanceRecord: Sendable, Hashable {
     }
 
     public var progress: TaskProgress {
-        TaskProgress(state: state, attempts: attempts, output: output, reason: reason)
+        TaskProgress(state: state, attempts: attempts, output: output, reason: reason, interruptions: interruptions)
     }
 }
 
@@ -146,8 +149,8 @@ public struct AttemptRecord: Sendable, Hashable {
 public enum StoreChange: Sendable, Hashable {
     case runState(runID: Int64, state: RunState, at: Date)
     case taskState(
-        runID: Int64, task: String, state: TaskState, attempts: Int, output: JSONValue?, reason: String?,
-        retryAt: Date?, at: Date)
+        runID: Int64, task: String, state: TaskState, attempts: Int, interruptions: Int = 0, output: JSONValue?,
+        reason: String?, retryAt: Date?, at: Date)
     case attemptStarted(AttemptRecord)
     case attemptProcess(runID: Int64, task: String, attempt: Int, pid: Int32, startTicks: Int64?)
     case attemptFinished(

@@ -92,6 +92,7 @@ public final class SQLiteStore: Store {
                         started_at REAL,
                         ended_at REAL,
                         retry_at REAL,
+                        interruptions INTEGER NOT NULL DEFAULT 0,
                         PRIMARY KEY (run_id, task)
                     );
                     CREATE TABLE attempts (
@@ -169,7 +170,7 @@ public final class SQLiteStore: Store {
             runID: row["run_id"], task: row["task"], state: state, attempts: row["attempts"],
             output: try outputText.map { try decode(JSONValue.self, $0, table: "task_instances") },
             reason: row["reason"], startedAt: date(row["started_at"]), endedAt: date(row["ended_at"]),
-            retryAt: date(row["retry_at"]))
+            retryAt: date(row["retry_at"]), interruptions: row["interruptions"])
     }
 
     static func attempt(from row: Row) throws -> AttemptRecord {
@@ -375,17 +376,17 @@ public final class SQLiteStore: Store {
             } else {
                 try db.execute(sql: "UPDATE runs SET state = ? WHERE id = ?", arguments: [state.rawValue, runID])
             }
-        case .taskState(let runID, let task, let state, let attempts, let output, let reason, let retryAt, let at):
+        case .taskState(let runID, let task, let state, let attempts, let interruptions, let output, let reason, let retryAt, let at):
             let time = at.timeIntervalSince1970
             try db.execute(
                 sql: """
-                    UPDATE task_instances SET state = ?, attempts = ?, output = ?, reason = ?, retry_at = ?,
+                    UPDATE task_instances SET state = ?, attempts = ?, interruptions = ?, output = ?, reason = ?, retry_at = ?,
                         started_at = CASE WHEN ? = 'running' THEN coalesce(started_at, ?) ELSE started_at END,
                         ended_at = CASE WHEN ? THEN ? ELSE NULL END
                     WHERE run_id = ? AND task = ?
                     """,
                 arguments: [
-                    state.rawValue, attempts, output.map(Self.encode), reason, retryAt?.timeIntervalSince1970,
+                    state.rawValue, attempts, interruptions, output.map(Self.encode), reason, retryAt?.timeIntervalSince1970,
                     state.rawValue, time, state.isTerminal, time, runID, task,
                 ])
         case .attemptStarted(let attempt):

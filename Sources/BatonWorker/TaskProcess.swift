@@ -48,6 +48,8 @@ public struct AttemptOutcome: Sendable, Hashable {
         case signalled(signal: Int32)
         case timedOut(after: Double)
         case stopped
+        /// Baton was shutting down; the attempt was stopped and will run again.
+        case interrupted
         case failedToStart(String)
         case badOutput(String)
     }
@@ -74,6 +76,7 @@ public struct AttemptOutcome: Sendable, Hashable {
         case .signalled(let signal): return "killed by signal \(signal)"
         case .timedOut(let after): return "timed out after \(DurationText.format(after)); the process group was killed"
         case .stopped: return "stopped"
+        case .interrupted: return "interrupted: Baton was shutting down; the task will run again"
         case .failedToStart(let message): return "could not start: \(message)"
         case .badOutput(let message): return message
         }
@@ -162,11 +165,7 @@ public struct TaskProcessRunner: Sendable {
         }
         let logFD: FileDescriptor
         do {
-            try FileManager.default.createDirectory(
-                atPath: (request.logPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            logFD = try FileDescriptor.open(
-                FilePath(request.logPath), .writeOnly, options: [.create, .append, .closeOnExec],
-                permissions: [.ownerReadWrite, .groupRead, .otherRead])
+            logFD = try Self.openLog(request.logPath)
         } catch {
             return AttemptOutcome(
                 status: .failedToStart("cannot open log \(request.logPath): \(error)"), output: nil, exitCode: nil,
@@ -221,6 +220,11 @@ public struct TaskProcessRunner: Sendable {
             }
         } catch {
             try? logFD.close()
+            if Task.isCancelled {
+                if let pid = handle.pid { ProcessGroup.killNow(pid) }
+                appendLine("baton: interrupted: Baton was shutting down; the task will run again", to: request.logPath)
+                return AttemptOutcome(status: .interrupted, duration: elapsed())
+            }
             let message = "\(program): \(error)"
             appendLine("baton: could not start the task: \(message)", to: request.logPath)
             return AttemptOutcome(status: .failedToStart(message), output: nil, exitCode: nil, duration: elapsed())
@@ -234,6 +238,10 @@ public struct TaskProcessRunner: Sendable {
         if handle.timedOut {
             appendLine("baton: timed out after \(DurationText.format(request.timeout ?? 0)); killed the process group", to: request.logPath)
             return AttemptOutcome(status: .timedOut(after: request.timeout ?? duration), output: nil, exitCode: nil, duration: duration)
+        }
+        if Task.isCancelled {
+            appendLine("baton: interrupted: Baton was shutting down; the task will run again", to: request.logPath)
+            return AttemptOutcome(status: .interrupted, duration: duration)
         }
         if handle.stopRequested {
             return AttemptOutcome(status: .stopped, output: nil, exitCode: nil, duration: duration)
@@ -251,6 +259,23 @@ public struct TaskProcessRunner: Sendable {
             return AttemptOutcome(status: .exited(code: code), output: nil, exitCode: code, duration: duration)
         case .signaled(let signal):
             return AttemptOutcome(status: .signalled(signal: signal), output: nil, exitCode: nil, duration: duration)
+        }
+    }
+
+    /// Opens the attempt's log for appending. The folder is created only when missing: creating
+    /// directories costs more than spawning the task itself on a busy ext4.
+    static func openLog(_ path: String) throws -> FileDescriptor {
+        func open() throws -> FileDescriptor {
+            try FileDescriptor.open(
+                FilePath(path), .writeOnly, options: [.create, .append, .closeOnExec],
+                permissions: [.ownerReadWrite, .groupRead, .otherRead])
+        }
+        do {
+            return try open()
+        } catch Errno.noSuchFileOrDirectory {
+            try FileManager.default.createDirectory(
+                atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            return try open()
         }
     }
 

@@ -4,6 +4,10 @@ import BatonStore
 import Foundation
 import Logging
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Engine overhead benchmarks on the durable SQLite store (WAL, synchronous=NORMAL).
 ///
 ///   swift run -c release baton-bench [chain40|fanout1000|all] [--slots N] [--repeat N]
@@ -94,6 +98,17 @@ func spawnBaseline(count: Int) async -> Double {
     return seconds(clock.now - start) / Double(count)
 }
 
+/// CPU seconds used so far by this process and by its reaped children.
+func cpuTimes() -> (own: Double, children: Double) {
+    func total(_ who: Int32) -> Double {
+        var usage = rusage()
+        getrusage(__rusage_who_t(who), &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    }
+    return (total(RUSAGE_SELF.rawValue), total(RUSAGE_CHILDREN.rawValue))
+}
+
 func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
     return sorted[sorted.count / 2]
@@ -110,7 +125,12 @@ if options.which == "all" || options.which == "chain40" {
                  results.min()! * 1000 / 40, results.max()! * 1000 / 40))
 }
 if options.which == "all" || options.which == "fanout1000" {
+    let before = cpuTimes()
     let results = try await measure(pipeline: "fanout", yaml: fanoutYAML(1000), slots: options.slots, repeats: options.repeats)
+    let after = cpuTimes()
+    let tasks = Double(1001 * (options.repeats + 1))
+    print(String(format: "FANOUT1000 CPU per task: Baton %.3f ms, task processes %.3f ms",
+                 (after.own - before.own) * 1000 / tasks, (after.children - before.children) * 1000 / tasks))
     let wall = median(results)
     print(String(format: "FANOUT1000: wall %.0f ms, %.0f tasks/s (1001 tasks; best %.0f tasks/s)", wall * 1000, 1001 / wall, 1001 / results.min()!))
 }

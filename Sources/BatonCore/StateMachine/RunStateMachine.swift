@@ -8,13 +8,22 @@ public struct TaskProgress: Sendable, Hashable, Codable {
     public var output: JSONValue?
     /// Why the task ended up where it is, for people reading the run.
     public var reason: String?
+    /// Attempts cut short by a graceful shutdown of Baton; they do not use up retries.
+    public var interruptions: Int
 
-    public init(state: TaskState = .pending, attempts: Int = 0, output: JSONValue? = nil, reason: String? = nil) {
+    public init(
+        state: TaskState = .pending, attempts: Int = 0, output: JSONValue? = nil, reason: String? = nil,
+        interruptions: Int = 0
+    ) {
         self.state = state
         self.attempts = attempts
         self.output = output
         self.reason = reason
+        self.interruptions = interruptions
     }
+
+    /// Attempts that count against the retry budget.
+    public var countedAttempts: Int { attempts - interruptions }
 }
 
 /// The rules of one run as a value: it takes events and returns the effects the engine must
@@ -28,6 +37,9 @@ public struct RunStateMachine: Sendable {
         case attemptStarted(task: String)
         case attemptSucceeded(task: String, output: JSONValue?)
         case attemptFailed(task: String, reason: String)
+        /// Baton itself is shutting down and stopped the attempt: the task goes back to the
+        /// queue without using up a retry.
+        case attemptInterrupted(task: String, reason: String)
         case retryDue(task: String)
         case cancel(reason: String)
     }
@@ -116,7 +128,7 @@ public struct RunStateMachine: Sendable {
             else { return [] }
             if task.state == .queued { task.attempts += 1 }
             task.reason = reason
-            if task.attempts <= taskSpec.retries {
+            if task.countedAttempts <= taskSpec.retries {
                 task.state = .upForRetry
                 update(name, task)
                 effects.append(.taskStateChanged(task: name, state: .upForRetry, reason: reason))
@@ -130,6 +142,14 @@ public struct RunStateMachine: Sendable {
                 effects.append(.taskStateChanged(task: name, state: .failed, reason: reason))
                 evaluateDownstream(of: name, &effects)
             }
+        case .attemptInterrupted(let name, let reason):
+            guard state == .running, var task = tasks[name], task.state == .running else { return [] }
+            task.state = .queued
+            task.interruptions += 1
+            task.reason = reason
+            update(name, task)
+            effects.append(.taskStateChanged(task: name, state: .queued, reason: reason))
+            effects.append(.enqueue(task: name))
         case .retryDue(let name):
             guard state == .running, var task = tasks[name], task.state == .upForRetry else { return [] }
             task.state = .queued

@@ -39,7 +39,7 @@ public enum RunState: String, Sendable, Hashable, Codable, CaseIterable {
 
 /// The state of one attempt of a task.
 public enum AttemptState: String, Sendable, Hashable, Codable, CaseIterable {
-    case running, success, failed, timedOut = "timed_out", lost, cancelled
+    case running, success, failed, timedOut = "timed_out", lost, cancelled, interrupted
 }
 
 /// What a trigger rule says about a task given its upstream states.
