@@ -132,10 +132,12 @@ public struct RunStateMachine: Sendable {
                 task.state = .upForRetry
                 update(name, task)
                 effects.append(.taskStateChanged(task: name, state: .upForRetry, reason: reason))
+                // The backoff follows the retries used, like the budget: an interrupted attempt
+                // must not make the first real retry wait as long as the second.
                 effects.append(
                     .retryAfter(
                         task: name, attempt: task.attempts + 1,
-                        seconds: taskSpec.retryDelay(beforeAttempt: task.attempts + 1)))
+                        seconds: taskSpec.retryDelay(beforeAttempt: task.countedAttempts + 1)))
             } else {
                 task.state = .failed
                 update(name, task)

@@ -58,8 +58,10 @@ public enum TriggerDecision: Sendable, Hashable {
         switch rule {
         case .allSuccess:
             if anyFailed { return .upstreamFailed }
-            if anySkipped { return .skip }
-            return allDone ? .run : .wait
+            // A skip waits for the other upstreams: one of them may still fail, and a failure
+            // outranks a skip, so deciding early would make the result depend on event order.
+            guard allDone else { return .wait }
+            return anySkipped ? .skip : .run
         case .allDone:
             return allDone ? .run : .wait
         case .oneFailed:
