@@ -4,6 +4,7 @@ import BatonEngine
 import BatonStore
 import Foundation
 import Logging
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -75,28 +76,91 @@ extension EngineLock {
 /// Follows a run until it ends, printing progress; runs an engine in this process when no
 /// `baton up` holds the database.
 func follow(runID: Int64, sqlite: SQLiteStore, store: StoreOptions, folder: String, json: Bool) async throws -> RunState {
-    var localEngine: Task<Void, any Error>?
-    var lock: EngineLock?
-    if let acquired = EngineLock(databasePath: store.databasePath) {
-        lock = acquired
-        LoggingSystem.bootstrap { label in
-            var handler = ConsoleLogHandler(label: label)
-            handler.logLevel = .error
-            return handler
-        }
+    let local = LocalEngine.startIfNoServer(sqlite: sqlite, store: store, folder: folder, json: json)
+    return try await withLocalEngine(local) {
+        try await watch(runID: runID, sqlite: sqlite, json: json, local: local)
+    }
+}
+
+/// Runs `body`, then stops `local` (if any) and waits for it, also when `body` throws.
+func withLocalEngine<T>(_ local: LocalEngine?, _ body: () async throws -> T) async throws -> T {
+    let value: T
+    do {
+        value = try await body()
+    } catch {
+        await local?.stop()
+        throw error
+    }
+    await local?.stop()
+    return value
+}
+
+/// An engine inside this CLI process, for `--wait` when no `baton up` holds the database. Like
+/// `baton up` it holds the engine lock, so it also runs other queued runs meanwhile.
+///
+/// `stop()` must be awaited before the process exits: it waits until the engine has recorded
+/// its running attempts as interrupted (requeued without using a retry). Exiting without it
+/// left those attempts `running`, so the next `baton up` declared them lost and failed tasks
+/// without retries, and their processes (in their own process groups) outlived the CLI. For the
+/// same reason Ctrl-C and SIGTERM stop following and stop the engine instead of killing the CLI.
+final class LocalEngine {
+    private let lock: EngineLock
+    private let task: Task<Void, any Error>
+    private let signals: [any DispatchSourceSignal]
+    let interrupted = InterruptFlag()
+
+    /// swift-log may be bootstrapped once per process only (a second call is a fatal error).
+    private static let errorOnlyLogging: Void = LoggingSystem.bootstrap { label in
+        var handler = ConsoleLogHandler(label: label)
+        handler.logLevel = .error
+        return handler
+    }
+
+    static func startIfNoServer(sqlite: SQLiteStore, store: StoreOptions, folder: String, json: Bool) -> LocalEngine? {
+        guard let lock = EngineLock(databasePath: store.databasePath) else { return nil }
+        _ = errorOnlyLogging
         let engine = Engine(
             store: sqlite,
             configuration: EngineConfiguration(
                 pipelinesDirectory: folder, dataDirectory: store.dataDirectory, watchFiles: false,
                 schedulerEnabled: false),
             logger: Logger(label: "baton"))
-        localEngine = Task { try await engine.run() }
         if !json { writeOut("no `baton up` is running on \(store.databasePath): running the pipeline in this process") }
+        return LocalEngine(lock: lock, task: Task { try await engine.run() })
     }
-    defer {
-        localEngine?.cancel()
+
+    private init(lock: EngineLock, task: Task<Void, any Error>) {
+        self.lock = lock
+        self.task = task
+        let flag = interrupted
+        signals = [SIGINT, SIGTERM].map { number -> any DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number)
+            source.setEventHandler { flag.set() }
+            source.resume()
+            return source
+        }
+    }
+
+    func stop() async {
+        task.cancel()
+        _ = await task.result
+        for source in signals { source.cancel() }
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
         withExtendedLifetime(lock) {}
     }
+}
+
+/// Set from a signal handler, read by the follow loop.
+final class InterruptFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
+}
+
+/// Prints a run's progress until it ends. With a local engine, Ctrl-C ends the wait (exit 130).
+func watch(runID: Int64, sqlite: SQLiteStore, json: Bool, local: LocalEngine?) async throws -> RunState {
     let interactive = isatty(STDOUT_FILENO) == 1 && !json
     var reported: [String: TaskState] = [:]
     if !json { writeOut("run \(runID) started; following it (Ctrl-C stops following, not the run)") }
@@ -131,6 +195,11 @@ func follow(runID: Int64, sqlite: SQLiteStore, store: StoreOptions, folder: Stri
                 }
             }
             return run.state
+        }
+        if local?.interrupted.isSet == true {
+            FileHandle.standardError.write(
+                Data("stopped: run \(runID) was running in this process; its running tasks were interrupted and run again when `baton up` starts\n".utf8))
+            throw ExitCode(130)
         }
         try await Task.sleep(for: .milliseconds(100))
     }
@@ -318,10 +387,15 @@ struct BackfillCommand: AsyncParsableCommand {
             print("backfill of \(spec.name): \(created.count) runs created, \(existing) intervals already had a run")
         }
         guard wait else { return }
-        var failed = 0
-        for run in created {
-            let state = try await follow(runID: run.id, sqlite: sqlite, store: store, folder: folder.pipelines, json: output.json)
-            if state != .success { failed += 1 }
+        // One engine for all the runs (it runs them per max_active_runs), not one per run.
+        let local = LocalEngine.startIfNoServer(sqlite: sqlite, store: store, folder: folder.pipelines, json: output.json)
+        let failed = try await withLocalEngine(local) {
+            var failed = 0
+            for run in created {
+                let state = try await watch(runID: run.id, sqlite: sqlite, json: output.json, local: local)
+                if state != .success { failed += 1 }
+            }
+            return failed
         }
         if failed > 0 { throw ExitCode(1) }
     }

@@ -4,6 +4,9 @@ import BatonEngine
 import BatonStore
 import Foundation
 import Logging
+import BatonServer
+import ServiceLifecycle
+import UnixSignals
 
 #if canImport(Glibc)
     import Glibc
@@ -12,18 +15,47 @@ import Logging
 struct UpCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "up",
-        abstract: "Run Baton: the scheduler and local worker slots in one process.",
+        abstract: "Run Baton: scheduler, local worker slots, REST API and web UI in one process.",
         discussion: """
             Loads every pipeline file in the folder (and reloads them when they change), creates
-            scheduled runs, and runs tasks as child processes. State is kept in one SQLite file;
-            stop it with Ctrl-C, or kill it: on restart, unfinished runs continue and attempts that
-            were running are retried per their policy.
+            scheduled runs, runs tasks as child processes, and serves the web UI and the REST API
+            (http://127.0.0.1:8080 by default). State is kept in one SQLite file; stop it with
+            Ctrl-C, or kill it: on restart, unfinished runs continue.
+
+            On 127.0.0.1 the API needs no token. On any other address it requires API tokens
+            (`baton tokens create`) unless --insecure is given.
 
             Examples:
               baton up --pipelines examples/pipelines
-              baton up --slots 8 --db /var/lib/baton/baton.db
+              baton up --slots 8 --db /var/lib/baton/baton.db --host 0.0.0.0 --port 8080
             """)
 
+    @OptionGroup var options: ServeOptions
+
+    func validate() throws { try options.validate() }
+
+    func run() async throws { try await options.serve() }
+}
+
+/// `baton server`: the same process as `baton up`, named for deployments where it runs as a
+/// service behind other machines' workers.
+struct ServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "server",
+        abstract: "Run the Baton server (the same process as `baton up`).",
+        discussion: """
+            Examples:
+              baton server --host 0.0.0.0 --port 8080 --db /var/lib/baton/baton.db
+            """)
+
+    @OptionGroup var options: ServeOptions
+
+    func validate() throws { try options.validate() }
+
+    func run() async throws { try await options.serve() }
+}
+
+struct ServeOptions: ParsableArguments {
     @OptionGroup var store: StoreOptions
     @OptionGroup var folder: PipelinesFolderOption
 
@@ -33,22 +65,42 @@ struct UpCommand: AsyncParsableCommand {
     @Option(help: "Most missed intervals created per pipeline when catching up.")
     var maxCatchup: Int = 50
 
+    @Option(help: "Address to serve the API and UI on.")
+    var host: String = "127.0.0.1"
+
+    @Option(help: "Port to serve the API and UI on; 0 picks a free one.")
+    var port: Int = 8080
+
+    @Flag(help: "Require API tokens even on 127.0.0.1.")
+    var auth = false
+
+    @Flag(help: "Serve a non-loopback address without API tokens (anyone who can reach it may run pipelines).")
+    var insecure = false
+
     @Option(help: "Log level: trace, debug, info, warning, error.")
     var logLevel: String = "info"
 
     func validate() throws {
         guard slots >= 1 else { throw ValidationError("--slots must be at least 1") }
         guard maxCatchup >= 1 else { throw ValidationError("--max-catchup must be at least 1") }
+        guard (0...65535).contains(port) else { throw ValidationError("--port \(port) is not a port number (0-65535)") }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level '\(logLevel)' is not one of trace, debug, info, warning, error")
         }
+        if auth && insecure { throw ValidationError("--auth and --insecure contradict each other; pick one") }
     }
 
-    func run() async throws {
+    var requireAuth: Bool {
+        if auth { return true }
+        if insecure { return false }
+        return !ServerConfiguration.isLoopback(host)
+    }
+
+    func serve() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = ConsoleLogHandler(label: label)
-            handler.logLevel = level
+            handler.logLevel = label == "baton" ? level : max(level, .warning)
             return handler
         }
         let logger = Logger(label: "baton")
@@ -57,34 +109,43 @@ struct UpCommand: AsyncParsableCommand {
             throw CLIError("another `baton up` is already running on \(store.databasePath)\(holder); stop it first or use another --db")
         }
         let sqlite = try store.openStore()
+        let metrics = MetricsRegistry.shared
         let engine = Engine(
             store: sqlite,
             configuration: EngineConfiguration(
                 pipelinesDirectory: folder.pipelines, dataDirectory: store.dataDirectory, slots: slots,
                 maxCatchupRuns: maxCatchup),
             logger: logger)
-        let folderPath = folder.pipelines
-        let initial = PipelineRepository.load(directory: folderPath)
+        let initial = PipelineRepository.load(directory: folder.pipelines)
         logger.info(
-            "baton up: \(initial.pipelines.count) pipelines from \(folderPath), \(slots) slots, database \(store.databasePath)")
+            "baton up: \(initial.pipelines.count) pipelines from \(folder.pipelines), \(slots) slots, database \(store.databasePath)")
         if !initial.errors.isEmpty {
-            logger.warning("\(initial.errors.count) problems in pipeline files; run `baton validate \(folderPath)` for details")
+            logger.warning("\(initial.errors.count) problems in pipeline files; run `baton validate \(folder.pipelines)` for details")
         }
-        let runTask = Task { try await engine.run() }
-        let signals = [SIGINT, SIGTERM].map { signalNumber -> any DispatchSourceSignal in
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber)
-            source.setEventHandler {
-                logger.info("stopping (running tasks are stopped and retried on the next start)")
-                runTask.cancel()
-            }
-            source.resume()
-            return source
+        let serverConfiguration = ServerConfiguration(host: host, port: port, requireAuth: requireAuth)
+        let context = ServerContext(
+            store: sqlite, engine: engine, configuration: serverConfiguration, metrics: metrics,
+            pipelinesDirectory: folder.pipelines)
+        let host = self.host
+        let authNote = requireAuth
+            ? "API tokens required (create one with `baton tokens create --team T --role operator`)"
+            : (ServerConfiguration.isLoopback(host)
+                ? "auth off on loopback (use --auth to require API tokens)"
+                : "WARNING: auth off on a non-loopback address (--insecure)")
+        let application = BatonHTTP.application(context: context, logger: logger) { port in
+            let shown = host.contains(":") ? "[\(host)]" : host
+            logger.info("web UI and API on http://\(shown):\(port) (\(authNote))")
         }
-        defer { signals.forEach { $0.cancel() } }
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: EngineService(engine: engine)),
+                    .init(service: application),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
         do {
-            try await runTask.value
-        } catch is CancellationError {
+            try await group.run()
         } catch {
             throw CLIError("\(error)")
         }

@@ -78,6 +78,8 @@ public actor Engine {
     nonisolated let workStream: AsyncStream<WorkItem>
     nonisolated let work: AsyncStream<WorkItem>.Continuation
     nonisolated let baseEnvironment: [String: String]
+    nonisolated let broadcaster = EventBroadcaster()
+    nonisolated let metrics = EngineMetrics()
 
     private(set) var pipelines: [String: PipelineRecord] = [:]
     private(set) var folderIssues: [ValidationIssue] = []
@@ -93,6 +95,8 @@ public actor Engine {
     private var schedulerGeneration = 0
     private var runWaiters: [Int64: [CheckedContinuation<RunState, Never>]] = [:]
     private var started = false
+    /// When each queued task became ready, for the scheduling-delay metric.
+    private var readySince: [TaskKey: ContinuousClock.Instant] = [:]
 
     public init(
         store: any Store, configuration: EngineConfiguration, logger: Logger = Logger(label: "baton.engine"),
@@ -113,6 +117,7 @@ public actor Engine {
     public func run() async throws {
         try FileManager.default.createDirectory(
             atPath: configuration.dataDirectory + "/tmp", withIntermediateDirectories: true)
+        metrics.record(slots: configuration.slots)
         try await recover()
         await reloadPipelines()
         started = true
@@ -164,13 +169,13 @@ public actor Engine {
                 effects = applied
                 changes += storeChanges(for: effects, runID: attempt.runID)
             }
-            try await store.commit(changes)
+            try await commit(changes)
             logger.warning("\(reason)", metadata: ["run_id": "\(attempt.runID)", "task": "\(attempt.task)"])
             await perform(effects, runID: attempt.runID)
         }
         for runID in machines.keys.sorted() where machines[runID]?.state == .running {
             let effects = handle(.resume, runID: runID) ?? []
-            try await store.commit(storeChanges(for: effects, runID: runID))
+            try await commit(storeChanges(for: effects, runID: runID))
             await perform(effects, runID: runID)
             for instance in try await store.taskInstances(runID: runID) where instance.state == .upForRetry {
                 let delay = max(0, (instance.retryAt ?? clock()).timeIntervalSince(clock()))
@@ -183,6 +188,60 @@ public actor Engine {
     }
 
     // MARK: - Public operations
+
+    /// Live run and task state changes. Each subscriber has a bounded buffer.
+    public nonisolated func events() -> AsyncStream<EngineEvent> { broadcaster.subscribe() }
+
+    /// Commits changes, timing the store for the latency metric.
+    private func commit(_ changes: [StoreChange]) async throws {
+        guard !changes.isEmpty else { return }
+        let start = ContinuousClock.now
+        try await store.commit(changes)
+        metrics.record(storeCommit: ContinuousClock.now - start)
+    }
+
+    /// Pauses or resumes scheduling of a pipeline; running runs continue.
+    public func setPaused(_ paused: Bool, pipeline name: String) async throws {
+        let stored = try await store.pipeline(named: name)
+        guard pipelines[name] != nil || stored != nil else {
+            throw RunRequestError("unknown pipeline '\(name)'")
+        }
+        try await store.setPaused(paused, pipeline: name)
+        pipelines[name]?.paused = paused
+        if !paused, configuration.schedulerEnabled {
+            schedulerGeneration += 1
+            await schedulerTick(generation: schedulerGeneration)
+        }
+    }
+
+    /// Runs an ended run's failed, upstream-failed and cancelled tasks again (or the named
+    /// ones), with a fresh retry budget. Returns false when there is nothing to clear.
+    @discardableResult
+    public func clear(runID: Int64, tasks names: [String]? = nil) async throws -> Bool {
+        guard machines[runID] == nil else {
+            throw RunRequestError("run \(runID) is still \(machines[runID]?.state.rawValue ?? "active"); cancel it or wait for it to end first")
+        }
+        guard let run = try await store.run(id: runID) else { throw RunRequestError("no run \(runID)") }
+        if let names {
+            for name in names where run.spec.task(named: name) == nil {
+                throw RunRequestError("run \(runID) of \(run.pipeline) has no task '\(name)'")
+            }
+        }
+        let instances = try await store.taskInstances(runID: runID)
+        admitToCache(run, instances: instances)
+        waiting[run.pipeline]?.removeAll { $0 == runID }
+        guard let effects = handle(.clear(tasks: names), runID: runID), !effects.isEmpty else {
+            machines[runID] = nil
+            runs[runID] = nil
+            return false
+        }
+        runs[runID]?.state = .running
+        runs[runID]?.startedAt = clock()
+        try await commit([.runCleared(runID: runID)] + storeChanges(for: effects, runID: runID))
+        logger.info("cleared run \(runID) of \(run.pipeline) for another try")
+        await perform(effects, runID: runID)
+        return true
+    }
 
     /// Creates a manual run and starts it as soon as `max_active_runs` allows.
     public func trigger(pipeline name: String, params: [String: JSONValue] = [:]) async throws -> RunRecord {
@@ -217,7 +276,7 @@ public actor Engine {
         }
         waiting[pipeline]?.removeAll { $0 == runID }
         do {
-            try await store.commit(storeChanges(for: effects, runID: runID))
+            try await commit(storeChanges(for: effects, runID: runID))
         } catch {
             logger.error("could not record the cancellation of run \(runID): \(error)")
         }
@@ -375,7 +434,7 @@ public actor Engine {
             waiting[pipeline]?.removeFirst()
             guard let effects = handle(.start, runID: next) else { continue }
             do {
-                try await store.commit(storeChanges(for: effects, runID: next))
+                try await commit(storeChanges(for: effects, runID: next))
             } catch {
                 logger.error("could not start run \(next): \(error)")
                 continue
@@ -393,6 +452,7 @@ public actor Engine {
         } else {
             logger.warning("\(message)", metadata: ["run_id": "\(runID)"])
         }
+        metrics.runFinished(pipeline: run.pipeline, owner: run.owner, state: state.rawValue, seconds: elapsed)
         machines[runID] = nil
         runs[runID] = nil
         waiting[run.pipeline]?.removeAll { $0 == runID }
@@ -436,10 +496,13 @@ public actor Engine {
     /// Acts on committed effects.
     func perform(_ effects: [RunStateMachine.Effect], runID: Int64) async {
         var finished: RunState?
+        publish(effects, runID: runID)
         for effect in effects {
             switch effect {
             case .enqueue(let task):
-                readyQueue.append(TaskKey(runID: runID, task: task))
+                let key = TaskKey(runID: runID, task: task)
+                readyQueue.append(key)
+                readySince[key] = ContinuousClock.now
             case .retryAfter(let task, let attempt, let seconds):
                 logger.info(
                     "task \(task) of run \(runID) will retry (attempt \(attempt)) in \(DurationText.format(seconds))")
@@ -448,12 +511,30 @@ public actor Engine {
                 handles[TaskKey(runID: runID, task: task)]?.stop()
             case .runStateChanged(let state) where state.isTerminal:
                 finished = state
+            case .runStateChanged(.running):
+                if let run = runs[runID] { metrics.runStarted(pipeline: run.pipeline, owner: run.owner) }
             case .runStateChanged, .taskStateChanged:
                 break
             }
         }
         pump()
         if let finished { await runFinished(runID, state: finished) }
+    }
+
+    private func publish(_ effects: [RunStateMachine.Effect], runID: Int64) {
+        guard broadcaster.hasSubscribers, let pipeline = runs[runID]?.pipeline else { return }
+        let now = clock()
+        for effect in effects {
+            switch effect {
+            case .runStateChanged(let state):
+                broadcaster.publish(EngineEvent(kind: .run, runID: runID, pipeline: pipeline, state: state.rawValue, at: now))
+            case .taskStateChanged(let task, let state, let reason):
+                broadcaster.publish(
+                    EngineEvent(kind: .task, runID: runID, pipeline: pipeline, task: task, state: state.rawValue, reason: reason, at: now))
+            case .enqueue, .retryAfter, .stopAttempt:
+                break
+            }
+        }
     }
 
     func fire(_ action: TimerAction) async {
@@ -463,7 +544,7 @@ public actor Engine {
         case .retry(let key):
             guard let effects = handle(.retryDue(task: key.task), runID: key.runID), !effects.isEmpty else { return }
             do {
-                try await store.commit(storeChanges(for: effects, runID: key.runID))
+                try await commit(storeChanges(for: effects, runID: key.runID))
             } catch {
                 logger.error("could not record the retry of \(key.task) in run \(key.runID): \(error)")
                 return
@@ -497,6 +578,9 @@ public actor Engine {
             let handle = AttemptHandle()
             handles[key] = handle
             logPaths[key] = launch.logPath
+            if let since = readySince.removeValue(forKey: key) {
+                metrics.record(schedulingDelay: ContinuousClock.now - since)
+            }
             do {
                 let request = try launch.request()
                 work.yield(
@@ -507,12 +591,13 @@ public actor Engine {
                         changes: changes, key: key, attempt: attempt, logPath: launch.logPath, reason: "\(error)"))
             }
         }
+        metrics.record(queueDepth: readyQueue.count, busySlots: busySlots)
     }
 
     /// Runs in a child task: the start is durable before the process exists.
     nonisolated func commitAndExecute(_ changes: [StoreChange], _ launch: Launch) async {
         do {
-            try await store.commit(changes)
+            try await commit(changes)
         } catch {
             logger.error("could not record the start of \(launch.key.task) in run \(launch.key.runID): \(error)")
             await finishAttempt(
@@ -529,7 +614,7 @@ public actor Engine {
             atPath: (logPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try? Data("baton: the task could not start: \(reason)\n".utf8).write(to: URL(fileURLWithPath: logPath))
         do {
-            try await store.commit(changes)
+            try await commit(changes)
         } catch {
             logger.error("could not record the start of \(key.task) in run \(key.runID): \(error)")
         }
@@ -554,6 +639,11 @@ public actor Engine {
     func finishAttempt(_ key: TaskKey, attempt: Int, outcome: AttemptOutcome) async {
         busySlots -= 1
         handles[key] = nil
+        if let run = runs[key.runID] {
+            metrics.taskFinished(
+                pipeline: run.pipeline, owner: run.owner, state: outcome.succeeded ? "success" : "failed",
+                seconds: outcome.duration)
+        }
         let attemptState: AttemptState
         switch outcome.status {
         case .succeeded: attemptState = .success
@@ -589,7 +679,7 @@ public actor Engine {
         }
         logPaths[key] = nil
         do {
-            try await store.commit(changes)
+            try await commit(changes)
         } catch {
             logger.error("could not record the end of \(key.task) in run \(key.runID): \(error)")
         }

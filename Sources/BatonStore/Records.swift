@@ -151,6 +151,8 @@ public enum StoreChange: Sendable, Hashable {
     case taskState(
         runID: Int64, task: String, state: TaskState, attempts: Int, interruptions: Int = 0, output: JSONValue?,
         reason: String?, retryAt: Date?, at: Date)
+    /// Forget an earlier cancellation request: the run was cleared to run again.
+    case runCleared(runID: Int64)
     case attemptStarted(AttemptRecord)
     case attemptProcess(runID: Int64, task: String, attempt: Int, pid: Int32, startTicks: Int64?)
     case attemptFinished(
@@ -175,7 +177,7 @@ public struct RunQuery: Sendable, Hashable {
 
 /// Persistence for pipelines, runs, task instances and attempts. The store is the single
 /// source of truth: the engine's memory is a cache of it, rebuilt from it after a restart.
-public protocol Store: Sendable {
+public protocol Store: TokenStore {
     func upsertPipeline(name: String, file: String, spec: PipelineSpec, now: Date) async throws -> PipelineRecord
     func pipelines() async throws -> [PipelineRecord]
     func pipeline(named name: String) async throws -> PipelineRecord?
@@ -202,4 +204,62 @@ public protocol Store: Sendable {
     func externalChangeToken() async throws -> Int64
     /// Reachability check for readiness probes.
     func ping() async throws
+}
+
+/// What an API token may do. Each role includes the ones before it.
+public enum TokenRole: String, Sendable, Hashable, Codable, CaseIterable, Comparable {
+    /// Read pipelines, runs, logs and metrics.
+    case viewer
+    /// Also trigger, cancel and retry runs, pause pipelines, publish events.
+    case `operator`
+    /// Also manage tokens.
+    case admin
+
+    private var rank: Int {
+        switch self {
+        case .viewer: return 0
+        case .operator: return 1
+        case .admin: return 2
+        }
+    }
+
+    public static func < (lhs: TokenRole, rhs: TokenRole) -> Bool { lhs.rank < rhs.rank }
+}
+
+/// An API token. Only a hash of its secret is stored; the secret is shown once, at creation.
+public struct TokenRecord: Sendable, Hashable {
+    /// Public identifier, also the token's prefix.
+    public var id: String
+    public var team: String
+    public var role: TokenRole
+    public var description: String?
+    /// Hex SHA-256 of the secret part.
+    public var secretHash: String
+    public var createdAt: Date
+    public var revokedAt: Date?
+    public var lastUsedAt: Date?
+
+    public init(
+        id: String, team: String, role: TokenRole, description: String?, secretHash: String, createdAt: Date,
+        revokedAt: Date? = nil, lastUsedAt: Date? = nil
+    ) {
+        self.id = id
+        self.team = team
+        self.role = role
+        self.description = description
+        self.secretHash = secretHash
+        self.createdAt = createdAt
+        self.revokedAt = revokedAt
+        self.lastUsedAt = lastUsedAt
+    }
+}
+
+/// Token persistence; part of every store.
+public protocol TokenStore: Sendable {
+    func createToken(_ token: TokenRecord) async throws
+    func tokens() async throws -> [TokenRecord]
+    func token(id: String) async throws -> TokenRecord?
+    /// Returns false when no active token has this id.
+    func revokeToken(id: String, at: Date) async throws -> Bool
+    func markTokenUsed(id: String, at: Date) async throws
 }

@@ -112,6 +112,21 @@ public final class SQLiteStore: Store {
                     CREATE INDEX attempts_running ON attempts (state) WHERE state = 'running';
                     """)
         }
+        migrator.registerMigration("v2_tokens") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE tokens (
+                        id TEXT PRIMARY KEY,
+                        team TEXT NOT NULL,
+                        role TEXT NOT NULL,
+                        description TEXT,
+                        secret_hash TEXT NOT NULL,
+                        created_at REAL NOT NULL,
+                        revoked_at REAL,
+                        last_used_at REAL
+                    );
+                    """)
+        }
         return migrator
     }
 
@@ -368,7 +383,10 @@ public final class SQLiteStore: Store {
             let time = at.timeIntervalSince1970
             if state == .running {
                 try db.execute(
-                    sql: "UPDATE runs SET state = ?, started_at = coalesce(started_at, ?) WHERE id = ?",
+                    sql: """
+                        UPDATE runs SET state = ?, started_at = coalesce(started_at, ?), ended_at = NULL
+                        WHERE id = ?
+                        """,
                     arguments: [state.rawValue, time, runID])
             } else if state.isTerminal {
                 try db.execute(
@@ -389,6 +407,8 @@ public final class SQLiteStore: Store {
                     state.rawValue, attempts, interruptions, output.map(Self.encode), reason, retryAt?.timeIntervalSince1970,
                     state.rawValue, time, state.isTerminal, time, runID, task,
                 ])
+        case .runCleared(let runID):
+            try db.execute(sql: "UPDATE runs SET cancel_requested = 0 WHERE id = ?", arguments: [runID])
         case .attemptStarted(let attempt):
             try db.execute(
                 sql: """
@@ -411,6 +431,59 @@ public final class SQLiteStore: Store {
                     WHERE run_id = ? AND task = ? AND attempt = ? AND state = 'running'
                     """,
                 arguments: [state.rawValue, exitCode, reason, at.timeIntervalSince1970, runID, task, attempt])
+        }
+    }
+
+    // MARK: - Tokens
+
+    static func token(from row: Row) throws -> TokenRecord {
+        let roleText: String = row["role"]
+        guard let role = TokenRole(rawValue: roleText) else {
+            throw StoreError.corruptRow(table: "tokens", detail: "unknown role \(roleText)")
+        }
+        return TokenRecord(
+            id: row["id"], team: row["team"], role: role, description: row["description"],
+            secretHash: row["secret_hash"], createdAt: Date(timeIntervalSince1970: row["created_at"]),
+            revokedAt: date(row["revoked_at"]), lastUsedAt: date(row["last_used_at"]))
+    }
+
+    public func createToken(_ token: TokenRecord) async throws {
+        try syncWrite { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO tokens (id, team, role, description, secret_hash, created_at)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    token.id, token.team, token.role.rawValue, token.description, token.secretHash,
+                    token.createdAt.timeIntervalSince1970,
+                ])
+        }
+    }
+
+    public func tokens() async throws -> [TokenRecord] {
+        try syncRead { db in try Row.fetchAll(db, sql: "SELECT * FROM tokens ORDER BY created_at").map(Self.token(from:)) }
+    }
+
+    public func token(id: String) async throws -> TokenRecord? {
+        try syncRead { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM tokens WHERE id = ?", arguments: [id]).map(Self.token(from:))
+        }
+    }
+
+    public func revokeToken(id: String, at: Date) async throws -> Bool {
+        try syncWrite { db in
+            try db.execute(
+                sql: "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                arguments: [at.timeIntervalSince1970, id])
+            return db.changesCount > 0
+        }
+    }
+
+    public func markTokenUsed(id: String, at: Date) async throws {
+        try syncWrite { db in
+            try db.execute(
+                sql: "UPDATE tokens SET last_used_at = ? WHERE id = ?", arguments: [at.timeIntervalSince1970, id])
         }
     }
 

@@ -8,7 +8,8 @@ public struct TaskProgress: Sendable, Hashable, Codable {
     public var output: JSONValue?
     /// Why the task ended up where it is, for people reading the run.
     public var reason: String?
-    /// Attempts cut short by a graceful shutdown of Baton; they do not use up retries.
+    /// Attempts that do not use up retries: those cut short by a graceful shutdown of Baton,
+    /// and all attempts made before the task was cleared for a fresh try.
     public var interruptions: Int
 
     public init(
@@ -42,6 +43,9 @@ public struct RunStateMachine: Sendable {
         case attemptInterrupted(task: String, reason: String)
         case retryDue(task: String)
         case cancel(reason: String)
+        /// Re-run an ended run's failed, upstream-failed and cancelled tasks (or the named ones)
+        /// and whatever they skipped or blocked downstream, with a fresh retry budget.
+        case clear(tasks: [String]?)
     }
 
     public enum Effect: Sendable, Hashable {
@@ -158,6 +162,33 @@ public struct RunStateMachine: Sendable {
             update(name, task)
             effects.append(.taskStateChanged(task: name, state: .queued, reason: task.reason))
             effects.append(.enqueue(task: name))
+        case .clear(let names):
+            guard state == .failed || state == .cancelled || state == .success else { return [] }
+            let failing: Set<TaskState> = [.failed, .upstreamFailed, .cancelled]
+            var targets = Set(names ?? graph.names.filter { failing.contains(tasks[$0]?.state ?? .pending) })
+            var frontier = Array(targets)
+            // Tasks downstream of a cleared one were decided by its failure; decide them again.
+            while let next = frontier.popLast() {
+                for child in graph.downstream[next] ?? [] where !targets.contains(child) {
+                    let childState = tasks[child]?.state ?? .pending
+                    if childState == .skipped || failing.contains(childState) {
+                        targets.insert(child)
+                        frontier.append(child)
+                    }
+                }
+            }
+            guard !targets.isEmpty else { return [] }
+            state = .running
+            effects.append(.runStateChanged(.running))
+            for name in graph.topologicalOrder() where targets.contains(name) {
+                guard var task = tasks[name] else { continue }
+                task.state = .pending
+                task.interruptions = task.attempts
+                task.reason = "cleared for another try"
+                update(name, task)
+                effects.append(.taskStateChanged(task: name, state: .pending, reason: task.reason))
+            }
+            evaluatePending(&effects)
         case .cancel(let reason):
             guard !state.isTerminal else { return [] }
             for name in graph.names {

@@ -1,0 +1,87 @@
+import BatonAPI
+import BatonCore
+import BatonEngine
+import BatonStore
+import Foundation
+import Hummingbird
+import Logging
+
+/// BatonServer owns Baton's HTTP face: the REST API under `/api/v1` with its OpenAPI document,
+/// the server-rendered web UI with live updates over server-sent events, health probes,
+/// Prometheus metrics, and API-token authentication.
+public struct ServerConfiguration: Sendable {
+    public var host: String
+    /// 0 picks a free port; the chosen one is reported through `onListening`.
+    public var port: Int
+    public var requireAuth: Bool
+    /// Largest request body accepted, in bytes.
+    public var maxBodyBytes: Int
+
+    public init(host: String = "127.0.0.1", port: Int = 8080, requireAuth: Bool = false, maxBodyBytes: Int = 1 << 20) {
+        self.host = host
+        self.port = port
+        self.requireAuth = requireAuth
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    /// Whether the address only accepts connections from this machine.
+    public static func isLoopback(_ host: String) -> Bool {
+        host == "127.0.0.1" || host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+}
+
+/// What every route can reach.
+public struct ServerContext: Sendable {
+    public let store: any Store
+    public let engine: Engine
+    public let configuration: ServerConfiguration
+    public let tokens: TokenService
+    public let metrics: MetricsRegistry
+    public let pipelinesDirectory: String
+    public let startedAt: Date
+
+    public init(
+        store: any Store, engine: Engine, configuration: ServerConfiguration, metrics: MetricsRegistry,
+        pipelinesDirectory: String
+    ) {
+        self.store = store
+        self.engine = engine
+        self.configuration = configuration
+        self.tokens = TokenService(store: store)
+        self.metrics = metrics
+        self.pipelinesDirectory = pipelinesDirectory
+        self.startedAt = Date()
+    }
+}
+
+/// Builds the HTTP application: routes, middleware and error handling.
+public enum BatonHTTP {
+    public static func router(context: ServerContext) -> Router<BatonRequestContext> {
+        let router = Router(context: BatonRequestContext.self)
+        router.add(middleware: ErrorShapeMiddleware())
+        router.add(middleware: RequestMetricsMiddleware())
+        HealthRoutes.register(on: router, context: context)
+        router.add(middleware: AuthMiddleware(context: context))
+        MetricsRoutes.register(on: router, context: context)
+        PipelineRoutes.register(on: router, context: context)
+        RunRoutes.register(on: router, context: context)
+        TokenRoutes.register(on: router, context: context)
+        OpenAPIRoutes.register(on: router)
+        WebUI.register(on: router, context: context)
+        return router
+    }
+
+    public static func application(
+        context: ServerContext, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        Application(
+            router: router(context: context),
+            configuration: .init(
+                address: .hostname(context.configuration.host, port: context.configuration.port),
+                serverName: "Baton"),
+            onServerRunning: { channel in
+                await onListening(channel.localAddress?.port ?? context.configuration.port)
+            },
+            logger: logger)
+    }
+}
