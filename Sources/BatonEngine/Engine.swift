@@ -118,10 +118,13 @@ public actor Engine {
         try FileManager.default.createDirectory(
             atPath: configuration.dataDirectory + "/tmp", withIntermediateDirectories: true)
         metrics.record(slots: configuration.slots)
+        // Read the change counter before recovering, so a run another process writes from now
+        // on is noticed by the first check. Read after recover() and the pipeline load, a run
+        // written in between was neither recovered nor noticed, and stayed queued.
+        lastChangeToken = try? await store.externalChangeToken()
         try await recover()
         await reloadPipelines()
         started = true
-        lastChangeToken = try? await store.externalChangeToken()
         pump()
         await withDiscardingTaskGroup { group in
             group.addTask { await self.watchExternalChanges() }

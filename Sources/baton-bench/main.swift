@@ -11,6 +11,7 @@ import Logging
 /// Engine overhead benchmarks on the durable SQLite store (WAL, synchronous=NORMAL).
 ///
 ///   swift run -c release baton-bench [chain40|fanout1000|all] [--slots N] [--repeat N]
+///   swift build -c release && .build/release/baton-bench api [--idle SECONDS]
 ///
 /// CHAIN40: 40 chained tasks running `true`; wall time and per-task overhead.
 /// FANOUT1000: 1000 independent `true` tasks and one join; wall time and tasks per second.
@@ -19,6 +20,7 @@ struct Options {
     var which = "all"
     var slots = ProcessInfo.processInfo.activeProcessorCount
     var repeats = 5
+    var idleSeconds = 60
 
     init(_ arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
@@ -26,6 +28,7 @@ struct Options {
             switch argument {
             case "--slots": slots = Int(iterator.next() ?? "") ?? slots
             case "--repeat": repeats = Int(iterator.next() ?? "") ?? repeats
+            case "--idle": idleSeconds = Int(iterator.next() ?? "") ?? idleSeconds
             default: which = argument
             }
         }
@@ -115,6 +118,10 @@ func median(_ values: [Double]) -> Double {
 }
 
 let options = Options(CommandLine.arguments)
+if options.which == "api" {
+    try await APIBenchmark.run(idleSeconds: options.idleSeconds, loadSeconds: 10)
+    exit(0)
+}
 print("baton-bench: durable SQLite store (WAL, synchronous=NORMAL), \(options.slots) slots, median of \(options.repeats) runs")
 let spawn = await spawnBaseline(count: 200)
 print(String(format: "spawn baseline: sh -c true via Foundation Process: %.2f ms each", spawn * 1000))
