@@ -1,0 +1,79 @@
+import Foundation
+import Testing
+
+/// `baton up` watches the pipelines folder: new files load, broken edits keep the last good version.
+@Suite struct ReloadCLITests {
+    static func pipeline(_ name: String, version: String, schedule: String = "none") -> String {
+        """
+        name: \(name)
+        schedule: \(schedule)
+        tasks:
+          hello:
+            run: echo "\(name) \(version)"
+        """
+    }
+
+    struct PipelineRow: Decodable {
+        var name: String
+        var schedule: String
+    }
+
+    @Test func newFilesLoadAndBrokenEditsKeepTheLastGoodVersion() async throws {
+        let sandbox = try Sandbox()
+        defer { sandbox.shutdown() }
+        try sandbox.writePipeline("first", Self.pipeline("first", version: "v1"))
+        let server = try await sandbox.startUpAndWait()
+        try await waitUntil("first is loaded", detail: { server.log }) { server.log.contains("loaded pipeline first") }
+
+        // An empty folder for --pipelines: a trigger can then only find what `baton up` loaded.
+        let empty = sandbox.root + "/empty"
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+
+        try sandbox.writePipeline("second", Self.pipeline("second", version: "v1"))
+        let written = ContinuousClock.now
+        var secondRun: Int64?
+        try await waitUntil("baton up loads the new file", timeout: .seconds(30), detail: { server.log }) {
+            let result = try await sandbox.baton("trigger", "second", "--json", "--pipelines", empty)
+            guard result.exitCode == 0 else { return false }
+            secondRun = try RunInfo.decoder.decode(RunInfo.self, from: Data(result.stdout.utf8)).id
+            return true
+        }
+        let secondID = try #require(secondRun)
+        // The file watcher reacts at once; the slow safety-net rescan runs every 10 s.
+        #expect(ContinuousClock.now - written < .seconds(8), "the new file took \(ContinuousClock.now - written) to load")
+        #expect(try await sandbox.waitForRuns([secondID]).first?.state == "success")
+        #expect(try await sandbox.logs(secondID, "hello") == "second v1\n")
+
+        // Break `first`: the error is logged, and the last good version keeps running.
+        try sandbox.writePipeline(
+            "first",
+            """
+            name: first
+            tasks:
+              hello:
+                run: echo "first v2"
+                retires: 3
+            """)
+        try await waitUntil("baton up reports the broken file", detail: { server.log }) {
+            server.log.split(separator: "\n").contains { $0.contains("ERROR") && $0.contains("first.yaml") && $0.contains("retires") }
+        }
+        let validate = try await sandbox.baton("validate", sandbox.pipelines)
+        #expect(validate.exitCode == 1)
+        let brokenRun = try await sandbox.trigger("first", extra: ["--pipelines", empty])
+        #expect(try await sandbox.waitForRuns([brokenRun]).first?.state == "success")
+        #expect(try await sandbox.logs(brokenRun, "hello") == "first v1\n", "the previous version must keep working")
+        #expect(server.log.contains("no longer") == false, "a broken file must not unload its pipeline:\n\(server.log)")
+
+        // Fixing the file loads the new version.
+        try sandbox.writePipeline("first", Self.pipeline("first", version: "v3", schedule: "\"@daily\""))
+        try await waitUntil("baton up reloads the fixed file", detail: { server.log }) {
+            let result = try await sandbox.baton("pipelines", "--json", "--pipelines", empty)
+            let rows = try JSONDecoder().decode([PipelineRow].self, from: Data(result.stdout.utf8))
+            return rows.first { $0.name == "first" }?.schedule == "@daily"
+        }
+        let fixedRun = try await sandbox.trigger("first", extra: ["--pipelines", empty])
+        #expect(try await sandbox.waitForRuns([fixedRun]).first?.state == "success")
+        #expect(try await sandbox.logs(fixedRun, "hello") == "first v3\n")
+        #expect(await server.stop())
+    }
+}
