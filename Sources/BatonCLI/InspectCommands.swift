@@ -1,4 +1,5 @@
 import ArgumentParser
+import BatonAPI
 import BatonCore
 import BatonEngine
 import BatonStore
@@ -83,44 +84,21 @@ struct PipelinesCommand: AsyncParsableCommand {
     @Option(help: "Only pipelines of this owner team.")
     var owner: String?
 
-    struct Row: Encodable {
-        var name: String
-        var owner: String?
-        var schedule: String
-        var schedule_description: String
-        var timezone: String
-        var next_run: Date?
-        var paused: Bool
-        var tasks: Int
-        var recent_runs: [String]
-        var file: String?
-    }
-
     func run() async throws {
         let sqlite = try store.openStore()
-        var specs: [String: (PipelineSpec, Bool, String?)] = [:]
-        for record in try await sqlite.pipelines() { specs[record.name] = (record.spec, record.paused, record.file) }
-        for loaded in PipelineRepository.load(directory: folder.pipelines).pipelines where specs[loaded.spec.name] == nil {
-            specs[loaded.spec.name] = (loaded.spec, false, PipelineRepository.displayPath(loaded.file))
+        var records: [String: PipelineRecord] = [:]
+        for record in try await sqlite.pipelines() { records[record.name] = record }
+        // Pipelines in the folder that no `baton up` has loaded yet are listed too.
+        for loaded in PipelineRepository.load(directory: folder.pipelines).pipelines where records[loaded.spec.name] == nil {
+            records[loaded.spec.name] = PipelineRecord(
+                name: loaded.spec.name, file: PipelineRepository.displayPath(loaded.file), spec: loaded.spec,
+                firstSeen: Date(), updatedAt: Date())
         }
-        var rows: [Row] = []
-        for name in specs.keys.sorted() {
-            let (spec, paused, file) = specs[name]!
-            if let owner, spec.owner != owner { continue }
-            var next: Date?
-            var words = "manual only"
-            if case .cron(let expression) = spec.schedule, let cron = try? CronSchedule.parse(expression) {
-                next = cron.nextFire(after: Date(), in: TimeZone(identifier: spec.timezone) ?? .gmt)
-                words = cron.humanDescription
-            } else if case .once = spec.schedule {
-                words = "once"
-            }
-            let recent = try await sqlite.runs(RunQuery(pipeline: name, limit: 10)).map(\.state.rawValue)
-            rows.append(
-                Row(
-                    name: name, owner: spec.owner, schedule: spec.schedule.description, schedule_description: words,
-                    timezone: spec.timezone, next_run: paused ? nil : next, paused: paused, tasks: spec.tasks.count,
-                    recent_runs: recent, file: file))
+        var rows: [APIPipeline] = []
+        for name in records.keys.sorted() {
+            guard let record = records[name] else { continue }
+            if let owner, record.spec.owner != owner { continue }
+            rows.append(APIPipeline(record, recentRuns: try await sqlite.runs(RunQuery(pipeline: name, limit: 10))))
         }
         if output.json {
             printJSON(rows)
@@ -132,8 +110,8 @@ struct PipelinesCommand: AsyncParsableCommand {
         }
         var table = Table(headers: ["PIPELINE", "OWNER", "SCHEDULE", "NEXT RUN (UTC)", "PAUSED", "RECENT RUNS"])
         for row in rows {
-            let squares = row.recent_runs.reversed().map { state -> String in
-                switch state {
+            let squares = row.recent_runs.reversed().map { run -> String in
+                switch run.state {
                 case "success": return "■"
                 case "failed": return "✗"
                 case "running": return "▶"
@@ -171,6 +149,7 @@ struct RunsCommand: AsyncParsableCommand {
     var limit: Int = 20
 
     @OptionGroup var store: StoreOptions
+    @OptionGroup var remoteOptions: RemoteOptions
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
@@ -181,10 +160,20 @@ struct RunsCommand: AsyncParsableCommand {
             }
             states = [parsed]
         }
-        let sqlite = try store.openStore()
-        let runs = try await sqlite.runs(RunQuery(pipeline: pipeline, states: states, limit: max(1, limit)))
+        let runs: [APIRun]
+        if let client = try remoteOptions.client() {
+            var query = "/api/v1/runs?limit=\(min(500, max(1, limit)))"
+            if let pipeline { query += "&pipeline=\(percentEncoded(pipeline))" }
+            if let state { query += "&state=\(percentEncoded(state))" }
+            runs = try await remote { () async throws(BatonClient.ClientError) in
+                try await client.get(query, as: APIList<APIRun>.self).items
+            }
+        } else {
+            let sqlite = try store.openStore()
+            runs = try await sqlite.runs(RunQuery(pipeline: pipeline, states: states, limit: max(1, limit))).map { APIRun($0) }
+        }
         if output.json {
-            printJSON(runs.map { RunJSON($0) })
+            printJSON(runs)
             return
         }
         if runs.isEmpty {
@@ -194,8 +183,8 @@ struct RunsCommand: AsyncParsableCommand {
         var table = Table(headers: ["RUN", "PIPELINE", "STATE", "TRIGGER", "LOGICAL DATE (UTC)", "STARTED (UTC)", "DURATION"])
         for run in runs {
             table.rows.append([
-                String(run.id), run.pipeline, run.state.rawValue, run.trigger.rawValue, Format.time(run.logicalDate),
-                Format.time(run.startedAt), run.startedAt == nil ? "-" : Format.duration(run.startedAt, run.endedAt),
+                String(run.id), run.pipeline, run.state, run.trigger, Format.time(run.logical_date),
+                Format.time(run.started_at), run.started_at == nil ? "-" : Format.duration(run.started_at, run.ended_at),
             ])
         }
         print(table.render())
@@ -223,37 +212,45 @@ struct ShowRunCommand: AsyncParsableCommand {
     var runID: String
 
     @OptionGroup var store: StoreOptions
+    @OptionGroup var remoteOptions: RemoteOptions
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
         let id = try parseRunID(runID)
-        let sqlite = try store.openStore()
-        guard let run = try await sqlite.run(id: id) else { throw CLIError("no run \(id) in \(store.databasePath)") }
-        let tasks = try await sqlite.taskInstances(runID: id)
+        let run = try await fetchRun(id, store: store, remoteOptions: remoteOptions)
         if output.json {
-            printJSON(RunJSON(run, tasks: tasks))
+            printJSON(run)
             return
         }
-        print(renderRun(run, tasks: tasks))
+        print(renderRun(run))
     }
 }
 
-func renderRun(_ run: RunRecord, tasks: [TaskInstanceRecord]) -> String {
+/// A run with its tasks, from the server when one was given, else from the database.
+func fetchRun(_ id: Int64, store: StoreOptions, remoteOptions: RemoteOptions) async throws -> APIRun {
+    if let client = try remoteOptions.client() {
+        return try await remote { () async throws(BatonClient.ClientError) in
+            try await client.get("/api/v1/runs/\(id)", as: APIRun.self)
+        }
+    }
+    let sqlite = try store.openStore()
+    guard let run = try await sqlite.run(id: id) else { throw CLIError("no run \(id) in \(store.databasePath)") }
+    return APIRun(run, tasks: try await sqlite.taskInstances(runID: id))
+}
+
+func renderRun(_ run: APIRun) -> String {
     var lines = [
-        "run \(run.id) of \(run.pipeline): \(run.state.rawValue)",
-        "  trigger \(run.trigger.rawValue), logical date \(Format.time(run.logicalDate)) UTC, interval \(Format.time(run.intervalStart)) .. \(Format.time(run.intervalEnd))",
-        "  started \(Format.time(run.startedAt)), \(run.endedAt == nil ? "running for" : "took") \(Format.duration(run.startedAt, run.endedAt))",
+        "run \(run.id) of \(run.pipeline): \(run.state)",
+        "  trigger \(run.trigger), logical date \(Format.time(run.logical_date)) UTC, interval \(Format.time(run.data_interval_start)) .. \(Format.time(run.data_interval_end))",
+        "  started \(Format.time(run.started_at)), \(run.ended_at == nil ? "running for" : "took") \(Format.duration(run.started_at, run.ended_at))",
     ]
     if !run.params.isEmpty { lines.append("  params \(JSONValue.object(run.params).compactJSON)") }
     lines.append("")
     var table = Table(headers: ["TASK", "STATE", "ATTEMPT", "STARTED (UTC)", "DURATION", "NOTE"])
-    let order = TaskGraph(tasks: run.spec.tasks).topologicalOrder()
-    let byName = Dictionary(uniqueKeysWithValues: tasks.map { ($0.task, $0) })
-    for name in order {
-        guard let task = byName[name] else { continue }
+    for task in run.tasks ?? [] {
         table.rows.append([
-            name, task.state.rawValue, task.attempts == 0 ? "-" : String(task.attempts), Format.time(task.startedAt),
-            task.startedAt == nil ? "-" : Format.duration(task.startedAt, task.endedAt), task.reason ?? "",
+            task.task, task.state, task.attempts == 0 ? "-" : String(task.attempts), Format.time(task.started_at),
+            task.started_at == nil ? "-" : Format.duration(task.started_at, task.ended_at), task.reason ?? "",
         ])
     }
     lines.append(table.render())

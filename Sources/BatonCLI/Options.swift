@@ -1,4 +1,5 @@
 import ArgumentParser
+import BatonAPI
 import BatonCore
 import BatonEngine
 import BatonStore
@@ -37,6 +38,39 @@ struct StoreOptions: ParsableArguments {
 struct PipelinesFolderOption: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Folder of pipeline files.", valueName: "dir"))
     var pipelines: String = ProcessInfo.processInfo.environment["BATON_PIPELINES"] ?? "pipelines"
+}
+
+/// Talk to a running server over the REST API instead of opening the database.
+struct RemoteOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("A Baton server to talk to instead of the local database (or BATON_SERVER).", valueName: "url"))
+    var server: String?
+
+    @Option(help: ArgumentHelp("API token for --server (or BATON_TOKEN).", valueName: "token"))
+    var token: String?
+
+    /// The client when a server was given.
+    func client() throws -> BatonClient? {
+        let environment = ProcessInfo.processInfo.environment
+        guard let server = server ?? environment["BATON_SERVER"], !server.isEmpty else { return nil }
+        do {
+            return try BatonClient(server: server, token: token ?? environment["BATON_TOKEN"])
+        } catch {
+            throw CLIError(error.description)
+        }
+    }
+}
+
+/// Runs a client call, turning its failure into a CLI error.
+func remote<T>(_ call: () async throws(BatonClient.ClientError) -> T) async throws -> T {
+    do {
+        return try await call()
+    } catch {
+        throw CLIError(error.description)
+    }
+}
+
+func percentEncoded(_ text: String) -> String {
+    text.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+?/"))) ?? text
 }
 
 struct OutputOptions: ParsableArguments {
@@ -142,9 +176,8 @@ func parseDateArgument(_ text: String, name: String) throws -> Date {
     return date
 }
 
+/// Prints JSON in the REST API's encoding (ISO 8601 dates with milliseconds, sorted keys).
 func printJSON<T: Encodable>(_ value: T) {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    encoder.dateEncodingStrategy = .iso8601
+    let encoder = APICoding.encoder(pretty: true)
     if let data = try? encoder.encode(value) { FileHandle.standardOutput.write(data + Data("\n".utf8)) }
 }

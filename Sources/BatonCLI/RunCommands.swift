@@ -1,4 +1,5 @@
 import ArgumentParser
+import BatonAPI
 import BatonCore
 import BatonEngine
 import BatonStore
@@ -36,9 +37,14 @@ struct TriggerCommand: AsyncParsableCommand {
 
     @OptionGroup var store: StoreOptions
     @OptionGroup var folder: PipelinesFolderOption
+    @OptionGroup var remoteOptions: RemoteOptions
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
+        if let client = try remoteOptions.client() {
+            try await triggerRemotely(client)
+            return
+        }
         let sqlite = try store.openStore()
         let spec = try await resolvePipeline(pipeline, store: sqlite, folder: folder.pipelines)
         let values = try parseParams(params, spec: spec)
@@ -51,7 +57,7 @@ struct TriggerCommand: AsyncParsableCommand {
         let (run, _) = try await sqlite.createRun(record)
         if !wait {
             if output.json {
-                printJSON(RunJSON(run))
+                printJSON(APIRun(run, tasks: try await sqlite.taskInstances(runID: run.id)))
             } else {
                 print("triggered run \(run.id) of \(run.pipeline)")
                 if EngineLock.isFree(databasePath: store.databasePath) {
@@ -61,6 +67,46 @@ struct TriggerCommand: AsyncParsableCommand {
             return
         }
         let final = try await follow(runID: run.id, sqlite: sqlite, store: store, folder: folder.pipelines, json: output.json)
+        if final != .success { throw ExitCode(1) }
+    }
+
+    /// Params travel as text and the server converts them to the declared types, as it does for
+    /// the local database.
+    func triggerRemotely(_ client: BatonClient) async throws {
+        let detail = try await remote { () async throws(BatonClient.ClientError) in
+            try await client.get("/api/v1/pipelines/\(percentEncoded(pipeline))", as: APIPipelineDetail.self)
+        }
+        var values: [String: JSONValue] = [:]
+        for item in params {
+            guard let equals = item.firstIndex(of: "=") else { throw CLIError("--param '\(item)' must be written key=value") }
+            let key = String(item[..<equals])
+            let text = String(item[item.index(after: equals)...])
+            guard let declared = detail.pipeline.params.first(where: { $0.name == key }) else {
+                throw CLIError(
+                    "pipeline '\(pipeline)' has no param '\(key)'; "
+                        + Suggest.hint(for: key, in: detail.pipeline.params.map(\.name)))
+            }
+            let spec = ParamSpec(
+                name: key, defaultValue: declared.default_value, type: ParamType(rawValue: declared.type) ?? .any,
+                allowedValues: declared.allowed_values)
+            do {
+                values[key] = try ParamValidation.coerce(text, for: spec)
+            } catch {
+                throw CLIError(error.description)
+            }
+        }
+        let run = try await remote { () async throws(BatonClient.ClientError) in
+            try await client.post("/api/v1/runs", body: APITriggerRequest(pipeline: pipeline, params: values), as: APIRun.self)
+        }
+        guard wait else {
+            if output.json { printJSON(run) } else { print("triggered run \(run.id) of \(run.pipeline) on \(client.baseURL.absoluteString)") }
+            return
+        }
+        let final = try await watch(runID: run.id, json: output.json, local: nil) {
+            try await remote { () async throws(BatonClient.ClientError) in
+                try await client.get("/api/v1/runs/\(run.id)", as: APIRun.self)
+            }
+        }
         if final != .success { throw ExitCode(1) }
     }
 }
@@ -78,7 +124,10 @@ extension EngineLock {
 func follow(runID: Int64, sqlite: SQLiteStore, store: StoreOptions, folder: String, json: Bool) async throws -> RunState {
     let local = LocalEngine.startIfNoServer(sqlite: sqlite, store: store, folder: folder, json: json)
     return try await withLocalEngine(local) {
-        try await watch(runID: runID, sqlite: sqlite, json: json, local: local)
+        try await watch(runID: runID, json: json, local: local) {
+            guard let run = try await sqlite.run(id: runID) else { throw CLIError("run \(runID) disappeared") }
+            return APIRun(run, tasks: try await sqlite.taskInstances(runID: runID))
+        }
     }
 }
 
@@ -160,41 +209,44 @@ final class InterruptFlag: Sendable {
 }
 
 /// Prints a run's progress until it ends. With a local engine, Ctrl-C ends the wait (exit 130).
-func watch(runID: Int64, sqlite: SQLiteStore, json: Bool, local: LocalEngine?) async throws -> RunState {
+func watch(
+    runID: Int64, json: Bool, local: LocalEngine?, fetch: () async throws -> APIRun
+) async throws -> RunState {
     let interactive = isatty(STDOUT_FILENO) == 1 && !json
-    var reported: [String: TaskState] = [:]
+    var reported: [String: String] = [:]
     if !json { writeOut("run \(runID) started; following it (Ctrl-C stops following, not the run)") }
     while true {
-        guard let run = try await sqlite.run(id: runID) else { throw CLIError("run \(runID) disappeared") }
-        let tasks = try await sqlite.taskInstances(runID: runID)
+        let run = try await fetch()
+        let tasks = run.tasks ?? []
+        let terminal = Set(["success", "failed", "upstream_failed", "skipped", "cancelled"])
         if !json {
             if interactive {
-                let done = tasks.filter(\.state.isTerminal).count
-                let running = tasks.filter { $0.state == .running }.map(\.task)
-                let elapsed = Format.duration(run.startedAt ?? run.createdAt, run.endedAt)
-                let line = "[\(done)/\(tasks.count) tasks done] \(running.isEmpty ? run.state.rawValue : "running: " + running.joined(separator: ", "))  \(elapsed)"
+                let done = tasks.filter { terminal.contains($0.state) }.count
+                let running = tasks.filter { $0.state == "running" }.map(\.task)
+                let elapsed = Format.duration(run.started_at ?? run.created_at, run.ended_at)
+                let line = "[\(done)/\(tasks.count) tasks done] \(running.isEmpty ? run.state : "running: " + running.joined(separator: ", "))  \(elapsed)"
                 writeOut("\r\u{1B}[2K" + line, newline: false)
             }
-            for task in tasks where task.state.isTerminal && reported[task.task] != task.state {
+            for task in tasks where terminal.contains(task.state) && reported[task.task] != task.state {
                 reported[task.task] = task.state
-                let mark = task.state == .success ? "✓" : (task.state == .skipped ? "-" : "✗")
-                let timing = task.startedAt == nil ? "" : " in \(Format.duration(task.startedAt, task.endedAt))"
+                let mark = task.state == "success" ? "✓" : (task.state == "skipped" ? "-" : "✗")
+                let timing = task.started_at == nil ? "" : " in \(Format.duration(task.started_at, task.ended_at))"
                 let note = task.reason.map { ": \($0)" } ?? ""
                 if interactive { writeOut("\r\u{1B}[2K", newline: false) }
-                writeOut("  \(mark) \(task.task) \(task.state.rawValue)\(timing)\(note)")
+                writeOut("  \(mark) \(task.task) \(task.state)\(timing)\(note)")
             }
         }
-        if run.state.isTerminal {
+        if let state = RunState(rawValue: run.state), state.isTerminal {
             if json {
-                printJSON(RunJSON(run, tasks: tasks))
+                printJSON(run)
             } else {
                 if interactive { writeOut("\r\u{1B}[2K", newline: false) }
-                writeOut("run \(runID) of \(run.pipeline) \(run.state == .success ? "succeeded" : run.state.rawValue) in \(Format.duration(run.startedAt ?? run.createdAt, run.endedAt))")
-                if run.state != .success {
+                writeOut("run \(runID) of \(run.pipeline) \(state == .success ? "succeeded" : state.rawValue) in \(Format.duration(run.started_at ?? run.created_at, run.ended_at))")
+                if state != .success {
                     writeOut("see the logs: baton logs \(runID) TASK")
                 }
             }
-            return run.state
+            return state
         }
         if local?.interrupted.isSet == true {
             FileHandle.standardError.write(
@@ -229,9 +281,14 @@ struct LogsCommand: AsyncParsableCommand {
     var follow = false
 
     @OptionGroup var store: StoreOptions
+    @OptionGroup var remoteOptions: RemoteOptions
 
     func run() async throws {
         let id = try parseRunID(runID)
+        if let client = try remoteOptions.client() {
+            try await printRemotely(client, runID: id)
+            return
+        }
         let sqlite = try store.openStore()
         guard let run = try await sqlite.run(id: id) else { throw CLIError("no run \(id) in \(store.databasePath)") }
         guard run.spec.task(named: task) != nil else {
@@ -279,6 +336,30 @@ struct LogsCommand: AsyncParsableCommand {
             drain()
         }
     }
+
+    /// Reads the log through the API: whole, or followed by offset while the attempt runs.
+    func printRemotely(_ client: BatonClient, runID id: Int64) async throws {
+        let base = "/api/v1/runs/\(id)/tasks/\(percentEncoded(task))/logs"
+        var offset = 0
+        while true {
+            var path = base + "?offset=\(offset)"
+            if let attempt { path += "&attempt=\(attempt)" }
+            let chunk = try await remote { () async throws(BatonClient.ClientError) in
+                try await client.get(path, as: APILogChunkView.self)
+            }
+            FileHandle.standardOutput.write(Data(chunk.content.utf8))
+            offset = chunk.next_offset
+            if !follow || chunk.complete { return }
+            if chunk.content.isEmpty { try await Task.sleep(for: .milliseconds(300)) }
+        }
+    }
+}
+
+/// The fields of a log chunk the CLI needs.
+struct APILogChunkView: Decodable, Sendable {
+    var next_offset: Int
+    var complete: Bool
+    var content: String
 }
 
 struct CancelCommand: AsyncParsableCommand {
@@ -294,9 +375,17 @@ struct CancelCommand: AsyncParsableCommand {
     var runID: String
 
     @OptionGroup var store: StoreOptions
+    @OptionGroup var remoteOptions: RemoteOptions
 
     func run() async throws {
         let id = try parseRunID(runID)
+        if let client = try remoteOptions.client() {
+            let run = try await remote { () async throws(BatonClient.ClientError) in
+                try await client.post("/api/v1/runs/\(id)/cancel", body: Optional<APITriggerRequest>.none, as: APIRun.self)
+            }
+            print("cancelled run \(run.id) (\(run.state))")
+            return
+        }
         let sqlite = try store.openStore()
         guard let run = try await sqlite.run(id: id) else { throw CLIError("no run \(id) in \(store.databasePath)") }
         guard !run.state.isTerminal else {
@@ -382,7 +471,7 @@ struct BackfillCommand: AsyncParsableCommand {
             if isNew { created.append(run) } else { existing += 1 }
         }
         if output.json && !wait {
-            printJSON(created.map { RunJSON($0) })
+            printJSON(created.map { APIRun($0) })
         } else if !output.json {
             print("backfill of \(spec.name): \(created.count) runs created, \(existing) intervals already had a run")
         }
@@ -392,7 +481,10 @@ struct BackfillCommand: AsyncParsableCommand {
         let failed = try await withLocalEngine(local) {
             var failed = 0
             for run in created {
-                let state = try await watch(runID: run.id, sqlite: sqlite, json: output.json, local: local)
+                let state = try await watch(runID: run.id, json: output.json, local: local) {
+                    guard let current = try await sqlite.run(id: run.id) else { throw CLIError("run \(run.id) disappeared") }
+                    return APIRun(current, tasks: try await sqlite.taskInstances(runID: run.id))
+                }
                 if state != .success { failed += 1 }
             }
             return failed

@@ -58,7 +58,7 @@ enum APIBenchmark {
     static func start(binary: String, pipelines: String, root: String) async throws -> Server {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["up", "--pipelines", pipelines, "--db", root + "/baton.db", "--port", "0", "--log-level", "warning"]
+        process.arguments = ["up", "--pipelines", pipelines, "--db", root + "/baton.db", "--port", "0"]
         var environment = ProcessInfo.processInfo.environment
         environment["BATON_EXAMPLES_VAR"] = root + "/var"
         process.environment = environment
