@@ -74,7 +74,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            resources: [.copy("Resources/openapi.json")],
+            resources: [.copy("Resources/openapi.json"), .copy("Resources/ui")],
             swiftSettings: strictSettings
         ),
         .target(
@@ -100,7 +100,12 @@ let package = Package(
         .testTarget(name: "BatonEngineTests", dependencies: ["BatonEngine"], swiftSettings: strictSettings),
         .testTarget(name: "BatonCLITests", dependencies: ["BatonCore"], swiftSettings: strictSettings),
         .testTarget(
-            name: "BatonServerTests", dependencies: ["BatonServer", "BatonAPI", "BatonCore"],
+            name: "BatonServerTests",
+            dependencies: [
+                "BatonServer", "BatonAPI", "BatonCore", "BatonEngine", "BatonStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings),
     ]
 )

@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# Installs what building and testing Baton needs on Debian: the system SQLite headers that
-# GRDB links against, and python3 for the example pipelines and tests.
+# Installs what building and testing Baton needs on Debian.
+#   scripts/install-deps.sh          build and run: SQLite headers (GRDB links the system SQLite), python3
+#   scripts/install-deps.sh --test   also what the test suite drives for real: headless Chromium with
+#                                    Selenium, promtool, pytest, jsonschema and the Prometheus parser
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+packages=(libsqlite3-dev python3)
+if [ "${1:-}" = "--test" ]; then
+    packages+=(chromium chromium-driver python3-selenium python3-pytest python3-jsonschema
+               python3-prometheus-client prometheus wrk procps)
+fi
 need=()
-dpkg -s libsqlite3-dev >/dev/null 2>&1 || need+=(libsqlite3-dev)
-command -v python3 >/dev/null 2>&1 || need+=(python3)
+for package in "${packages[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || need+=("$package")
+done
 if [ ${#need[@]} -gt 0 ]; then
     $SUDO apt-get update
-    $SUDO apt-get install -y "${need[@]}"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${need[@]}"
 fi

@@ -568,6 +568,9 @@ public actor Engine {
                 let effects = handle(.attemptStarted(task: key.task), runID: key.runID), !effects.isEmpty,
                 let machine = machines[key.runID]
             else { continue }
+            // These effects bypass perform(), which publishes the others; without this, event
+            // stream subscribers (the API's /events/stream, the live UI) never saw tasks start.
+            publish(effects, runID: key.runID)
             let attempt = machine.progress(of: key.task)?.attempts ?? 1
             let launch = TaskLaunch(
                 run: run, machine: machine, task: taskSpec, attempt: attempt,

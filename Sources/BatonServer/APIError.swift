@@ -1,4 +1,5 @@
 import BatonAPI
+import BatonCore
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -116,8 +117,9 @@ enum APIResponse {
 }
 
 extension Request {
-    /// Decodes a JSON body of at most `limit` bytes, with errors naming the field.
-    mutating func decodeJSON<T: Decodable>(_ type: T.Type, limit: Int) async throws -> T {
+    /// Decodes a JSON body of at most `limit` bytes, with errors naming the field. `fields` are
+    /// the top-level fields the body may have.
+    mutating func decodeJSON<T: Decodable>(_ type: T.Type, limit: Int, fields: [String]) async throws -> T {
         let buffer: ByteBuffer
         do {
             buffer = try await collectBody(upTo: limit)
@@ -125,8 +127,18 @@ extension Request {
             throw APIError(.contentTooLarge, code: "body_too_large", "the request body is over the \(limit)-byte limit")
         }
         guard buffer.readableBytes > 0 else { throw APIError.badRequest("the request body is empty; send a JSON object") }
+        let data = Data(buffer.readableBytesView)
+        // JSONDecoder skips keys it does not know, so a misspelled optional field (`parms` for
+        // `params`) was dropped silently and the request went ahead with defaults. Checked
+        // before decoding, so `{"pipline": ...}` gets a did-you-mean rather than "missing field".
+        if let object = try? APICoding.decoder().decode([String: JSONValue].self, from: data),
+            let unknown = object.keys.sorted().first(where: { !fields.contains($0) })
+        {
+            throw APIError.badRequest(
+                "unknown field '\(unknown)'; \(Suggest.hint(for: unknown, in: fields))", field: unknown)
+        }
         do {
-            return try APICoding.decoder().decode(type, from: Data(buffer.readableBytesView))
+            return try APICoding.decoder().decode(type, from: data)
         } catch let error as DecodingError {
             throw APIError.badRequest(ErrorShapeMiddleware.describe(error), field: ErrorShapeMiddleware.field(of: error))
         }
@@ -148,9 +160,16 @@ extension Request {
     func queryDate(_ name: String) throws -> Date? {
         guard let text = query(name) else { return nil }
         let formatter = ISO8601DateFormatter()
-        for options: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime], [.withFullDate]] {
+        for options: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime]] {
             formatter.formatOptions = options
             if let date = formatter.date(from: text) { return date }
+        }
+        // A date alone means midnight UTC. The full-date parser ignores whatever follows the date
+        // (`2026-11-25T10:00:00` without a zone became midnight) and rolls invalid days over
+        // (`2026-02-30` became March 2nd), so only an exact, valid YYYY-MM-DD is accepted.
+        formatter.formatOptions = [.withFullDate]
+        if text.utf8.count == 10, let date = formatter.date(from: text), formatter.string(from: date) == text {
+            return date
         }
         throw APIError.badRequest("'\(text)' is not an ISO 8601 date such as 2026-11-25T10:00:00Z", field: name)
     }

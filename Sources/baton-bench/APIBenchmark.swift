@@ -1,5 +1,8 @@
 import Foundation
 
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -63,7 +66,7 @@ enum APIBenchmark {
         environment["BATON_EXAMPLES_VAR"] = root + "/var"
         process.environment = environment
         let logPath = root + "/up.log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.standardError = FileHandle(forWritingAtPath: logPath)
         process.standardOutput = FileHandle.nullDevice
         try process.run()
@@ -82,7 +85,7 @@ enum APIBenchmark {
     static func waitForRuns(_ url: String, minimum: Int, finished: Bool, timeout: Double) async throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            if let data = try? Data(contentsOf: URL(string: url + "/api/v1/runs?state=success")!),
+            if let (data, _) = try? await URLSession.shared.data(from: URL(string: url + "/api/v1/runs?state=success")!),
                 let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
                 let items = object["items"] as? [Any], items.count >= minimum
             {

@@ -35,8 +35,40 @@ public final class MetricsRegistry: Sendable {
         MetricsSystem.bootstrap(factory)
     }
 
-    /// The exposition text.
-    public func render() -> String { registry.emitToString() }
+    /// The exposition text, with a `# HELP` line before each `# TYPE` line.
+    public func render() -> String { Self.addingHelp(to: registry.emitToString()) }
+
+    /// What each metric means. swift-metrics has no place for help text and the Prometheus
+    /// factory registers every metric with an empty one, so the exposition would lack `# HELP`
+    /// lines, which `promtool check metrics` reports as a problem; they are added on output.
+    static let helpTexts: [String: String] = [
+        "baton_runs_started_total": "Runs that started running, by pipeline and owner.",
+        "baton_runs_finished_total": "Runs that ended, by pipeline, owner and final state (success, failed, cancelled).",
+        "baton_run_duration_seconds": "Time from a run's start to its end, by pipeline, owner and final state.",
+        "baton_task_duration_seconds": "Duration of finished task attempts, by pipeline, owner and outcome (success or failed).",
+        "baton_scheduling_delay_seconds": "Time from a task becoming ready to its attempt being started.",
+        "baton_queue_depth": "Tasks that are ready and waiting for a free worker slot.",
+        "baton_busy_slots": "Worker slots running a task attempt now.",
+        "baton_worker_slots": "Worker slots of this process (tasks that may run at once).",
+        "baton_store_commit_seconds": "Time to commit a batch of state changes to the store.",
+        "baton_http_request_duration_seconds": "Time to answer HTTP requests, by method and status code.",
+    ]
+
+    static func addingHelp(to text: String) -> String {
+        var output = ""
+        output.reserveCapacity(text.utf8.count + 2048)
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("# TYPE ") {
+                let name = line.dropFirst("# TYPE ".count).split(separator: " ").first.map(String.init) ?? ""
+                if let help = helpTexts[name] { output += "# HELP \(name) \(help)\n" }
+            }
+            output += line
+            output += "\n"
+        }
+        // split keeps a final empty piece after the last newline; do not add a second one.
+        if text.hasSuffix("\n") || text.isEmpty { output.removeLast() }
+        return output
+    }
 }
 
 enum MetricsRoutes {
@@ -44,8 +76,7 @@ enum MetricsRoutes {
         router.get("/metrics") { _, _ -> Response in
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
-            return Response(
-                status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: context.metrics.registry.emitToBuffer())))
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: context.metrics.render())))
         }
     }
 }

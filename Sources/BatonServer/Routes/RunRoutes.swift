@@ -37,13 +37,16 @@ enum RunRoutes {
             let to = try request.queryDate("to")
             let owner = request.query("owner")
             // Owner and time filters apply after the store query, so read ahead in pages.
+            // A page holds at least limit + 1 runs: with a fixed 200, a limit above 199 without
+            // those filters got at most 200 runs and no next_cursor, hiding the older runs.
+            let pageSize = max(200, limit + 1)
             var items: [APIRun] = []
             var cursor = before
             var exhausted = false
             while items.count < limit + 1 && !exhausted {
                 let page = try await context.store.runs(
-                    RunQuery(pipeline: request.query("pipeline"), states: states, limit: 200, beforeID: cursor))
-                exhausted = page.count < 200
+                    RunQuery(pipeline: request.query("pipeline"), states: states, limit: pageSize, beforeID: cursor))
+                exhausted = page.count < pageSize
                 for run in page {
                     cursor = run.id
                     if let owner, run.owner != owner { continue }
@@ -64,7 +67,8 @@ enum RunRoutes {
 
         group.post { request, requestContext -> Response in
             var request = request
-            let body = try await request.decodeJSON(APITriggerRequest.self, limit: context.configuration.maxBodyBytes)
+            let body = try await request.decodeJSON(
+                APITriggerRequest.self, limit: context.configuration.maxBodyBytes, fields: ["pipeline", "params"])
             do {
                 let run = try await context.engine.trigger(pipeline: body.pipeline, params: body.params ?? [:])
                 let tasks = try await context.store.taskInstances(runID: run.id)
@@ -132,9 +136,15 @@ enum RunRoutes {
             let attempt = try await chooseAttempt(request, run: run, task: task, context: context)
             let offset = try request.queryInt("offset", default: 0, range: 0...Int.max)
             let limit = try request.queryInt("limit", default: 1 << 20, range: 1...(4 << 20))
-            let tail = request.query("tail").map { _ in try? request.queryInt("tail", default: 100, range: 1...100_000) } ?? nil
+            // A bad tail or format is an error like any bad parameter; they used to be ignored,
+            // answering with the whole log (up to `limit`) instead of the lines asked for.
+            let tail = request.query("tail") == nil ? nil : try request.queryInt("tail", default: 100, range: 1...100_000)
+            let format = request.query("format") ?? "json"
+            guard format == "json" || format == "text" else {
+                throw APIError.badRequest("'\(format)' is not a log format; use json or text", field: "format")
+            }
             let chunk = LogReader.read(path: attempt.logPath, offset: offset, limit: limit, tailLines: tail)
-            if request.query("format") == "text" || (request.headers[.accept] ?? "").hasPrefix("text/plain") {
+            if format == "text" || (request.headers[.accept] ?? "").hasPrefix("text/plain") {
                 return APIResponse.text(chunk.content)
             }
             return APIResponse.json(
@@ -209,7 +219,12 @@ enum RunRoutes {
     {
         let attempts = try await context.store.attempts(runID: run.id, task: task)
         if let text = request.query("attempt") {
-            guard let number = Int(text), let match = attempts.first(where: { $0.attempt == number }) else {
+            // A malformed number is a bad request (400), like a malformed run id; 404 is for
+            // attempts that do not exist.
+            guard let number = Int(text), number >= 1 else {
+                throw APIError.badRequest("'\(text)' is not an attempt number (1, 2, ...)", field: "attempt")
+            }
+            guard let match = attempts.first(where: { $0.attempt == number }) else {
                 throw APIError.notFound(
                     "task \(task) of run \(run.id) has no attempt '\(text)'"
                         + (attempts.isEmpty ? "" : "; it has \(attempts.map { String($0.attempt) }.joined(separator: ", "))"),

@@ -41,7 +41,7 @@ enum TokenRoutes {
         }
         group.post { request, _ -> Response in
             var request = request
-            let body = try await request.decodeJSON(CreateRequest.self, limit: 64 * 1024)
+            let body = try await request.decodeJSON(CreateRequest.self, limit: 64 * 1024, fields: ["team", "role", "description"])
             guard let role = TokenRole(rawValue: body.role) else {
                 throw APIError.badRequest(
                     "'\(body.role)' is not a role; use one of \(TokenRole.allCases.map(\.rawValue).joined(separator: ", "))",
