@@ -13,6 +13,8 @@ public struct PipelineFolder: Sendable {
     public var pipelines: [LoadedPipeline]
     public var issues: [ValidationIssue]
     public var filesRead: Int
+    /// Datasets and teams from the folder's catalog files.
+    public var catalog: CatalogSpec = CatalogSpec()
 
     public var errors: [ValidationIssue] { issues.filter { $0.severity == .error } }
 }
@@ -51,6 +53,7 @@ public enum PipelineRepository {
         var issues: [ValidationIssue] = []
         var owners: [String: String] = [:]
         let files = files(in: directory)
+        var texts: [(path: String, display: String, text: String)] = []
         for path in files {
             let display = displayPath(path)
             guard let data = FileManager.default.contents(atPath: path) else {
@@ -63,7 +66,35 @@ public enum PipelineRepository {
                                     fix: "save it as UTF-8"))
                 continue
             }
-            var outcome = PipelineParser.parse(text, file: display)
+            texts.append((path, display, text))
+        }
+        // Catalog files first, so pipelines can be checked against the datasets they name.
+        var catalog = CatalogSpec()
+        var datasetFiles: [String: String] = [:]
+        var pipelineTexts: [(path: String, display: String, text: String)] = []
+        for entry in texts {
+            guard PipelineParser.isCatalog(entry.text) else {
+                pipelineTexts.append(entry)
+                continue
+            }
+            let outcome = PipelineParser.parseCatalog(entry.text, file: entry.display)
+            issues += outcome.issues
+            for dataset in outcome.catalog.datasets {
+                if let other = datasetFiles[dataset.name] {
+                    issues.append(
+                        ValidationIssue(
+                            file: entry.display, line: 0, column: 0, field: "datasets.\(dataset.name)",
+                            message: "dataset '\(dataset.name)' is already declared in \(other)", fix: "declare it once"))
+                    continue
+                }
+                datasetFiles[dataset.name] = entry.display
+                catalog.datasets.append(dataset)
+            }
+            catalog.teams += outcome.catalog.teams
+        }
+        let datasetNames = Set(catalog.datasets.map(\.name))
+        for (path, display, text) in pipelineTexts {
+            var outcome = PipelineParser.parse(text, file: display, datasets: datasetNames)
             if var spec = outcome.spec {
                 spec.sourceFile = URL(fileURLWithPath: path).standardizedFileURL.path
                 if let other = owners[spec.name] {
@@ -79,7 +110,7 @@ public enum PipelineRepository {
             }
             issues += outcome.issues
         }
-        return PipelineFolder(pipelines: pipelines, issues: issues, filesRead: files.count)
+        return PipelineFolder(pipelines: pipelines, issues: issues, filesRead: files.count, catalog: catalog)
     }
 
     /// A path relative to the working directory when it is inside it.

@@ -1,6 +1,7 @@
 import BatonCore
 import Foundation
 import GRDB
+import Synchronization
 
 /// Errors the store reports with the context needed to act on them.
 public enum StoreError: Error, CustomStringConvertible {
@@ -151,6 +152,22 @@ public final class SQLiteStore: Store {
 
     static func date(_ value: Double?) -> Date? { value.map { Date(timeIntervalSince1970: $0) } }
 
+    /// Every run stores the definition it runs with, and most runs of a pipeline share one.
+    /// Decoding it is the dominant cost of listing runs, so decoded definitions are kept by
+    /// their exact text (bounded; cleared when full).
+    static let specCache = Mutex<[String: PipelineSpec]>([:])
+    static let specCacheLimit = 256
+
+    static func decodeSpec(_ text: String) throws -> PipelineSpec {
+        if let cached = specCache.withLock({ $0[text] }) { return cached }
+        let spec = try decode(PipelineSpec.self, text, table: "runs")
+        specCache.withLock { cache in
+            if cache.count >= specCacheLimit { cache.removeAll(keepingCapacity: true) }
+            cache[text] = spec
+        }
+        return spec
+    }
+
     static func pipeline(from row: Row) throws -> PipelineRecord {
         PipelineRecord(
             name: row["name"], file: row["file"], spec: try decode(PipelineSpec.self, row["spec"], table: "pipelines"),
@@ -170,7 +187,7 @@ public final class SQLiteStore: Store {
             intervalStart: Date(timeIntervalSince1970: row["interval_start"]),
             intervalEnd: Date(timeIntervalSince1970: row["interval_end"]), trigger: trigger,
             params: try decode([String: JSONValue].self, row["params"], table: "runs"),
-            spec: try decode(PipelineSpec.self, row["spec"], table: "runs"), state: state,
+            spec: try decodeSpec(row["spec"]), state: state,
             createdAt: Date(timeIntervalSince1970: row["created_at"]), startedAt: date(row["started_at"]),
             endedAt: date(row["ended_at"]), cancelRequested: row["cancel_requested"])
     }

@@ -16,6 +16,8 @@ public struct PipelineSpec: Sendable, Hashable, Codable {
     public var params: [ParamSpec]
     /// Tasks in declaration order.
     public var tasks: [TaskSpec]
+    /// Events that start runs.
+    public var triggers: [EventTriggerSpec] = []
     /// The file the pipeline was read from, for messages and for resolving `workdir`.
     public var sourceFile: String?
 
@@ -38,6 +40,29 @@ public struct PipelineSpec: Sendable, Hashable, Codable {
         self.params = params
         self.tasks = tasks
         self.sourceFile = sourceFile
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, owner, description, schedule, timezone, startDate, catchup, maxActiveRuns, params, tasks, triggers
+        case sourceFile
+    }
+
+    // Decoded by hand so that definitions stored by earlier versions (without newer fields)
+    // still load: every field added later has a default.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        owner = try container.decodeIfPresent(String.self, forKey: .owner)
+        description = try container.decodeIfPresent(String.self, forKey: .description)
+        schedule = try container.decodeIfPresent(ScheduleSpec.self, forKey: .schedule) ?? .none
+        timezone = try container.decodeIfPresent(String.self, forKey: .timezone) ?? "UTC"
+        startDate = try container.decodeIfPresent(Date.self, forKey: .startDate)
+        catchup = try container.decodeIfPresent(Bool.self, forKey: .catchup) ?? false
+        maxActiveRuns = try container.decodeIfPresent(Int.self, forKey: .maxActiveRuns) ?? Self.defaultMaxActiveRuns
+        params = try container.decodeIfPresent([ParamSpec].self, forKey: .params) ?? []
+        tasks = try container.decodeIfPresent([TaskSpec].self, forKey: .tasks) ?? []
+        triggers = try container.decodeIfPresent([EventTriggerSpec].self, forKey: .triggers) ?? []
+        sourceFile = try container.decodeIfPresent(String.self, forKey: .sourceFile)
     }
 
     public func task(named name: String) -> TaskSpec? { tasks.first { $0.name == name } }
@@ -143,6 +168,10 @@ public struct TaskSpec: Sendable, Hashable, Codable {
     public var triggerRule: TriggerRule
     /// A condition on params and upstream outputs; false skips the task.
     public var when: String?
+    /// Datasets this task writes: its success records an update of each.
+    public var produces: [String] = []
+    /// Datasets this task reads, with the contract they must meet before it starts.
+    public var requires: [DatasetRequirement] = []
 
     public static let defaultRetryDelay: Double = 10
     public static let defaultRetryBackoff: Double = 2
@@ -166,6 +195,30 @@ public struct TaskSpec: Sendable, Hashable, Codable {
         self.timeout = timeout
         self.triggerRule = triggerRule
         self.when = when
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, command, env, workdir, needs, retries, retryDelay, retryBackoff, maxRetryDelay, timeout
+        case triggerRule, when, produces, requires
+    }
+
+    // By hand, like PipelineSpec: fields added later default when absent.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        command = try container.decode(TaskCommand.self, forKey: .command)
+        env = try container.decodeIfPresent([EnvEntry].self, forKey: .env) ?? []
+        workdir = try container.decodeIfPresent(String.self, forKey: .workdir)
+        needs = try container.decodeIfPresent([String].self, forKey: .needs) ?? []
+        retries = try container.decodeIfPresent(Int.self, forKey: .retries) ?? 0
+        retryDelay = try container.decodeIfPresent(Double.self, forKey: .retryDelay) ?? Self.defaultRetryDelay
+        retryBackoff = try container.decodeIfPresent(Double.self, forKey: .retryBackoff) ?? Self.defaultRetryBackoff
+        maxRetryDelay = try container.decodeIfPresent(Double.self, forKey: .maxRetryDelay) ?? Self.defaultMaxRetryDelay
+        timeout = try container.decodeIfPresent(Double.self, forKey: .timeout)
+        triggerRule = try container.decodeIfPresent(TriggerRule.self, forKey: .triggerRule) ?? .allSuccess
+        when = try container.decodeIfPresent(String.self, forKey: .when)
+        produces = try container.decodeIfPresent([String].self, forKey: .produces) ?? []
+        requires = try container.decodeIfPresent([DatasetRequirement].self, forKey: .requires) ?? []
     }
 
     /// Seconds to wait before attempt `nextAttempt` (2 for the first retry).

@@ -13,12 +13,14 @@ public struct PipelineParser {
 
     static let pipelineKeys = [
         "name", "owner", "description", "schedule", "timezone", "start_date", "catchup", "max_active_runs",
-        "params", "tasks",
+        "params", "tasks", "triggers",
     ]
     static let taskKeys = [
         "run", "env", "workdir", "needs", "retries", "retry_delay", "retry_backoff", "max_retry_delay", "timeout",
-        "trigger_rule", "when", "description",
+        "trigger_rule", "when", "description", "produces", "requires",
     ]
+    static let requirementKeys = ["dataset", "max_staleness", "schema", "on_violation", "wait_timeout"]
+    static let triggerKeys = ["event", "filter"]
     static let paramKeys = ["default", "type", "description", "enum"]
     /// Names a template may start with besides `params` and `tasks`.
     public static let templateVariables = [
@@ -38,16 +40,20 @@ public struct PipelineParser {
 
     let file: String
     let text: String
+    /// Declared datasets, when known: `produces` and `requires` must name one of them.
+    let datasets: Set<String>?
     private var issues: [ValidationIssue] = []
 
-    private init(file: String, text: String) {
+    private init(file: String, text: String, datasets: Set<String>?) {
         self.file = file
         self.text = text
+        self.datasets = datasets
     }
 
     /// Parses and validates `text`, read from `file` (used in messages and as `sourceFile`).
-    public static func parse(_ text: String, file: String) -> Outcome {
-        var parser = PipelineParser(file: file, text: text)
+    /// With `datasets`, dataset names in `produces` and `requires` are checked against them.
+    public static func parse(_ text: String, file: String, datasets: Set<String>? = nil) -> Outcome {
+        var parser = PipelineParser(file: file, text: text, datasets: datasets)
         let spec = parser.run()
         let hasErrors = parser.issues.contains { $0.severity == .error }
         return Outcome(spec: hasErrors ? nil : spec, issues: parser.issues)
@@ -133,6 +139,7 @@ public struct PipelineParser {
             if let value = int(node, field: "max_active_runs", minimum: 1) { spec.maxActiveRuns = value }
         }
         if let node = fields["params"] { spec.params = params(node) }
+        if let node = fields["triggers"] { spec.triggers = triggers(node) }
         if let node = fields["tasks"] {
             spec.tasks = tasks(node)
         } else {
@@ -476,11 +483,122 @@ public struct PipelineParser {
                 error(node, field: "\(field).when", "`when` must be a condition such as `params.deploy == true`")
             }
         }
+        if let node = fields["produces"] {
+            let names = node.scalar.map { [$0.string] } ?? node.sequence?.compactMap { $0.scalar?.string }
+            if let names, names.count == (node.sequence?.count ?? 1) {
+                task.produces = names
+                for name in names { checkDataset(name, node: node, field: "\(field).produces") }
+            } else {
+                error(node, field: "\(field).produces", "`produces` must be a dataset name or a list of them",
+                      fix: "write `produces: [clean_customers]`")
+            }
+        }
+        if let node = fields["requires"] { task.requires = requirements(node, field: "\(field).requires") }
         taskNodes[name] = fields
         return task
     }
 
     private var taskNodes: [String: [String: Node]] = [:]
+
+    // MARK: - Handoffs
+
+    private mutating func checkDataset(_ name: String, node: Node, field: String) {
+        guard let datasets, !datasets.contains(name) else { return }
+        error(node, field: field, "unknown dataset '\(name)'", value: name,
+              fix: datasets.isEmpty
+                ? "declare it in a datasets file (a YAML file with `datasets:`) in the pipelines folder"
+                : Suggest.hint(for: name, in: datasets.sorted()) + " (or declare it under `datasets:`)")
+    }
+
+    private mutating func requirements(_ node: Node, field: String) -> [DatasetRequirement] {
+        guard let items = node.sequence else {
+            error(node, field: field, "`requires` must be a list of datasets",
+                  fix: "write `requires: [{dataset: clean_customers, max_staleness: 2h}]`")
+            return []
+        }
+        var result: [DatasetRequirement] = []
+        for (index, item) in items.enumerated() {
+            let itemField = "\(field)[\(index)]"
+            if let name = item.scalar?.string {
+                checkDataset(name, node: item, field: itemField)
+                result.append(DatasetRequirement(dataset: name))
+                continue
+            }
+            guard let mapping = item.mapping else {
+                error(item, field: itemField, "each requirement is a dataset name or a mapping with `dataset`")
+                continue
+            }
+            let fields = checkKeys(mapping, allowed: Self.requirementKeys, context: itemField, what: "requirement key")
+            guard let datasetNode = fields["dataset"], let name = string(datasetNode, field: "\(itemField).dataset") else {
+                error(item, field: itemField, "the requirement names no `dataset`", fix: "add `dataset: NAME`")
+                continue
+            }
+            checkDataset(name, node: datasetNode, field: "\(itemField).dataset")
+            var requirement = DatasetRequirement(dataset: name)
+            if let node = fields["max_staleness"], let value = duration(node, field: "\(itemField).max_staleness") {
+                requirement.maxStaleness = value
+            }
+            if let node = fields["schema"], let text = string(node, field: "\(itemField).schema") {
+                do {
+                    _ = try VersionRange(text)
+                    requirement.schema = text
+                } catch {
+                    self.error(node, field: "\(itemField).schema", error.description, value: text,
+                               fix: "write a range such as \">=2.0 <3\", \"^2.3\" or \"2.x\"")
+                }
+            }
+            if let node = fields["on_violation"], let text = string(node, field: "\(itemField).on_violation") {
+                if let policy = ViolationPolicy(rawValue: text) {
+                    requirement.onViolation = policy
+                } else {
+                    error(node, field: "\(itemField).on_violation", "unknown policy '\(text)'", value: text,
+                          fix: Suggest.hint(for: text, in: ViolationPolicy.allCases.map(\.rawValue)))
+                }
+            }
+            if let node = fields["wait_timeout"], let value = duration(node, field: "\(itemField).wait_timeout") {
+                requirement.waitTimeout = value
+            }
+            result.append(requirement)
+        }
+        return result
+    }
+
+    private mutating func triggers(_ node: Node) -> [EventTriggerSpec] {
+        guard let items = node.sequence else {
+            error(node, field: "triggers", "`triggers` must be a list",
+                  fix: "write `triggers: [{event: data.customers.updated}]`")
+            return []
+        }
+        var result: [EventTriggerSpec] = []
+        for (index, item) in items.enumerated() {
+            let field = "triggers[\(index)]"
+            if let name = item.scalar?.string {
+                result.append(EventTriggerSpec(event: name))
+                continue
+            }
+            guard let mapping = item.mapping else {
+                error(item, field: field, "each trigger is an event name or a mapping with `event`")
+                continue
+            }
+            let fields = checkKeys(mapping, allowed: Self.triggerKeys, context: field, what: "trigger key")
+            guard let eventNode = fields["event"], let name = string(eventNode, field: "\(field).event"), !name.isEmpty
+            else {
+                error(item, field: field, "the trigger names no `event`", fix: "add `event: data.customers.updated`")
+                continue
+            }
+            var filter: [String: JSONValue] = [:]
+            if let filterNode = fields["filter"] {
+                if case .object(let members) = Self.json(filterNode) {
+                    filter = members
+                } else {
+                    error(filterNode, field: "\(field).filter", "`filter` must map payload fields to values",
+                          fix: "write `filter: {region: eu}`")
+                }
+            }
+            result.append(EventTriggerSpec(event: name, filter: filter))
+        }
+        return result
+    }
 
     // MARK: - Graph and templates
 

@@ -38,8 +38,9 @@ struct DAGLayout {
     static let characterWidth = 7.6
     static let nodeTextInset = 30.0
 
-    /// Lays out tasks given as names with their `needs`, in declaration order.
-    init(tasks: [(name: String, needs: [String])]) {
+    /// Lays out tasks given as names with their `needs`, in declaration order; a node is at
+    /// least as wide as its name needs, or as `minimumWidths` asks (for a second line of text).
+    init(tasks: [(name: String, needs: [String])], minimumWidths: [String: Double] = [:]) {
         let names = tasks.map(\.name)
         let known = Set(names)
         var upstream: [String: [String]] = [:]
@@ -137,7 +138,7 @@ struct DAGLayout {
         for (vertex, name) in vertexName.enumerated() {
             guard let name else { continue }
             let text = Double(name.count) * Self.characterWidth + Self.nodeTextInset + 14
-            nodeWidth[vertex] = min(Self.maxNodeWidth, max(Self.minNodeWidth, text))
+            nodeWidth[vertex] = min(Self.maxNodeWidth, max(Self.minNodeWidth, text, minimumWidths[name] ?? 0))
         }
         func vertexHeight(_ vertex: Int) -> Double { vertexName[vertex] == nil ? 0 : Self.nodeHeight }
         func separation(_ a: Int, _ b: Int) -> Double {
@@ -292,7 +293,11 @@ enum DAGView {
         tasks: [TaskSpec], states: [String: NodeState], id: String, label: String, taskHref: (String) -> String?
     ) -> HTML {
         guard !tasks.isEmpty else { return Layout.emptyState("This pipeline has no tasks.") }
-        let layout = DAGLayout(tasks: tasks.map { ($0.name, $0.needs) })
+        // The second line uses an 11px font: about 6.1px a character.
+        let detailWidths = states.compactMapValues { state in
+            state.detail.map { Double($0.count) * 6.1 + DAGLayout.nodeTextInset + 12 }
+        }
+        let layout = DAGLayout(tasks: tasks.map { ($0.name, $0.needs) }, minimumWidths: detailWidths)
         let marker = "arrow-\(id)"
         var edges: [HTML] = []
         for edge in layout.edges {

@@ -85,11 +85,12 @@ enum RunPage {
             if instance.state == .upForRetry, let retry = instance.retryAt {
                 note = "<span class=\"muted\">next try \(Format.relative(retry, now: now))</span> " + note
             }
+            let logLink: HTML = instance.attempts > 0 ? "<a class=\"button small ghost\" href=\"\(href)\">Log</a>" : .empty
             return """
                 <tr data-task="\(instance.task)"><th scope="row"><a href="\(href)">\(instance.task)</a></th>\
                 <td>\(Format.badge(instance.state.rawValue, live: "task"))</td><td class="num">\(instance.attempts)</td>\
                 <td>\(Format.time(instance.startedAt))</td><td class="num">\(Format.duration(duration))</td>\
-                <td class="note">\(note)</td><td><a class="button small ghost" href="\(href)">Log</a></td></tr>
+                <td class="note">\(note)</td><td>\(logLink)</td></tr>
                 """
         }
         let taskTable: HTML = """
