@@ -456,6 +456,17 @@ public actor Engine {
             logger.warning("\(message)", metadata: ["run_id": "\(runID)"])
         }
         metrics.runFinished(pipeline: run.pipeline, owner: run.owner, state: state.rawValue, seconds: elapsed)
+        // The shared dashboard's series: every pipeline reports its duration and outcome,
+        // tagged with its owner, without the pipeline doing anything.
+        let tags = ["pipeline": run.pipeline, "owner": run.owner ?? "", "state": state.rawValue]
+        do {
+            try await store.recordMetrics([
+                MetricPoint(name: "pipeline.duration", tags: tags, value: elapsed, timestamp: clock()),
+                MetricPoint(name: "pipeline.success", tags: tags, value: state == .success ? 1 : 0, timestamp: clock()),
+            ])
+        } catch {
+            logger.error("could not record the metrics of run \(runID): \(error)")
+        }
         machines[runID] = nil
         runs[runID] = nil
         waiting[run.pipeline]?.removeAll { $0 == runID }

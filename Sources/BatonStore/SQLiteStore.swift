@@ -128,6 +128,8 @@ public final class SQLiteStore: Store {
                     );
                     """)
         }
+        registerHandoffMigrations(&migrator)
+        registerMetricsMigrations(&migrator)
         return migrator
     }
 

@@ -107,7 +107,7 @@ enum TaskPage {
     {
         guard let selected else {
             return Layout.card(
-                "Log", id: "log", region: "log",
+                "Log", id: "logs", region: "log",
                 """
                 <div class="empty" data-waiting-task="\(task)"><p>This task has not started an attempt yet.</p>\
                 <p class="muted">The page picks up the log when it starts.</p></div>
@@ -151,7 +151,7 @@ enum TaskPage {
             : "<pre class=\"log\" id=\"log\" tabindex=\"0\" aria-label=\"Log of attempt \(selected.attempt)\"\(stream)>\(content)</pre>"
         let reason: HTML = selected.reason.map { "<p class=\"attempt-reason\">\($0)</p>" } ?? .empty
         return Layout.card(
-            "Log", id: "log",
+            "Log", id: "logs",
             actions: "<div class=\"card-actions\"><a class=\"button small ghost\" href=\"\(raw)\">Raw log</a></div>",
             region: "log",
             """
