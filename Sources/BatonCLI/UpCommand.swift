@@ -56,6 +56,19 @@ struct ServerCommand: AsyncParsableCommand {
 }
 
 struct ServeOptions: ParsableArguments {
+    static let taskTeam = "baton-tasks"
+
+    /// A token for tasks of this server (operator: publish events, emit metrics, trigger).
+    /// Tokens minted by earlier starts are revoked, so only the running server's one works.
+    static func taskToken(_ context: ServerContext) async throws -> String {
+        for token in try await context.store.tokens() where token.team == taskTeam && token.revokedAt == nil {
+            _ = try await context.store.revokeToken(id: token.id, at: Date())
+        }
+        let created = try await context.tokens.create(
+            team: taskTeam, role: .operator, description: "tasks of baton up (pid \(getpid()))")
+        return created.token
+    }
+
     @OptionGroup var store: StoreOptions
     @OptionGroup var folder: PipelinesFolderOption
 
@@ -132,9 +145,21 @@ struct ServeOptions: ParsableArguments {
             : (ServerConfiguration.isLoopback(host)
                 ? "auth off on loopback (use --auth to require API tokens)"
                 : "WARNING: auth off on a non-loopback address (--insecure)")
+        let taskToken = requireAuth ? try await Self.taskToken(context) : nil
         let application = BatonHTTP.application(context: context, logger: logger) { port in
             let shown = host.contains(":") ? "[\(host)]" : host
             logger.info("web UI and API on http://\(shown):\(port) (\(authNote))")
+            // Tasks reach this server through the `baton` CLI or plain HTTP with these.
+            let reachable = ServerConfiguration.isLoopback(host) || host == "0.0.0.0" || host == "::" ? "127.0.0.1" : shown
+            var variables = ["BATON_SERVER": "http://\(reachable):\(port)"]
+            if let taskToken { variables["BATON_TOKEN"] = taskToken }
+            let binary = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
+            if FileManager.default.isExecutableFile(atPath: binary.path) {
+                variables["BATON_CLI"] = binary.path
+                let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+                variables["PATH"] = binary.deletingLastPathComponent().path + ":" + path
+            }
+            await engine.setTaskEnvironment(variables)
         }
         let group = ServiceGroup(
             configuration: .init(

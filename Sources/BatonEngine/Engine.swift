@@ -81,11 +81,11 @@ public actor Engine {
     nonisolated let broadcaster = EventBroadcaster()
     nonisolated let metrics = EngineMetrics()
 
-    private(set) var pipelines: [String: PipelineRecord] = [:]
+    var pipelines: [String: PipelineRecord] = [:]
     private(set) var folderIssues: [ValidationIssue] = []
     private var reportedIssues: Set<String> = []
-    private var machines: [Int64: RunStateMachine] = [:]
-    private var runs: [Int64: RunRecord] = [:]
+    var machines: [Int64: RunStateMachine] = [:]
+    var runs: [Int64: RunRecord] = [:]
     private var waiting: [String: [Int64]] = [:]
     private var readyQueue: Deque<TaskKey> = []
     private var busySlots = 0
@@ -95,6 +95,17 @@ public actor Engine {
     private var schedulerGeneration = 0
     private var runWaiters: [Int64: [CheckedContinuation<RunState, Never>]] = [:]
     private var started = false
+    /// Added to every task's environment: how tasks reach this server (set once it listens).
+    var taskEnvironment: [String: String] = [:]
+    /// Datasets and teams declared in the pipelines folder's catalog files.
+    var datasets: [String: DatasetSpec] = [:]
+    var teams: [String: TeamSpec] = [:]
+    /// The last event whose triggers were processed (mirrors the store's `events.cursor`).
+    var eventCursor: Int64?
+    var processingEvents = false
+    var eventsPending = false
+    /// Tasks waiting (`on_violation: wait`) for a fresh update of a dataset.
+    var datasetWaiters: [String: Set<TaskKey>] = [:]
     /// When each queued task became ready, for the scheduling-delay metric.
     private var readySince: [TaskKey: ContinuousClock.Instant] = [:]
 
@@ -125,6 +136,8 @@ public actor Engine {
         try await recover()
         await reloadPipelines()
         started = true
+        // Events stored but not yet acted on (a crash between the two) start their runs now.
+        await processEvents()
         pump()
         await withDiscardingTaskGroup { group in
             group.addTask { await self.watchExternalChanges() }
@@ -192,11 +205,16 @@ public actor Engine {
 
     // MARK: - Public operations
 
+    /// Sets variables every task gets from now on, such as `BATON_SERVER` and `BATON_TOKEN`.
+    public func setTaskEnvironment(_ variables: [String: String]) {
+        taskEnvironment = variables
+    }
+
     /// Live run and task state changes. Each subscriber has a bounded buffer.
     public nonisolated func events() -> AsyncStream<EngineEvent> { broadcaster.subscribe() }
 
     /// Commits changes, timing the store for the latency metric.
-    private func commit(_ changes: [StoreChange]) async throws {
+    func commit(_ changes: [StoreChange]) async throws {
         guard !changes.isEmpty else { return }
         let start = ContinuousClock.now
         try await store.commit(changes)
@@ -299,6 +317,11 @@ public actor Engine {
     public func reloadPipelines() async {
         let folder = PipelineRepository.load(directory: configuration.pipelinesDirectory)
         folderIssues = folder.issues
+        // A catalog file with errors keeps its last good declarations, like pipelines do.
+        if !folder.catalog.datasets.isEmpty || folder.errors.isEmpty {
+            datasets = Dictionary(folder.catalog.datasets.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+            teams = Dictionary(folder.catalog.teams.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        }
         let currentIssues = Set(folder.issues.map(\.description))
         for issue in folder.issues where !reportedIssues.contains(issue.description) {
             if issue.severity == .error {
@@ -476,7 +499,7 @@ public actor Engine {
 
     /// Applies an event to a cached run in place. Going through a local copy would duplicate
     /// the run's task table on every event, which is quadratic for wide fan-outs.
-    private func handle(_ event: RunStateMachine.Event, runID: Int64) -> [RunStateMachine.Effect]? {
+    func handle(_ event: RunStateMachine.Event, runID: Int64) -> [RunStateMachine.Effect]? {
         guard machines[runID] != nil else { return nil }
         return machines[runID]!.handle(event)
     }
@@ -585,7 +608,8 @@ public actor Engine {
             let attempt = machine.progress(of: key.task)?.attempts ?? 1
             let launch = TaskLaunch(
                 run: run, machine: machine, task: taskSpec, attempt: attempt,
-                dataDirectory: configuration.dataDirectory, baseEnvironment: baseEnvironment)
+                dataDirectory: configuration.dataDirectory,
+                baseEnvironment: taskEnvironment.isEmpty ? baseEnvironment : baseEnvironment.merging(taskEnvironment) { _, new in new })
             var changes = storeChanges(for: effects, runID: key.runID)
             let now = clock()
             changes.append(
@@ -623,8 +647,23 @@ public actor Engine {
                     status: .failedToStart("store error: \(error)"), output: nil, exitCode: nil, duration: 0))
             return
         }
+        // Data contracts are checked when the task is about to start, not when the run began:
+        // the data may have become fresh (or stale) while upstream tasks ran.
+        if let task = await taskSpec(launch.key), !task.requires.isEmpty {
+            switch await checkContracts(task) {
+            case .violated(let policy, let requirement, let reason):
+                await contractViolated(
+                    launch.key, attempt: launch.attempt, policy: policy, requirement: requirement, reason: reason,
+                    logPath: launch.request.logPath)
+                return
+            case .satisfied(let reads):
+                await recordReads(launch.key, reads: reads)
+            }
+        }
         await execute(launch)
     }
+
+    func taskSpec(_ key: TaskKey) -> TaskSpec? { runs[key.runID]?.spec.task(named: key.task) }
 
     func failBeforeStart(_ changes: [StoreChange], key: TaskKey, attempt: Int, logPath: String, reason: String) async {
         try? FileManager.default.createDirectory(
@@ -653,7 +692,7 @@ public actor Engine {
         await finishAttempt(key, attempt: launch.attempt, outcome: outcome)
     }
 
-    func finishAttempt(_ key: TaskKey, attempt: Int, outcome: AttemptOutcome) async {
+    func finishAttempt(_ key: TaskKey, attempt: Int, outcome: AttemptOutcome, contract: ContractOutcome? = nil) async {
         busySlots -= 1
         handles[key] = nil
         if let run = runs[key.runID] {
@@ -661,7 +700,7 @@ public actor Engine {
                 pipeline: run.pipeline, owner: run.owner, state: outcome.succeeded ? "success" : "failed",
                 seconds: outcome.duration)
         }
-        let attemptState: AttemptState
+        var attemptState: AttemptState
         switch outcome.status {
         case .succeeded: attemptState = .success
         case .timedOut: attemptState = .timedOut
@@ -669,21 +708,34 @@ public actor Engine {
         case .interrupted: attemptState = .interrupted
         default: attemptState = .failed
         }
-        var changes: [StoreChange] = [
-            .attemptFinished(
-                runID: key.runID, task: key.task, attempt: attempt, state: attemptState, exitCode: outcome.exitCode,
-                reason: outcome.reason, at: clock())
-        ]
-        var effects: [RunStateMachine.Effect] = []
-        let event: RunStateMachine.Event
+        var event: RunStateMachine.Event
         switch outcome.status {
         case .succeeded: event = .attemptSucceeded(task: key.task, output: outcome.output)
         case .interrupted: event = .attemptInterrupted(task: key.task, reason: outcome.reason ?? "interrupted")
         default: event = .attemptFailed(task: key.task, reason: outcome.reason ?? "failed")
         }
+        if let contract {
+            attemptState = contract.attemptState
+            event = contract.event
+        }
+        var changes: [StoreChange] = [
+            .attemptFinished(
+                runID: key.runID, task: key.task, attempt: attempt, state: attemptState, exitCode: outcome.exitCode,
+                reason: contract?.reason ?? outcome.reason, at: clock())
+        ]
+        var effects: [RunStateMachine.Effect] = []
         if let applied = handle(event, runID: key.runID) {
             effects = applied
             changes += storeChanges(for: effects, runID: key.runID)
+        }
+        // A producing task's dataset updates commit with its success, so consumers never see
+        // one without the other.
+        var produced = false
+        if outcome.succeeded, contract == nil, let run = runs[key.runID], let taskSpec = run.spec.task(named: key.task),
+            !taskSpec.produces.isEmpty
+        {
+            changes += datasetChanges(run: run, task: taskSpec, output: outcome.output)
+            produced = true
         }
         switch outcome.status {
         case .succeeded, .stopped, .interrupted:
@@ -701,6 +753,7 @@ public actor Engine {
             logger.error("could not record the end of \(key.task) in run \(key.runID): \(error)")
         }
         await perform(effects, runID: key.runID)
+        if produced { await processEvents() }
     }
 
     /// The last non-empty line of a failed attempt's log, so the console says why at a glance.
@@ -744,6 +797,7 @@ public actor Engine {
                     await admit(run)
                 }
             }
+            await processEvents()
             for runID in try await store.cancelRequestedRunIDs() where machines[runID] != nil {
                 logger.info("cancelling run \(runID) as requested")
                 await cancel(runID: runID)

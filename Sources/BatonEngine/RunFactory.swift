@@ -56,6 +56,15 @@ public enum RunFactory {
             params: resolved, spec: spec, createdAt: now)
     }
 
+    /// A run started by an event. Keyed by the event's id, so one event never starts two runs
+    /// of a pipeline, however often it is processed.
+    public static func triggered(_ spec: PipelineSpec, by event: EventRecord, now: Date) -> RunRecord {
+        RunRecord(
+            pipeline: spec.name, runKey: "event:\(event.id)", logicalDate: event.createdAt, intervalStart: event.createdAt,
+            intervalEnd: event.createdAt, trigger: .event, params: spec.resolvedParams(), spec: spec, createdAt: now,
+            event: event.document)
+    }
+
     /// Runs for every interval of the pipeline's schedule starting in `[from, to)`.
     public static func backfill(_ spec: PipelineSpec, from: Date, to: Date, now: Date, limit: Int = 10_000) throws
         -> [RunRecord]

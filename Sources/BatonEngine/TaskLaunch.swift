@@ -41,6 +41,7 @@ struct TaskLaunch {
             "run_id": .string(String(run.id)),
             "pipeline": .string(run.pipeline),
         ]
+        if let event = run.event { values["event"] = event }
         if let task { values["task"] = .string(task) }
         if let attempt { values["attempt"] = .number(Double(attempt)) }
         return values
@@ -86,6 +87,7 @@ struct TaskLaunch {
         environment["BATON_DATA_INTERVAL_START"] = DataInterval.iso(run.intervalStart)
         environment["BATON_DATA_INTERVAL_END"] = DataInterval.iso(run.intervalEnd)
         if let owner = run.spec.owner { environment["BATON_OWNER"] = owner }
+        if let event = run.event { environment["BATON_EVENT"] = event.compactJSON }
         for entry in task.env { environment[entry.name] = try render(entry.value) }
 
         let pipelineFolder = run.spec.sourceFile.map { ($0 as NSString).deletingLastPathComponent }

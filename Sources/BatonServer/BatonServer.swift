@@ -65,6 +65,7 @@ public enum BatonHTTP {
         MetricsRoutes.register(on: router, context: context)
         PipelineRoutes.register(on: router, context: context)
         RunRoutes.register(on: router, context: context)
+        EventRoutes.register(on: router, context: context)
         TokenRoutes.register(on: router, context: context)
         OpenAPIRoutes.register(on: router)
         WebUI.register(on: router, context: context)

@@ -49,13 +49,17 @@ public struct RunRecord: Sendable, Hashable {
     public var startedAt: Date?
     public var endedAt: Date?
     public var cancelRequested: Bool
+    /// The event that started the run (its `document`), for event-triggered runs.
+    public var event: JSONValue?
     public var owner: String? { spec.owner }
 
     public init(
         id: Int64 = 0, pipeline: String, runKey: String, logicalDate: Date, intervalStart: Date, intervalEnd: Date,
         trigger: RunTrigger, params: [String: JSONValue], spec: PipelineSpec, state: RunState = .queued,
-        createdAt: Date, startedAt: Date? = nil, endedAt: Date? = nil, cancelRequested: Bool = false
+        createdAt: Date, startedAt: Date? = nil, endedAt: Date? = nil, cancelRequested: Bool = false,
+        event: JSONValue? = nil
     ) {
+        self.event = event
         self.id = id
         self.pipeline = pipeline
         self.runKey = runKey
@@ -151,6 +155,10 @@ public enum StoreChange: Sendable, Hashable {
     case taskState(
         runID: Int64, task: String, state: TaskState, attempts: Int, interruptions: Int = 0, output: JSONValue?,
         reason: String?, retryAt: Date?, at: Date)
+    /// A producing task's success updated a dataset: the update and the run's lineage row.
+    case datasetUpdate(DatasetUpdateRecord)
+    /// An event published as part of a transition (such as `dataset.NAME.updated`).
+    case event(EventRecord)
     /// Forget an earlier cancellation request: the run was cleared to run again.
     case runCleared(runID: Int64)
     case attemptStarted(AttemptRecord)
@@ -177,7 +185,7 @@ public struct RunQuery: Sendable, Hashable {
 
 /// Persistence for pipelines, runs, task instances and attempts. The store is the single
 /// source of truth: the engine's memory is a cache of it, rebuilt from it after a restart.
-public protocol Store: TokenStore, MetricStore {
+public protocol Store: TokenStore, MetricStore, HandoffStore {
     func upsertPipeline(name: String, file: String, spec: PipelineSpec, now: Date) async throws -> PipelineRecord
     func pipelines() async throws -> [PipelineRecord]
     func pipeline(named name: String) async throws -> PipelineRecord?

@@ -191,7 +191,8 @@ public final class SQLiteStore: Store {
             params: try decode([String: JSONValue].self, row["params"], table: "runs"),
             spec: try decodeSpec(row["spec"]), state: state,
             createdAt: Date(timeIntervalSince1970: row["created_at"]), startedAt: date(row["started_at"]),
-            endedAt: date(row["ended_at"]), cancelRequested: row["cancel_requested"])
+            endedAt: date(row["ended_at"]), cancelRequested: row["cancel_requested"],
+            event: try (row["event"] as String?).map { try decode(JSONValue.self, $0, table: "runs") })
     }
 
     static func taskInstance(from row: Row) throws -> TaskInstanceRecord {
@@ -221,9 +222,9 @@ public final class SQLiteStore: Store {
 
     // Synchronous access on purpose: a single-row transaction costs microseconds, less than a
     // hop to GRDB's dispatch queue that the async variants would add on every transition.
-    private func syncWrite<T>(_ body: (Database) throws -> T) throws -> T { try pool.write(body) }
-    private func syncRead<T>(_ body: (Database) throws -> T) throws -> T { try pool.read(body) }
-    private func syncWriteWithoutTransaction<T>(_ body: (Database) throws -> T) throws -> T {
+    func syncWrite<T>(_ body: (Database) throws -> T) throws -> T { try pool.write(body) }
+    func syncRead<T>(_ body: (Database) throws -> T) throws -> T { try pool.read(body) }
+    func syncWriteWithoutTransaction<T>(_ body: (Database) throws -> T) throws -> T {
         try pool.writeWithoutTransaction(body)
     }
 
@@ -281,15 +282,15 @@ public final class SQLiteStore: Store {
             try db.execute(
                 sql: """
                     INSERT INTO runs (pipeline, run_key, logical_date, interval_start, interval_end, trigger, params,
-                        spec, owner, state, created_at, cancel_requested)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
+                        spec, owner, state, created_at, cancel_requested, event)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
                     ON CONFLICT (pipeline, run_key) DO NOTHING
                     """,
                 arguments: [
                     run.pipeline, run.runKey, run.logicalDate.timeIntervalSince1970,
                     run.intervalStart.timeIntervalSince1970, run.intervalEnd.timeIntervalSince1970,
                     run.trigger.rawValue, Self.encode(run.params), Self.encode(run.spec), run.spec.owner,
-                    run.state.rawValue, run.createdAt.timeIntervalSince1970,
+                    run.state.rawValue, run.createdAt.timeIntervalSince1970, run.event.map(Self.encode),
                 ])
             let created = db.changesCount > 0
             let row = try Row.fetchOne(
@@ -426,6 +427,31 @@ public final class SQLiteStore: Store {
                     state.rawValue, attempts, interruptions, output.map(Self.encode), reason, retryAt?.timeIntervalSince1970,
                     state.rawValue, time, state.isTerminal, time, runID, task,
                 ])
+        case .datasetUpdate(let update):
+            try db.execute(
+                sql: """
+                    INSERT INTO dataset_updates (dataset, run_id, pipeline, task, schema_version, metadata, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    update.dataset, update.runID, update.pipeline, update.task, update.schemaVersion,
+                    Self.encode(update.metadata), update.updatedAt.timeIntervalSince1970,
+                ])
+            if let runID = update.runID, let task = update.task {
+                try db.execute(
+                    sql: """
+                        INSERT INTO run_datasets (run_id, task, dataset, direction, update_id) VALUES (?, ?, ?, 'write', ?)
+                        ON CONFLICT (run_id, task, dataset, direction) DO UPDATE SET update_id = excluded.update_id
+                        """,
+                    arguments: [runID, task, update.dataset, db.lastInsertedRowID])
+            }
+        case .event(let event):
+            try db.execute(
+                sql: """
+                    INSERT INTO events (id, name, payload, source, created_at) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (id) DO NOTHING
+                    """,
+                arguments: [event.id, event.name, Self.encode(event.payload), event.source, event.createdAt.timeIntervalSince1970])
         case .runCleared(let runID):
             try db.execute(sql: "UPDATE runs SET cancel_requested = 0 WHERE id = ?", arguments: [runID])
         case .attemptStarted(let attempt):

@@ -41,6 +41,13 @@ public struct RunStateMachine: Sendable {
         /// Baton itself is shutting down and stopped the attempt: the task goes back to the
         /// queue without using up a retry.
         case attemptInterrupted(task: String, reason: String)
+        /// The attempt could not start and retrying cannot help (a data contract was broken).
+        case attemptFailedPermanently(task: String, reason: String)
+        /// The attempt did not start and the task is skipped (a contract with `on_violation: skip`).
+        case attemptSkipped(task: String, reason: String)
+        /// The attempt did not start; try again after `seconds` without using a retry
+        /// (waiting for fresh data under `on_violation: wait`).
+        case attemptDeferred(task: String, reason: String, seconds: Double)
         case retryDue(task: String)
         case cancel(reason: String)
         /// Re-run an ended run's failed, upstream-failed and cancelled tasks (or the named ones)
@@ -156,6 +163,28 @@ public struct RunStateMachine: Sendable {
             update(name, task)
             effects.append(.taskStateChanged(task: name, state: .queued, reason: reason))
             effects.append(.enqueue(task: name))
+        case .attemptFailedPermanently(let name, let reason):
+            guard var task = tasks[name], task.state == .running else { return [] }
+            task.state = .failed
+            task.reason = reason
+            update(name, task)
+            effects.append(.taskStateChanged(task: name, state: .failed, reason: reason))
+            evaluateDownstream(of: name, &effects)
+        case .attemptSkipped(let name, let reason):
+            guard var task = tasks[name], task.state == .running else { return [] }
+            task.state = .skipped
+            task.reason = reason
+            update(name, task)
+            effects.append(.taskStateChanged(task: name, state: .skipped, reason: reason))
+            evaluateDownstream(of: name, &effects)
+        case .attemptDeferred(let name, let reason, let seconds):
+            guard state == .running, var task = tasks[name], task.state == .running else { return [] }
+            task.state = .upForRetry
+            task.interruptions += 1
+            task.reason = reason
+            update(name, task)
+            effects.append(.taskStateChanged(task: name, state: .upForRetry, reason: reason))
+            effects.append(.retryAfter(task: name, attempt: task.attempts + 1, seconds: seconds))
         case .retryDue(let name):
             guard state == .running, var task = tasks[name], task.state == .upForRetry else { return [] }
             task.state = .queued

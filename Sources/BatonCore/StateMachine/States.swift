@@ -40,6 +40,8 @@ public enum RunState: String, Sendable, Hashable, Codable, CaseIterable {
 /// The state of one attempt of a task.
 public enum AttemptState: String, Sendable, Hashable, Codable, CaseIterable {
     case running, success, failed, timedOut = "timed_out", lost, cancelled, interrupted
+    /// Did not start: a required dataset broke its contract (skipped, or waiting for fresh data).
+    case skipped, deferred
 }
 
 /// What a trigger rule says about a task given its upstream states.

@@ -81,7 +81,7 @@ enum GanttChart {
         let states = Set(attempts.map(\.state.rawValue))
         let legend = DAGView.legend(StateOrder.attempt.filter { states.contains($0) })
         return """
-            <div class="chart-scroll"><svg class="gantt" role="img" \
+            <div class="chart-scroll"><svg class="gantt" role="group" \
             aria-label="Gantt chart: \(Format.plural(attempts.count, "attempt")) over \(Format.duration(span)) starting \(Format.dateText(start)) UTC" \
             viewBox="0 0 \(width) \(height)" width="\(width)" height="\(height)">\(parts)</svg></div>
             <div class="chart-foot"><span class="muted">Starts \(Format.time(start)) · spans \(Format.duration(span))</span>\(legend)</div>

@@ -351,7 +351,7 @@ enum DAGView {
                 """)
         }
         return """
-            <div class="dag-scroll"><svg class="dag" role="img" aria-label="\(label)" \
+            <div class="dag-scroll"><svg class="dag\(layout.width > 1900 ? " wide" : "")" role="group" aria-label="\(label)" \
             viewBox="0 0 \(layout.width) \(layout.height)" width="\(layout.width)" height="\(layout.height)">\
             <defs><marker id="\(marker)" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" \
             orient="auto-start-reverse"><path d="M0 0 L10 5 L0 10 z" class="arrow"/></marker></defs>\
