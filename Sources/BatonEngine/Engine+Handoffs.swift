@@ -129,6 +129,8 @@ extension Engine {
         for key in datasetWaiters.removeValue(forKey: dataset) ?? [] {
             work.yield(.timer(delay: 0, .retry(key)))
         }
+        // An open SLA miss closes as soon as the fresh data is there.
+        work.yield(.timer(delay: 0, .slaCheck(generation: slaGeneration)))
     }
 
     // MARK: - Datasets

@@ -53,6 +53,8 @@ public actor Engine {
     enum TimerAction: Sendable {
         case schedulerTick(generation: Int)
         case retry(TaskKey)
+        case slaCheck(generation: Int)
+        case webhook(url: URL, body: String)
     }
 
     struct Launch: Sendable {
@@ -106,6 +108,10 @@ public actor Engine {
     var eventsPending = false
     /// Tasks waiting (`on_violation: wait`) for a fresh update of a dataset.
     var datasetWaiters: [String: Set<TaskKey>] = [:]
+    /// Only the latest scheduled SLA check runs; older timers are stale.
+    var slaGeneration = 0
+    /// When each dataset was first seen without any update, so a never-fed dataset misses its SLA too.
+    var datasetFirstSeen: [String: Date] = [:]
     /// When each queued task became ready, for the scheduling-delay metric.
     private var readySince: [TaskKey: ContinuousClock.Instant] = [:]
 
@@ -138,6 +144,7 @@ public actor Engine {
         started = true
         // Events stored but not yet acted on (a crash between the two) start their runs now.
         await processEvents()
+        await checkSLAs(generation: slaGeneration)
         pump()
         await withDiscardingTaskGroup { group in
             group.addTask { await self.watchExternalChanges() }
@@ -578,6 +585,10 @@ public actor Engine {
         switch action {
         case .schedulerTick(let generation):
             await schedulerTick(generation: generation)
+        case .slaCheck(let generation):
+            await checkSLAs(generation: generation)
+        case .webhook(let url, let body):
+            await postWebhook(url, body: body)
         case .retry(let key):
             guard let effects = handle(.retryDue(task: key.task), runID: key.runID), !effects.isEmpty else { return }
             do {

@@ -90,6 +90,26 @@ public struct RunDatasetRecord: Sendable, Hashable, Codable {
     }
 }
 
+/// A period during which a dataset broke its freshness SLA.
+public struct SLAMissRecord: Sendable, Hashable, Codable {
+    public var id: Int64
+    public var dataset: String
+    public var detectedAt: Date
+    public var lastUpdateAt: Date?
+    /// The SLA, in seconds.
+    public var freshness: Double
+    public var resolvedAt: Date?
+
+    public init(id: Int64 = 0, dataset: String, detectedAt: Date, lastUpdateAt: Date?, freshness: Double, resolvedAt: Date? = nil) {
+        self.id = id
+        self.dataset = dataset
+        self.detectedAt = detectedAt
+        self.lastUpdateAt = lastUpdateAt
+        self.freshness = freshness
+        self.resolvedAt = resolvedAt
+    }
+}
+
 /// Events, dataset updates and lineage; part of every store.
 public protocol HandoffStore: Sendable {
     /// Stores the event unless its id exists; returns the stored event and whether it is new.
@@ -106,4 +126,12 @@ public protocol HandoffStore: Sendable {
     func datasetUpdates(_ dataset: String, limit: Int) async throws -> [DatasetUpdateRecord]
     func recordRunDataset(_ record: RunDatasetRecord) async throws
     func runDatasets(runID: Int64) async throws -> [RunDatasetRecord]
+    /// Runs that read or wrote a dataset, newest first.
+    func datasetRuns(_ dataset: String, limit: Int) async throws -> [RunDatasetRecord]
+
+    /// Opens a miss unless one is open for the dataset; returns it when new.
+    func openSLAMiss(_ miss: SLAMissRecord) async throws -> SLAMissRecord?
+    /// Closes the dataset's open miss, if any.
+    func resolveSLAMiss(dataset: String, at: Date) async throws -> Bool
+    func slaMisses(dataset: String?, limit: Int) async throws -> [SLAMissRecord]
 }

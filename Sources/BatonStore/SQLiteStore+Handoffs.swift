@@ -189,3 +189,61 @@ extension SQLiteStore {
         }
     }
 }
+
+extension SQLiteStore {
+    public func datasetRuns(_ dataset: String, limit: Int) async throws -> [RunDatasetRecord] {
+        try syncRead { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM run_datasets WHERE dataset = ? ORDER BY run_id DESC LIMIT ?", arguments: [dataset, limit]
+            ).map { row in
+                RunDatasetRecord(
+                    runID: row["run_id"], task: row["task"], dataset: row["dataset"],
+                    direction: RunDatasetRecord.Direction(rawValue: row["direction"]) ?? .read, updateID: row["update_id"])
+            }
+        }
+    }
+
+    static func slaMiss(from row: Row) -> SLAMissRecord {
+        SLAMissRecord(
+            id: row["id"], dataset: row["dataset"], detectedAt: Date(timeIntervalSince1970: row["detected_at"]),
+            lastUpdateAt: date(row["last_update_at"]), freshness: row["freshness"], resolvedAt: date(row["resolved_at"]))
+    }
+
+    public func openSLAMiss(_ miss: SLAMissRecord) async throws -> SLAMissRecord? {
+        try syncWrite { db in
+            let open = try Int64.fetchOne(
+                db, sql: "SELECT id FROM sla_misses WHERE dataset = ? AND resolved_at IS NULL", arguments: [miss.dataset])
+            guard open == nil else { return nil }
+            try db.execute(
+                sql: "INSERT INTO sla_misses (dataset, detected_at, last_update_at, freshness) VALUES (?, ?, ?, ?)",
+                arguments: [
+                    miss.dataset, miss.detectedAt.timeIntervalSince1970, miss.lastUpdateAt?.timeIntervalSince1970,
+                    miss.freshness,
+                ])
+            var stored = miss
+            stored.id = db.lastInsertedRowID
+            return stored
+        }
+    }
+
+    public func resolveSLAMiss(dataset: String, at: Date) async throws -> Bool {
+        try syncWrite { db in
+            try db.execute(
+                sql: "UPDATE sla_misses SET resolved_at = ? WHERE dataset = ? AND resolved_at IS NULL",
+                arguments: [at.timeIntervalSince1970, dataset])
+            return db.changesCount > 0
+        }
+    }
+
+    public func slaMisses(dataset: String?, limit: Int) async throws -> [SLAMissRecord] {
+        try syncRead { db in
+            if let dataset {
+                return try Row.fetchAll(
+                    db, sql: "SELECT * FROM sla_misses WHERE dataset = ? ORDER BY id DESC LIMIT ?", arguments: [dataset, limit]
+                ).map(Self.slaMiss(from:))
+            }
+            return try Row.fetchAll(db, sql: "SELECT * FROM sla_misses ORDER BY id DESC LIMIT ?", arguments: [limit])
+                .map(Self.slaMiss(from:))
+        }
+    }
+}

@@ -160,6 +160,20 @@ public final class SQLiteStore: Store {
     static let specCache = Mutex<[String: PipelineSpec]>([:])
     static let specCacheLimit = 256
 
+    /// Params repeat across runs too (usually the defaults); cached like definitions.
+    static let paramsCache = Mutex<[String: [String: JSONValue]]>([:])
+
+    static func decodeParams(_ text: String) throws -> [String: JSONValue] {
+        if text == "{}" { return [:] }
+        if let cached = paramsCache.withLock({ $0[text] }) { return cached }
+        let params = try decode([String: JSONValue].self, text, table: "runs")
+        paramsCache.withLock { cache in
+            if cache.count >= specCacheLimit { cache.removeAll(keepingCapacity: true) }
+            cache[text] = params
+        }
+        return params
+    }
+
     static func decodeSpec(_ text: String) throws -> PipelineSpec {
         if let cached = specCache.withLock({ $0[text] }) { return cached }
         let spec = try decode(PipelineSpec.self, text, table: "runs")
@@ -188,7 +202,7 @@ public final class SQLiteStore: Store {
             logicalDate: Date(timeIntervalSince1970: row["logical_date"]),
             intervalStart: Date(timeIntervalSince1970: row["interval_start"]),
             intervalEnd: Date(timeIntervalSince1970: row["interval_end"]), trigger: trigger,
-            params: try decode([String: JSONValue].self, row["params"], table: "runs"),
+            params: try decodeParams(row["params"]),
             spec: try decodeSpec(row["spec"]), state: state,
             createdAt: Date(timeIntervalSince1970: row["created_at"]), startedAt: date(row["started_at"]),
             endedAt: date(row["ended_at"]), cancelRequested: row["cancel_requested"],

@@ -12,6 +12,7 @@ import Logging
 ///
 ///   swift run -c release baton-bench [chain40|fanout1000|all] [--slots N] [--repeat N]
 ///   swift build -c release && .build/release/baton-bench api [--idle SECONDS]
+///   .build/release/baton-bench events
 ///
 /// CHAIN40: 40 chained tasks running `true`; wall time and per-task overhead.
 /// FANOUT1000: 1000 independent `true` tasks and one join; wall time and tasks per second.
@@ -51,6 +52,7 @@ func fanoutYAML(_ count: Int) -> String {
     return text
 }
 
+/// Seconds in a `Duration`, as a double.
 func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
@@ -118,6 +120,10 @@ func median(_ values: [Double]) -> Double {
 }
 
 let options = Options(CommandLine.arguments)
+if options.which == "events" {
+    try await EventBenchmark.run(count: 200)
+    exit(0)
+}
 if options.which == "api" {
     try await APIBenchmark.run(idleSeconds: options.idleSeconds, loadSeconds: 10)
     exit(0)

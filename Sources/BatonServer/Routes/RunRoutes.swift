@@ -39,7 +39,9 @@ enum RunRoutes {
             // Owner and time filters apply after the store query, so read ahead in pages.
             // A page holds at least limit + 1 runs: with a fixed 200, a limit above 199 without
             // those filters got at most 200 runs and no next_cursor, hiding the older runs.
-            let pageSize = max(200, limit + 1)
+            // Without them, exactly limit + 1 rows tell whether another page exists.
+            let postFiltered = owner != nil || from != nil || to != nil
+            let pageSize = postFiltered ? max(200, limit + 1) : limit + 1
             var items: [APIRun] = []
             var cursor = before
             var exhausted = false
