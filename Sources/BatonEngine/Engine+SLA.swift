@@ -31,26 +31,30 @@ extension Engine {
     /// The catalog's datasets with their current freshness.
     public func datasetStatuses() async -> [DatasetStatus] {
         var result: [DatasetStatus] = []
-        let now = clock()
         for name in datasets.keys.sorted() {
             guard let spec = datasets[name] else { continue }
-            let latest = try? await store.latestDatasetUpdate(name)
-            var status = DatasetStatus(dataset: spec, latest: latest, freshness: .unknown)
-            if let latest {
-                status.age = now.timeIntervalSince(latest.updatedAt)
-                if let limit = spec.freshness {
-                    status.staleAt = latest.updatedAt.addingTimeInterval(limit)
-                    status.freshness = now < status.staleAt! ? .fresh : .stale
-                    let updates = (try? await store.datasetUpdates(name, limit: 10_000)) ?? []
-                    status.measuredAvailability = Self.availability(
-                        updates: updates.map(\.updatedAt), freshness: limit, now: now)
-                }
-            } else if spec.freshness != nil {
-                status.freshness = .stale
-            }
-            result.append(status)
+            result.append(await Self.status(of: spec, store: store, now: clock()))
         }
         return result
+    }
+
+    /// One dataset's freshness, from its updates in the store (also used by the CLI without an engine).
+    public static func status(of spec: DatasetSpec, store: any Store, now: Date) async -> DatasetStatus {
+        let latest = try? await store.latestDatasetUpdate(spec.name)
+        var status = DatasetStatus(dataset: spec, latest: latest, freshness: .unknown)
+        if let latest {
+            status.age = now.timeIntervalSince(latest.updatedAt)
+            if let limit = spec.freshness {
+                let staleAt = latest.updatedAt.addingTimeInterval(limit)
+                status.staleAt = staleAt
+                status.freshness = now < staleAt ? .fresh : .stale
+                let updates = (try? await store.datasetUpdates(spec.name, limit: 10_000)) ?? []
+                status.measuredAvailability = availability(updates: updates.map(\.updatedAt), freshness: limit, now: now)
+            }
+        } else if spec.freshness != nil {
+            status.freshness = .stale
+        }
+        return status
     }
 
     /// The share of the window covered by `[update, update + freshness)` intervals.
@@ -146,4 +150,9 @@ extension Engine {
             logger.warning("SLA webhook \(url.absoluteString) failed: \(error.localizedDescription)")
         }
     }
+}
+
+extension Engine {
+    /// The declared datasets.
+    public func catalog() -> [DatasetSpec] { datasets.values.sorted { $0.name < $1.name } }
 }

@@ -66,9 +66,12 @@ public enum BatonHTTP {
         PipelineRoutes.register(on: router, context: context)
         RunRoutes.register(on: router, context: context)
         EventRoutes.register(on: router, context: context)
+        CatalogRoutes.register(on: router, context: context)
         TokenRoutes.register(on: router, context: context)
+        MetricsAPIRoutes.register(on: router, context: context)
         OpenAPIRoutes.register(on: router)
         WebUI.register(on: router, context: context)
+        DashboardPage.register(on: router, context: context)
         return router
     }
 
