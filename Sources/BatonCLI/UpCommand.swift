@@ -93,7 +93,23 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Log level: trace, debug, info, warning, error.")
     var logLevel: String = "info"
 
+    @Option(
+        help: ArgumentHelp(
+            "How long metric points are kept (like 30d, 12h); older ones are deleted every hour.", valueName: "duration"))
+    var metricsRetention: String = "30d"
+
+    /// `--metrics-retention` in seconds; checked by `validate()`.
+    var metricsRetentionSeconds: Double { (try? DurationText.seconds(metricsRetention)) ?? MetricsRetentionService.defaultRetention }
+
     func validate() throws {
+        do {
+            // Under an hour would purge points a dashboard of the last hour still shows.
+            guard try DurationText.seconds(metricsRetention) >= 3600 else {
+                throw ValidationError("--metrics-retention '\(metricsRetention)' is too short; keep metrics for at least 1h")
+            }
+        } catch let error as DurationText.ParseError {
+            throw ValidationError("--metrics-retention: \(error.description)")
+        }
         guard slots >= 1 else { throw ValidationError("--slots must be at least 1") }
         guard maxCatchup >= 1 else { throw ValidationError("--max-catchup must be at least 1") }
         guard (0...65535).contains(port) else { throw ValidationError("--port \(port) is not a port number (0-65535)") }
@@ -166,6 +182,9 @@ struct ServeOptions: ParsableArguments {
                 services: [
                     .init(service: EngineService(engine: engine)),
                     .init(service: application),
+                    .init(
+                        service: MetricsRetentionService(
+                            store: sqlite, retention: metricsRetentionSeconds, logger: logger)),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))

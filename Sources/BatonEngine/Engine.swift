@@ -249,6 +249,10 @@ public actor Engine {
         guard machines[runID] == nil else {
             throw RunRequestError("run \(runID) is still \(machines[runID]?.state.rawValue ?? "active"); cancel it or wait for it to end first")
         }
+        // A cancelled attempt may still be exiting; its end must not be taken for the new attempt's.
+        guard !handles.keys.contains(where: { $0.runID == runID }) else {
+            throw RunRequestError("run \(runID) still has a task process exiting; retry in a moment")
+        }
         guard let run = try await store.run(id: runID) else { throw RunRequestError("no run \(runID)") }
         if let names {
             for name in names where run.spec.task(named: name) == nil {

@@ -84,6 +84,11 @@ struct AuthMiddleware: RouterMiddleware {
     ) async throws -> Response {
         var requestContext = requestContext
         let path = request.uri.path
+        // Browsers mark requests another site makes them send; without auth (the local default)
+        // such a request could otherwise trigger or cancel runs.
+        if request.method != .get, request.method != .head, request.headers[HTTPField.Name("Sec-Fetch-Site")!] == "cross-site" {
+            throw APIError(.forbidden, code: "forbidden", "cross-site requests may not change anything")
+        }
         let isPublicPage = path == "/login" || path.hasPrefix("/static/")
         guard context.configuration.requireAuth, !isPublicPage else {
             requestContext.identity = .local
@@ -98,9 +103,12 @@ struct AuthMiddleware: RouterMiddleware {
         let identity: Identity
         do {
             identity = try await context.tokens.verify(token)
-        } catch TokenService.Failure.revoked {
-            throw APIError(.unauthorized, code: "unauthorized", "this API token has been revoked")
         } catch {
+            // A browser holding a stale cookie gets the login page, not a JSON error.
+            if Self.wantsHTML(request) { return Self.redirectToLogin(request) }
+            if case TokenService.Failure.revoked = error {
+                throw APIError(.unauthorized, code: "unauthorized", "this API token has been revoked")
+            }
             throw APIError(.unauthorized, code: "unauthorized", "the API token is not valid")
         }
         let needed = Self.requiredRole(method: request.method, path: path)

@@ -251,6 +251,36 @@ struct UIPageTests {
     }
 }
 
+@Suite("Web UI sign-in")
+struct UILoginTests {
+    @Test("with auth on, pages send a browser to /login; a valid token sets an HttpOnly, SameSite=Strict cookie")
+    func login() async throws {
+        try await UITestServer.with(pipelines: UIFixtures.all, requireAuth: true) { server in
+            let anonymous = try await server.page("/pipelines/ui_etl")
+            #expect(anonymous.status == 303)
+            #expect(anonymous.header("Location") == "/login?next=/pipelines/ui_etl")
+            let form = try await server.page("/login?next=/pipelines/ui_etl")
+            #expect(form.status == 200)
+            #expect(form.body.contains("name=\"next\" value=\"/pipelines/ui_etl\""))
+
+            let viewer = try await server.tokens.create(team: "data_team", role: .viewer, description: nil)
+            let signedIn = try await server.submit("/login", [("token", viewer.token), ("next", "/pipelines/ui_etl")])
+            #expect(signedIn.status == 303, "\(signedIn)")
+            #expect(signedIn.header("Location") == "/pipelines/ui_etl")
+            let cookie = try #require(signedIn.header("Set-Cookie"))
+            #expect(cookie.hasPrefix("baton_token=\(viewer.token);"))
+            #expect(cookie.contains("HttpOnly"))
+            #expect(cookie.contains("SameSite=Strict"))
+
+            let page = try await server.fetch("GET", "/pipelines/ui_etl", headers: ["Cookie": "baton_token=\(viewer.token)"])
+            #expect(page.status == 200)
+            #expect(page.body.contains("Sign out"))
+            // A viewer sees the actions, disabled.
+            #expect(page.body.contains("cannot trigger runs"))
+        }
+    }
+}
+
 @Suite("Web UI building blocks")
 struct UIBuildingBlockTests {
     @Test("interpolated strings are escaped; HTML fragments are not")
@@ -326,6 +356,7 @@ struct UIBuildingBlockTests {
     func formatting() {
         #expect(Format.duration(0.42) == "0.4s")
         #expect(Format.duration(75) == "1m 15s")
+        #expect(Format.duration(120) == "2m")
         #expect(Format.duration(3 * 3600 + 120) == "3h 02m")
         #expect(Format.stateClass("up_for_retry") == "st-up_for_retry")
         #expect(Format.stateClass("x\" onload=\"y") == "st-xonloady")

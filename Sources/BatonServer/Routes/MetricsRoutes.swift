@@ -1,6 +1,8 @@
+import BatonStore
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import Metrics
 import NIOCore
 import Prometheus
@@ -73,11 +75,103 @@ public final class MetricsRegistry: Sendable {
 
 enum MetricsRoutes {
     static func register(on router: Router<BatonRequestContext>, context: ServerContext) {
-        router.get("/metrics") { _, _ -> Response in
+        router.get("/metrics") { _, requestContext -> Response in
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
-            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: context.metrics.render())))
+            var text = context.metrics.render()
+            do {
+                let series = try await context.store.metricSeries(name: nil)
+                if !text.isEmpty && !text.hasSuffix("\n") { text += "\n" }
+                text += UserMetricsExposition.render(series)
+            } catch {
+                // The process's own metrics are still worth serving when the store is unwell.
+                requestContext.logger.error("could not read user metrics for /metrics: \(error)")
+            }
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
         }
+    }
+}
+
+/// The latest value of every stored metric series as one gauge family, `baton_user_metric`,
+/// with the metric's name in the `name` label and its tags as further labels.
+enum UserMetricsExposition {
+    static let family = "baton_user_metric"
+    /// Prometheus scrapes are meant to stay small; a store with more series than this (high
+    /// cardinality tags) exports the most recently updated ones.
+    static let maxSeries = 10_000
+
+    static func render(_ series: [MetricSeries]) -> String {
+        guard !series.isEmpty else { return "" }
+        var kept = series
+        if kept.count > maxSeries {
+            kept = Array(kept.sorted { $0.lastTimestamp > $1.lastTimestamp }.prefix(maxSeries))
+        }
+        var output = "# HELP \(family) Latest value of each metric series reported to Baton (POST /api/v1/metrics, "
+        output += "baton metrics emit, and the engine's pipeline.duration and pipeline.success), by metric name and tags.\n"
+        output += "# TYPE \(family) gauge\n"
+        // Different tag sets can become the same labels once sanitized (`a.b` and `a_b`); a
+        // repeated series would make the exposition invalid, so the most recent one wins.
+        var values: [String: Double] = [:]
+        for item in kept.sorted(by: { $0.lastTimestamp > $1.lastTimestamp }) {
+            let labels = self.labels(name: item.name, tags: item.tags)
+            if values[labels] == nil { values[labels] = item.lastValue }
+        }
+        for (labels, value) in values.sorted(by: { $0.key < $1.key }) {
+            output += "\(family){\(labels)} \(number(value))\n"
+        }
+        return output
+    }
+
+    /// `name="..."` then the tags by key, each key made a valid, unreserved label name.
+    static func labels(name: String, tags: [String: String]) -> String {
+        var used: Set<String> = ["name"]
+        var parts = ["name=\"\(escape(name))\""]
+        // An empty label value means "no such label" to Prometheus; writing it would only make
+        // `owner=""` and a missing owner look like two series when they are one.
+        for (key, value) in tags.sorted(by: { $0.key < $1.key }) where !value.isEmpty {
+            var label = labelName(key)
+            if label == "name" || label.hasPrefix("__") { label = "tag_" + label }
+            var candidate = label
+            var suffix = 2
+            while used.contains(candidate) {
+                candidate = "\(label)_\(suffix)"
+                suffix += 1
+            }
+            used.insert(candidate)
+            parts.append("\(candidate)=\"\(escape(value))\"")
+        }
+        return parts.joined(separator: ",")
+    }
+
+    /// A label name matching `[a-zA-Z_][a-zA-Z0-9_]*`: other characters become `_`.
+    static func labelName(_ key: String) -> String {
+        var result = ""
+        for scalar in key.unicodeScalars {
+            let isLetter = scalar.isASCII && (("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || scalar == "_")
+            let isDigit = ("0"..."9").contains(scalar)
+            if result.isEmpty && isDigit { result += "_" }
+            result += isLetter || isDigit ? String(scalar) : "_"
+        }
+        return result.isEmpty ? "_" : result
+    }
+
+    /// Label values escape backslash, double quote and newline, as the text format requires.
+    static func escape(_ value: String) -> String {
+        var result = ""
+        for character in value {
+            switch character {
+            case "\\": result += "\\\\"
+            case "\"": result += "\\\""
+            case "\n": result += "\\n"
+            default: result.append(character)
+            }
+        }
+        return result
+    }
+
+    static func number(_ value: Double) -> String {
+        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
+        return "\(value)"
     }
 }
 

@@ -6,6 +6,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import ServiceLifecycle
 
 /// `/api/v1/runs`: list with filters and cursor pagination, trigger, detail, cancel, retry;
 /// task instances, attempts and logs (range, tail and live follow).
@@ -163,7 +164,7 @@ enum RunRoutes {
             return ServerSentEvents.response { writer in
                 var offset = start
                 var idleRounds = 0
-                while !Task.isCancelled {
+                while !Task.isCancelled && !Task.isShuttingDownGracefully {
                     let chunk = LogReader.read(path: attempt.logPath, offset: offset, limit: 256 * 1024, tailLines: nil)
                     if !chunk.content.isEmpty {
                         try await writer.send(event: "log", data: chunk.content, id: String(chunk.nextOffset))
@@ -189,7 +190,7 @@ enum RunRoutes {
             let events = context.engine.events()
             return ServerSentEvents.response { writer in
                 try await writer.comment("connected")
-                for await event in events {
+                for await event in events.cancelOnGracefulShutdown() {
                     let data = (try? APICoding.encoder().encode(APIEngineEvent(event))).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
                     try await writer.send(event: event.kind.rawValue, data: data, id: nil)
                 }

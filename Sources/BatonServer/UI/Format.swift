@@ -36,15 +36,18 @@ enum Format {
         return calendar
     }()
 
-    /// "0.8s", "12s", "3m 05s", "1h 02m", "2d 03h".
+    /// "0.8s", "12s", "3m 05s", "5m", "1h 02m", "2d 03h".
     static func duration(_ seconds: Double?) -> String {
         guard let seconds, seconds.isFinite else { return "—" }
         let value = max(0, seconds)
         if value < 10 { return String(format: "%.1fs", value) }
         let whole = Int(value.rounded())
         if whole < 60 { return "\(whole)s" }
-        if whole < 3600 { return String(format: "%dm %02ds", whole / 60, whole % 60) }
-        if whole < 86400 { return String(format: "%dh %02dm", whole / 3600, (whole % 3600) / 60) }
+        if whole < 3600 { return whole % 60 == 0 ? "\(whole / 60)m" : String(format: "%dm %02ds", whole / 60, whole % 60) }
+        if whole < 86400 {
+            let minutes = (whole % 3600) / 60
+            return minutes == 0 ? "\(whole / 3600)h" : String(format: "%dh %02dm", whole / 3600, minutes)
+        }
         return String(format: "%dd %02dh", whole / 86400, (whole % 86400) / 3600)
     }
 

@@ -66,6 +66,9 @@ enum WebUI {
         action(router, "/runs/:run/retry", context) { request, form, ui in
             let run = try await RunPage.record(request.runID(), ui)
             let task = form["task"].flatMap { $0.isEmpty ? nil : $0 }
+            if let task, run.spec.task(named: task) == nil {
+                throw UINotFound(message: "Run #\(run.id) of \(run.pipeline) has no task ‘\(task)’.")
+            }
             let back = task.map { UIPath.task(run: run.id, task: $0) } ?? UIPath.run(run.id)
             guard run.state.isTerminal else { return .redirect(flash(back, "still-running")) }
             // A cancelled run's processes take a moment to exit; clearing before they have
@@ -162,7 +165,8 @@ enum WebUI {
     }
 
     /// Runs a page builder, turning "not found" into the 404 page and anything unexpected into
-    /// an error page in the same layout (API clients get JSON; browsers get a page).
+    /// an error page in the same layout: a browser never lands on a JSON error body. A builder
+    /// returning nil (an action that redirects) gets a placeholder page nobody sees.
     static func render(
         _ requestContext: BatonRequestContext, _ context: ServerContext, _ build: () async throws -> Page?
     ) async -> Page {

@@ -45,19 +45,26 @@ final class UITestServer: Sendable {
     let root: String
     let store: SQLiteStore
     let engine: Engine
+    let tokens: TokenService
     let baseURL: String
     private let session: URLSession
     private let runner: Task<Void, any Error>
 
-    private init(root: String, store: SQLiteStore, engine: Engine, port: Int, runner: Task<Void, any Error>) {
+    private init(
+        root: String, store: SQLiteStore, engine: Engine, tokens: TokenService, port: Int, runner: Task<Void, any Error>
+    ) {
         self.root = root
         self.store = store
         self.engine = engine
+        self.tokens = tokens
         self.baseURL = "http://127.0.0.1:\(port)"
         self.runner = runner
         let configuration = URLSessionConfiguration.ephemeral
         configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
         configuration.timeoutIntervalForRequest = 30
+        // Cookies are sent by hand, so a test states exactly what the browser would hold.
+        configuration.httpShouldSetCookies = false
+        configuration.httpCookieAcceptPolicy = .never
         session = URLSession(configuration: configuration, delegate: NoRedirects(), delegateQueue: nil)
     }
 
@@ -128,12 +135,14 @@ final class UITestServer: Sendable {
             }
             try await Task.sleep(for: .milliseconds(5))
         }
-        return UITestServer(root: root, store: store, engine: engine, port: port, runner: runner)
+        return UITestServer(root: root, store: store, engine: engine, tokens: context.tokens, port: port, runner: runner)
     }
 
     /// Runs `body` against a fresh server and always stops it after.
-    static func with<T>(pipelines: [String: String], _ body: (UITestServer) async throws -> T) async throws -> T {
-        let server = try await start(pipelines: pipelines)
+    static func with<T>(
+        pipelines: [String: String], requireAuth: Bool = false, _ body: (UITestServer) async throws -> T
+    ) async throws -> T {
+        let server = try await start(pipelines: pipelines, requireAuth: requireAuth)
         do {
             let result = try await body(server)
             await server.stop()
