@@ -86,7 +86,8 @@ struct EmitMetricCommand: AsyncParsableCommand {
             throw ValidationError(
                 values.isEmpty
                     ? "missing the VALUE after the metric name, like `baton metrics emit \(name) 42.5`"
-                    : "one VALUE expected after the metric name, got \(values.count): \(values.joined(separator: " "))")
+                    : "one VALUE expected after the metric name, got \(values.count): \(values.joined(separator: " "))"
+                        + (rawValues.contains("--") ? " (everything after -- is read as a value; put options before it)" : ""))
         }
     }
     @OptionGroup var tagOptions: MetricTagOptions

@@ -38,16 +38,32 @@ extension Engine {
         try Self.validateEvent(name: name, payload: payload, id: id, source: source)
         let record = EventRecord(
             id: id ?? UUID().uuidString.lowercased(), name: name, payload: payload, source: source, createdAt: clock())
+        // Registered before the event is stored: from then on any pass may take it (one under
+        // way for another publisher, or for a task's dataset update), and records its runs here.
+        publishWaits[record.id, default: 0] += 1
+        defer {
+            publishWaits[record.id, default: 1] -= 1
+            if publishWaits[record.id] == 0 {
+                publishWaits[record.id] = nil
+                publishedRuns[record.id] = nil
+            }
+        }
         let (stored, created) = try await store.publishEvent(record)
         guard created else { return PublishedEvent(event: stored, created: false, runIDs: []) }
-        let started = await processEvents()
-        return PublishedEvent(event: stored, created: true, runIDs: started[stored.id] ?? [])
+        if processingEvents {
+            // The pass under way runs again for this event before it ends (`eventsPending`).
+            eventsPending = true
+            await withCheckedContinuation { eventPassWaiters.append($0) }
+        } else {
+            await processEvents()
+        }
+        return PublishedEvent(event: stored, created: true, runIDs: publishedRuns[stored.id] ?? [])
     }
 
     /// Checks an event before it is stored: name, id and source lengths, an object payload of bounded size.
     public static func validateEvent(name: String, payload: JSONValue, id: String?, source: String?) throws {
-        let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "_.-:"))
-        guard !name.isEmpty, name.count <= 200, name.unicodeScalars.allSatisfy({ $0.isASCII && allowed.contains($0) }) else {
+        // One rule for publishing and for `triggers` in pipeline files, so every valid trigger can fire.
+        guard EventTriggerSpec.isValidEventName(name) else {
             throw EventError(
                 field: "name",
                 message: "event name '\(name)' must be 1-200 letters, digits, '.', '_', '-' or ':', like data.customers.updated")
@@ -77,7 +93,12 @@ extension Engine {
             return [:]
         }
         processingEvents = true
-        defer { processingEvents = false }
+        defer {
+            processingEvents = false
+            let waiters = eventPassWaiters
+            eventPassWaiters = []
+            for waiter in waiters { waiter.resume() }
+        }
         var started: [String: [Int64]] = [:]
         repeat {
             eventsPending = false
@@ -86,6 +107,7 @@ extension Engine {
                 let batch = try await store.events(after: eventCursor ?? 0, limit: 500)
                 for event in batch {
                     started[event.id] = await startRuns(for: event)
+                    if publishWaits[event.id] != nil { publishedRuns[event.id] = started[event.id] }
                     wakeWaiters(for: event)
                 }
                 if let last = batch.last {

@@ -106,6 +106,13 @@ public actor Engine {
     var eventCursor: Int64?
     var processingEvents = false
     var eventsPending = false
+    /// Event ids that `publish` callers wait on (a count per id), the runs each such event
+    /// started, and the callers waiting for the pass under way to end. Another pass may process a
+    /// caller's event (a concurrent publish, a task's dataset update), so the runs are kept for
+    /// the caller instead of being known only to whichever pass happened to take the event.
+    var publishWaits: [String: Int] = [:]
+    var publishedRuns: [String: [Int64]] = [:]
+    var eventPassWaiters: [CheckedContinuation<Void, Never>] = []
     /// Tasks waiting (`on_violation: wait`) for a fresh update of a dataset.
     var datasetWaiters: [String: Set<TaskKey>] = [:]
     /// Only the latest scheduled SLA check runs; older timers are stale.

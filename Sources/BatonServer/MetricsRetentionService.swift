@@ -17,6 +17,7 @@ public struct MetricsRetentionService: Service {
     /// The default retention: 30 days.
     public static let defaultRetention: TimeInterval = 30 * 86400
 
+    /// `clock` stands in for the current time, so tests can purge "a month later" at once.
     public init(
         store: any MetricStore, retention: TimeInterval = defaultRetention, interval: Duration = .seconds(3600),
         logger: Logger, clock: @escaping @Sendable () -> Date = { Date() }

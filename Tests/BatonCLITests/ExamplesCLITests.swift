@@ -2,8 +2,15 @@ import Foundation
 import Testing
 
 /// The bundled examples are what newcomers run first: on a fresh start every one of them must
-/// succeed within about a minute, and the deployment pipeline's rollback branch must work.
+/// succeed within about a minute (the later pipelines wait for the datasets they require, and
+/// the data pipeline's event starts the triggered training), the hand-offs must be visible as
+/// events and metrics, and the deployment pipeline's rollback branch must work.
 @Suite struct ExamplesCLITests {
+    static let pipelines: Set<String> = [
+        "customer_data_pipeline", "feature_pipeline", "model_training_flow", "model_deployment_pipeline",
+        "training_triggered_by_data_update",
+    ]
+
     /// Copies `examples/` into the sandbox, so the scripts write their `var/` there.
     func copyExamples(into sandbox: Sandbox) throws -> String {
         let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -14,23 +21,88 @@ import Testing
         return target
     }
 
+    /// `baton ARGS --db DB --json`, decoded as JSON (for commands the sandbox adds no --db to).
+    func json(_ sandbox: Sandbox, _ args: [String]) async throws -> Any {
+        let result = try await sandbox.baton(args + ["--db", sandbox.db, "--json"])
+        guard result.exitCode == 0 else { throw TestFailure("\(result)") }
+        return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8))
+    }
+
     @Test func everyExamplePipelineSucceedsOnAFreshStart() async throws {
         let sandbox = try Sandbox()
         defer { sandbox.shutdown() }
         let examples = try copyExamples(into: sandbox)
         let validation = try await sandbox.baton("validate", examples + "/pipelines")
         #expect(validation.exitCode == 0, "\(validation)")
+        #expect(validation.stdout.contains("5 pipelines valid"), "\(validation)")
         _ = try await sandbox.startUpAndWait(["--pipelines", examples + "/pipelines", "--slots", "2"])
-        let runs = try await sandbox.waitForRuns(count: 4, timeout: .seconds(150))
-        #expect(Set(runs.map(\.pipeline)) == [
-            "customer_data_pipeline", "feature_pipeline", "model_training_flow", "model_deployment_pipeline",
-        ])
-        for run in runs { #expect(run.state == "success", "\(run.summary)") }
+
+        // Four scheduled runs plus the one started by customer_data_pipeline's event. (An hour
+        // boundary passed during the test may add more; every first run must still succeed.)
+        let runs = try await sandbox.waitForRuns(count: 5, timeout: .seconds(150))
+        #expect(Set(runs.map(\.pipeline)) == Self.pipelines, "\(runs.map(\.summary))")
+        for pipeline in Self.pipelines {
+            guard let first = runs.filter({ $0.pipeline == pipeline }).min(by: { $0.id < $1.id }) else { continue }
+            #expect(first.state == "success", "\(first.summary)")
+        }
+
+        // The event-triggered training saw the event's payload.
+        let triggered = try #require(runs.filter { $0.pipeline == "training_triggered_by_data_update" }.min { $0.id < $1.id })
+        #expect(triggered.trigger == "event", "\(triggered.summary)")
+        let log = try await sandbox.logs(triggered.id, "get_training_data")
+        #expect(log.contains("New data available: 400 records"), "\(log)")
+
+        // The hand-offs are events: Baton's dataset updates and the pipeline's own event.
+        let events = try await json(sandbox, ["events", "list", "--limit", "100"]) as? [[String: Any]] ?? []
+        let names = Set(events.compactMap { $0["name"] as? String })
+        #expect(
+            names.isSuperset(of: [
+                "data.customers.updated", "dataset.clean_customers.updated", "dataset.customer_features.updated",
+            ]), "\(names)")
+        let published = try #require(events.first { $0["name"] as? String == "data.customers.updated" })
+        let id = try #require(published["id"] as? String)
+        #expect(id.hasPrefix("customers-"), "\(published)")
+        #expect(((published["payload"] as? [String: Any])?["record_count"] as? NSNumber)?.intValue == 400, "\(published)")
+
+        // The event id is per interval: publishing it again starts nothing.
+        let again = try await sandbox.baton(
+            "events", "publish", "data.customers.updated", "--data", #"{"record_count": 1}"#, "--id", id, "--db", sandbox.db)
+        #expect(again.exitCode == 0 && again.stdout.contains("already published"), "\(again)")
+
+        // Shared monitoring: the task's pipeline.duration (tags pipeline and owner) next to Baton's
+        // own (which adds state).
+        let series = try await json(sandbox, ["metrics", "list", "pipeline.duration"]) as? [[String: Any]] ?? []
+        let tagSets = series.compactMap { $0["tags"] as? [String: String] }
+        #expect(tagSets.contains(["pipeline": "customer_data_pipeline", "owner": "data_engineering"]), "\(tagSets)")
+        #expect(
+            tagSets.contains(["pipeline": "customer_data_pipeline", "owner": "data_engineering", "state": "success"]),
+            "\(tagSets)")
 
         let (rollback, result) = try await sandbox.triggerAndWait(
             "model_deployment_pipeline", params: ["force_rollback=true"], timeout: .seconds(90))
         #expect(result.exitCode == 0, "\(result)")
         #expect(rollback.task("rollback")?.state == "success", "\(rollback.summary)")
         #expect(rollback.task("deploy_full")?.state == "skipped", "\(rollback.summary)")
+    }
+
+    /// The lecture's DataSLAViolation: training on clean_customers before Data Engineering has
+    /// ever loaded it fails before its script runs, naming the dataset and its owner.
+    @Test func triggeredTrainingRefusesDataThatWasNeverLoaded() async throws {
+        let sandbox = try Sandbox()
+        defer { sandbox.shutdown() }
+        let examples = try copyExamples(into: sandbox)
+        // No `baton up`: the CLI runs the pipeline itself.
+        let result = try await sandbox.baton(
+            ["trigger", "training_triggered_by_data_update", "--wait", "--json", "--pipelines", examples + "/pipelines"],
+            timeout: .seconds(60))
+        let run = try RunInfo.decoder.decode(RunInfo.self, from: Data(result.stdout.utf8))
+        #expect(result.exitCode != 0, "\(result)")
+        #expect(run.state == "failed", "\(run.summary)")
+        let task = try #require(run.task("get_training_data"))
+        #expect(task.state == "failed", "\(run.summary)")
+        #expect(
+            task.reason == "DataSLAViolation: dataset clean_customers has never been updated (owner data_engineering)",
+            "\(run.summary)")
+        #expect(run.task("train_model")?.state == "upstream_failed", "\(run.summary)")
     }
 }

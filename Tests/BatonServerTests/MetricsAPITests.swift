@@ -307,6 +307,27 @@ struct MetricsAPITests {
         }
     }
 
+    @Test func aMetricWithTooManySeriesDoesNotBreakTheDashboardOrTheExport() async throws {
+        try await APITestServer.with(pipelines: [:]) { server in
+            let recent = Date().addingTimeInterval(-600)
+            let points = (0..<10_050).map { index in
+                MetricPoint(
+                    name: "wide.metric", tags: ["shard": String(index)], value: Double(index),
+                    timestamp: recent.addingTimeInterval(Double(index) / 100))
+            }
+            try await server.store.recordMetrics(points)
+            let page = try await server.get("/dashboard")
+            #expect(page.status == 200, "\(page)")
+            #expect(page.text.contains("Too many series to draw here."))
+            #expect(page.text.contains("Run duration by pipeline"), "the other panels still render")
+            let metrics = try await server.get("/metrics")
+            let lines = metrics.text.split(separator: "\n").filter { $0.hasPrefix("baton_user_metric{") }
+            #expect(lines.count == 10_000, "the export is capped")
+            #expect(lines.contains { $0.contains(#"shard="10049""#) }, "the most recent series are kept")
+            #expect(!lines.contains { $0.contains(#"shard="0""#) }, "the oldest are left out")
+        }
+    }
+
     @Test func retentionPurgesOldPointsOnly() async throws {
         try await APITestServer.with(pipelines: [:]) { server in
             let now = Date()

@@ -500,6 +500,68 @@ def test_tokens(server):
     assert any(item["id"] == created["id"] and "revoked_at" in item for item in listing["items"])
 
 
+def test_metrics_api(server, data):
+    """Recording points (one and a batch), listing series and querying buckets, including
+    the engine's own pipeline.duration points of the runs above."""
+    post = "/api/v1/metrics"
+    one = {"name": "model.auc", "value": 0.91, "tags": {"model": "churn", "owner": "ml_team"}, "timestamp": "2026-01-01T00:00:30Z"}
+    assert conform(server.post(post, one), "post", post).json() == {"recorded": 1}
+    batch = {"points": [
+        {"name": "model.auc", "value": 0.85, "tags": {"model": "churn", "owner": "ml_team"}, "timestamp": "2026-01-01T00:00:10Z"},
+        {"name": "model.auc", "value": 0.70, "tags": {"model": "ltv", "owner": "ml_team"}, "timestamp": "2026-01-01T00:01:10Z"},
+        {"name": "rows.loaded", "value": 1000000},
+    ]}
+    assert conform(server.post(post, batch), "post", post).json() == {"recorded": 3}
+    bad = [
+        ({"value": 1}, "name"),
+        ({"name": "x", "value": "abc"}, "value"),
+        ({"name": "x", "value": "NaN"}, "value"),
+        ({"name": "x y", "value": 1}, "name"),
+        ({"name": "x", "value": 1, "tags": {f"k{i}": "v" for i in range(21)}}, "tags"),
+        ({"name": "x", "value": 1, "timestamp": "soon"}, "timestamp"),
+        ({"points": []}, "points"),
+        ({"points": [{"name": "x", "value": 1}] * 1001}, "points"),
+        ({"points": [{"name": "x", "value": 1}, {"name": "x", "value": 1, "tagz": {}}]}, "points.1.tagz"),
+    ]
+    for body, field in bad:
+        result = conform(server.post(post, body), "post", post)
+        assert result.status == 400 and result.json()["error"]["field"] == field, (body, result)
+    big = {"points": [{"name": "x", "value": 1, "tags": {"pad": "p" * 200}}] * 5000}
+    assert conform(server.post(post, big), "post", post).status == 413
+
+    listing = conform(server.get(post), "get", post).json()["items"]
+    assert {("model.auc", "churn"), ("model.auc", "ltv")} <= {(item["name"], item["tags"].get("model")) for item in listing}
+    churn = next(item for item in listing if item["tags"].get("model") == "churn")
+    assert churn["last_value"] == 0.91 and churn["points"] == 2
+    runs = conform(server.get(f"{post}?name=pipeline.duration"), "get", post).json()["items"]
+    assert {item["tags"]["pipeline"] for item in runs} >= {"etl", "chatty"}
+    assert conform(server.get(f"{post}?name=bad%20name"), "get", post).status == 400
+
+    query = "/api/v1/metrics/query"
+    result = conform(server.get(
+        f"{query}?name=model.auc&from=2026-01-01T00:00:00Z&to=2026-01-01T00:05:00Z&step=60s&agg=avg"), "get", query).json()
+    assert result["step_seconds"] == 60 and result["agg"] == "avg"
+    assert [(s["tags"]["model"], [(p["t"], round(p["value"], 9), p["count"]) for p in s["points"]]) for s in result["series"]] == [
+        ("churn", [("2026-01-01T00:00:00.000Z", 0.88, 2)]),
+        ("ltv", [("2026-01-01T00:01:00.000Z", 0.7, 1)]),
+    ]
+    grouped = conform(server.get(
+        f"{query}?name=model.auc&from=2026-01-01&to=2026-01-02&step=1d&agg=count&group_by=owner&tags=owner:ml_team"),
+        "get", query).json()
+    assert grouped["group_by"] == ["owner"] and grouped["tags"] == {"owner": "ml_team"}
+    assert grouped["series"] == [{"tags": {"owner": "ml_team"}, "points": [{"t": "2026-01-01T00:00:00.000Z", "value": 3, "count": 3}]}]
+    durations = conform(server.get(f"{query}?name=pipeline.duration&tags=pipeline:etl&agg=max"), "get", query).json()
+    assert durations["series"] and all(s["tags"]["pipeline"] == "etl" for s in durations["series"])
+    for parameters, field in [("", "name"), ("name=x&step=0", "step"), ("name=x&agg=median", "agg"),
+                              ("name=x&from=yesterday", "from"), ("name=x&tags=nope", "tags"),
+                              ("name=x&from=2020-01-01&step=1s", "step")]:
+        result = conform(server.get(f"{query}?{parameters}"), "get", query)
+        assert result.status == 400 and result.json()["error"]["field"] == field, (parameters, result)
+
+    exposition = server.get("/metrics").text
+    assert 'baton_user_metric{name="model.auc",model="churn",owner="ml_team"} 0.91' in exposition
+
+
 def test_bad_parameters_and_unknown_routes(server, data):
     cases = [
         ("/api/v1/runs?limit=0", "/api/v1/runs"),
@@ -524,6 +586,230 @@ def test_bad_parameters_and_unknown_routes(server, data):
         result = server.request(method, path)
         assert result.status == 404 and result.content_type.startswith("application/json"), result
         validate(result.json(), {"$ref": "#/components/schemas/APIErrorBody"})
+
+
+# -- events, datasets and lineage --------------------------------------------------------------
+
+HANDOFF_FILES = {
+    # A catalog file: top-level `datasets:` (and `teams:`) instead of `tasks:`.
+    "catalog": """
+datasets:
+  clean_customers:
+    owner: data_eng
+    description: Customers after cleaning
+    schema_version: 2.3.0
+    freshness: 1h
+    availability: 99.9%
+  churn_features:
+    owner: ml_team
+    freshness: 30m
+teams:
+  data_eng: {webhook: "http://127.0.0.1:9/hooks/de"}
+""",
+    "load_customers": """
+name: load_customers
+owner: data_eng
+tasks:
+  load:
+    run: |
+      printf '{"record_count": 42, "region": "eu"}' > "$BATON_OUTPUT"
+    produces: [clean_customers]
+""",
+    "train_on_customers": """
+name: train_on_customers
+owner: ml_team
+triggers: [dataset.clean_customers.updated]
+tasks:
+  train:
+    run: test {{ event.payload.record_count }} = 42
+    requires:
+      - dataset: clean_customers
+        max_staleness: 2h
+        schema: ">=2.0 <3"
+""",
+    "on_ping": """
+name: on_ping
+owner: platform
+triggers:
+  - event: data.ping
+    filter: {region: [eu, us]}
+tasks:
+  echo:
+    run: echo "$BATON_EVENT"
+""",
+    "needs_features": """
+name: needs_features
+owner: ml_team
+tasks:
+  score:
+    run: "true"
+    requires: [churn_features]
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def handoff_server(tmp_path_factory):
+    """A second `baton up` on a folder with a catalog file, a producer, a consumer triggered by
+    the producer's dataset update, an event-triggered pipeline and a consumer of a dataset that
+    nobody produces."""
+    root = tmp_path_factory.mktemp("handoffs")
+    folder = write_pipelines(root / "pipelines", HANDOFF_FILES)
+    server = start_baton(folder, root=root / "state", args=("--slots", "4"))
+    yield server
+    server.stop()
+
+
+def wait_for(what, check, timeout=30):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_publish_events(handoff_server):
+    server, template = handoff_server, "/api/v1/events"
+    body = {"name": "data.ping", "payload": {"region": "eu", "rows": 3}, "id": "e2e-ping-1", "source": "e2e"}
+    first = conform(server.post(template, body), "post", template)
+    assert first.status == 201, first
+    published = first.json()
+    assert published["duplicate"] is False and len(published["run_ids"]) == 1
+    assert published["event"]["id"] == "e2e-ping-1" and published["event"]["source"] == "e2e"
+    assert published["event"]["payload"] == {"region": "eu", "rows": 3}
+    run = server.wait_for_run(published["run_ids"][0])
+    assert run["pipeline"] == "on_ping" and run["trigger"] == "event" and run["state"] == "success"
+
+    again = conform(server.post(template, body), "post", template)
+    assert again.status == 200, again
+    assert again.json()["duplicate"] is True and again.json()["run_ids"] == []
+    assert again.json()["event"]["seq"] == published["event"]["seq"]
+
+    # No filter match: stored, nothing started. No id: the server makes one.
+    other = conform(server.post(template, {"name": "data.ping", "payload": {"region": "apac"}}), "post", template).json()
+    assert other["run_ids"] == [] and other["event"]["id"] and other["event"]["id"] != "e2e-ping-1"
+    bare = conform(server.post(template, {"name": "data.bare"}), "post", template).json()
+    assert bare["event"]["payload"] == {}
+    runs = server.get("/api/v1/runs?pipeline=on_ping").json()["items"]
+    assert [item["id"] for item in runs] == published["run_ids"]
+
+    cases = [
+        ({"name": "bad name!"}, 400, "name"),
+        ({"name": ""}, 400, "name"),
+        ({"name": "x", "payload": [1]}, 400, "payload"),
+        ({"name": "x", "payload": "text"}, 400, "payload"),
+        ({"name": "x", "payload": {"blob": "a" * 70_000}}, 400, "payload"),
+        ({"name": "x", "id": ""}, 400, "id"),
+        ({"name": "x", "palyoad": {}}, 400, "palyoad"),
+        ({"payload": {}}, 400, "name"),
+        ({"name": 5}, 400, "name"),
+        ("{not json", 400, None),
+        ("", 400, None),
+        ({"name": "x", "payload": {"blob": "a" * (1 << 20)}}, 413, None),
+    ]
+    for case, status, field in cases:
+        result = conform(server.request("POST", template, body=case), "post", template)
+        assert result.status == status, (str(case)[:80], result)
+        if field:
+            assert result.json()["error"].get("field") == field, (str(case)[:80], result)
+    assert server.get("/api/v1/runs?pipeline=on_ping").json()["items"] == runs, "a refused event started a run"
+
+
+def test_list_and_get_events(handoff_server):
+    server, template = handoff_server, "/api/v1/events"
+    for index in range(3):
+        conform(server.post(template, {"name": "data.page", "payload": {"n": index}, "id": f"page-{index}"}), "post", template)
+    listing = conform(server.get(template), "get", template).json()
+    seqs = [event["seq"] for event in listing["items"]]
+    assert seqs == sorted(seqs, reverse=True) and "next_cursor" not in listing
+    named = conform(server.get(f"{template}?name=data.page"), "get", template).json()
+    assert [event["id"] for event in named["items"]] == ["page-2", "page-1", "page-0"]
+    seen, cursor = [], None
+    while True:
+        page = conform(
+            server.get(f"{template}?name=data.page&limit=2" + (f"&cursor={cursor}" if cursor else "")), "get", template).json()
+        seen += [event["id"] for event in page["items"]]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    assert seen == ["page-2", "page-1", "page-0"]
+    window = conform(server.get(f"{template}?from=2000-01-01&to=2999-01-01T00:00:00Z&name=data.page"), "get", template).json()
+    assert len(window["items"]) == 3
+    assert conform(server.get(f"{template}?to=2000-01-01"), "get", template).json()["items"] == []
+    for query in ["limit=0", "limit=501", "limit=x", "cursor=x", "cursor=0", "from=tomorrow", "to=2026-02-30"]:
+        assert conform(server.get(f"{template}?{query}"), "get", template).status == 400, query
+
+    one = conform(server.get(f"{template}/page-1"), "get", "/api/v1/events/{event}").json()
+    assert one["name"] == "data.page" and one["payload"] == {"n": 1}
+    missing = conform(server.get(f"{template}/no-such-event"), "get", "/api/v1/events/{event}")
+    assert missing.status == 404 and missing.json()["error"]["field"] == "event"
+
+
+def test_datasets_lineage_and_run_datasets(handoff_server):
+    server = handoff_server
+    producer = conform(server.post("/api/v1/runs", {"pipeline": "load_customers"}), "post", "/api/v1/runs").json()
+    assert server.wait_for_run(producer["id"])["state"] == "success"
+    # The producer's update publishes dataset.clean_customers.updated, which triggers the consumer.
+    consumer_id = wait_for(
+        "the triggered consumer run",
+        lambda: next(iter(server.get("/api/v1/runs?pipeline=train_on_customers").json()["items"]), {}).get("id"))
+    consumer = server.wait_for_run(consumer_id)
+    assert consumer["state"] == "success" and consumer["trigger"] == "event", consumer
+
+    listing = conform(server.get("/api/v1/datasets"), "get", "/api/v1/datasets").json()
+    assert [item["name"] for item in listing["items"]] == ["churn_features", "clean_customers"]
+    clean = listing["items"][1]
+    assert clean["status"] == "fresh" and clean["owner"] == "data_eng" and clean["schema_version"] == "2.3.0"
+    assert clean["freshness_seconds"] == 3600 and clean["availability_target"] == pytest.approx(0.999)
+    assert clean["last_update"]["run_id"] == producer["id"] and clean["last_update"]["metadata"]["record_count"] == 42
+    assert clean["producers"] == ["load_customers.load"] and clean["consumers"] == ["train_on_customers.train"]
+    assert 0 < clean["measured_availability"] <= 1
+    never = listing["items"][0]
+    assert never["status"] == "stale" and "last_update" not in never and never["consumers"] == ["needs_features.score"]
+    owned = conform(server.get("/api/v1/datasets?owner=ml_team"), "get", "/api/v1/datasets").json()
+    assert [item["name"] for item in owned["items"]] == ["churn_features"]
+    assert conform(server.get("/api/v1/datasets?owner=nobody"), "get", "/api/v1/datasets").json() == {"items": []}
+
+    detail = conform(server.get("/api/v1/datasets/clean_customers"), "get", "/api/v1/datasets/{dataset}").json()
+    assert detail["dataset"]["name"] == "clean_customers"
+    assert [update["run_id"] for update in detail["updates"]] == [producer["id"]]
+    assert [entry["schema_version"] for entry in detail["schema_history"]] == ["2.3.0"]
+    assert {(item["run_id"], item["direction"]) for item in detail["runs"]} == {(producer["id"], "write"), (consumer_id, "read")}
+    conform(server.get("/api/v1/datasets/churn_features"), "get", "/api/v1/datasets/{dataset}")
+    missing = conform(server.get("/api/v1/datasets/clean_customer"), "get", "/api/v1/datasets/{dataset}")
+    assert missing.status == 404 and "did you mean 'clean_customers'" in missing.json()["error"]["message"]
+
+    lineage = conform(server.get("/api/v1/lineage"), "get", "/api/v1/lineage").json()
+    edges = {(edge["from"], edge["relation"], edge["to"]) for edge in lineage["edges"]}
+    assert {
+        ("pipeline:load_customers", "produces", "dataset:clean_customers"),
+        ("dataset:clean_customers", "requires", "pipeline:train_on_customers"),
+        ("dataset:clean_customers", "triggers", "pipeline:train_on_customers"),
+        ("dataset:churn_features", "requires", "pipeline:needs_features"),
+    } == edges
+    assert {node["id"] for node in lineage["nodes"]} >= {"dataset:clean_customers", "pipeline:load_customers"}
+
+    template = "/api/v1/runs/{run}/datasets"
+    wrote = conform(server.get(f"/api/v1/runs/{producer['id']}/datasets"), "get", template).json()
+    assert [(item["task"], item["dataset"], item["direction"]) for item in wrote["items"]] == [("load", "clean_customers", "write")]
+    read = conform(server.get(f"/api/v1/runs/{consumer_id}/datasets"), "get", template).json()
+    assert [(item["task"], item["dataset"], item["direction"]) for item in read["items"]] == [("train", "clean_customers", "read")]
+    assert read["items"][0]["update_id"] == wrote["items"][0]["update_id"] == detail["updates"][0]["id"]
+    assert conform(server.get("/api/v1/runs/abc/datasets"), "get", template).status == 400
+    assert conform(server.get("/api/v1/runs/987654/datasets"), "get", template).status == 404
+
+
+def test_broken_contract_fails_the_consumer(handoff_server):
+    server = handoff_server
+    run = conform(server.post("/api/v1/runs", {"pipeline": "needs_features"}), "post", "/api/v1/runs").json()
+    done = server.wait_for_run(run["id"])
+    assert done["state"] == "failed"
+    score = next(task for task in done["tasks"] if task["task"] == "score")
+    assert score["state"] == "failed" and "DataSLAViolation" in score["reason"] and "churn_features" in score["reason"]
+    assert conform(server.get(f"/api/v1/runs/{run['id']}/datasets"), "get", "/api/v1/runs/{run}/datasets").json() == {"items": []}
 
 
 # -- auth --------------------------------------------------------------------------------------
@@ -551,14 +837,19 @@ def test_auth_statuses(tmp_path):
         for path in ["/metrics", "/api/v1/openapi.json", "/api/v1/pipelines", "/api/v1/pipelines/etl", "/api/v1/runs",
                      "/api/v1/runs/1", "/api/v1/runs/1/tasks/extract", "/api/v1/runs/1/tasks/extract/attempts",
                      "/api/v1/runs/1/tasks/extract/logs", "/api/v1/runs/1/tasks/extract/logs/stream",
-                     "/api/v1/events/stream", "/api/v1/tokens"]:
-            template = next(t for t in SPEC["paths"] if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", t), path))
+                     "/api/v1/events/stream", "/api/v1/tokens", "/api/v1/metrics", "/api/v1/metrics/query",
+                     "/api/v1/events", "/api/v1/events/x", "/api/v1/datasets", "/api/v1/datasets/x", "/api/v1/lineage",
+                     "/api/v1/runs/1/datasets"]:
+            # A literal path (`/api/v1/events/stream`) is its own template, not `/api/v1/events/{event}`.
+            template = path if path in SPEC["paths"] else next(
+                t for t in SPEC["paths"] if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", t), path))
             assert conform(server.get(path), "get", template).status == 401, path
             assert conform(server.get(path, token="baton_nope_nope"), "get", template).status == 401, path
         for path, template in [
             ("/api/v1/runs", "/api/v1/runs"), ("/api/v1/runs/1/cancel", "/api/v1/runs/{run}/cancel"),
             ("/api/v1/runs/1/retry", "/api/v1/runs/{run}/retry"), ("/api/v1/pipelines/etl/pause", "/api/v1/pipelines/{pipeline}/pause"),
             ("/api/v1/pipelines/etl/unpause", "/api/v1/pipelines/{pipeline}/unpause"), ("/api/v1/tokens", "/api/v1/tokens"),
+            ("/api/v1/metrics", "/api/v1/metrics"), ("/api/v1/events", "/api/v1/events"),
         ]:
             assert conform(server.post(path, {"pipeline": "etl"}), "post", template).status == 401
             assert conform(server.post(path, {"pipeline": "etl"}, token=viewer), "post", template).status == 403
@@ -577,7 +868,7 @@ def test_every_documented_route_answers(server, data):
     """No dead paths: each documented operation is routed (a real request does not get the
     router's `no route` 404)."""
     run = data["etl"]["id"]
-    values = {"pipeline": "etl", "run": str(run), "task": "extract", "token": "unknown"}
+    values = {"pipeline": "etl", "run": str(run), "task": "extract", "token": "unknown", "event": "unknown", "dataset": "unknown"}
     for template, item in SPEC["paths"].items():
         path = re.sub(r"\{([^}]+)\}", lambda match: values[match.group(1)], template)
         for method in METHODS:
@@ -588,7 +879,9 @@ def test_every_documented_route_answers(server, data):
                 assert status == 200, path
                 continue
             body = {"pipeline": "etl"} if (method, template) == ("post", "/api/v1/runs") else (
-                {"team": "t", "role": "viewer"} if (method, template) == ("post", "/api/v1/tokens") else None)
+                {"team": "t", "role": "viewer"} if (method, template) == ("post", "/api/v1/tokens") else (
+                    {"name": "route.check", "value": 1} if (method, template) == ("post", "/api/v1/metrics") else (
+                        {"name": "route.check"} if (method, template) == ("post", "/api/v1/events") else None)))
             result = server.request(method.upper(), path, body=body)
             if result.status == 404:
                 assert "no route" not in result.json()["error"]["message"], f"{method.upper()} {path} is not routed"

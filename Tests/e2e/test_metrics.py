@@ -115,3 +115,26 @@ def test_issue_3_metrics_have_sensible_labels(finished):
     assert http.type == "histogram"
     labels = {(s.labels["method"], s.labels["status"]) for s in samples(http, "_count")}
     assert ("POST", "201") in labels and ("GET", "200") in labels
+
+
+def test_user_metrics_are_gauges_per_series(finished):
+    """Issue 4: every stored metric series' latest value, as `baton_user_metric` gauges
+    labelled with the metric's name and its tags (here the engine's per-run points, and one
+    posted through the API with a tag key that needs sanitizing)."""
+    server, _ = finished
+    posted = server.post("/api/v1/metrics", {"name": "model.auc", "value": 0.91, "tags": {"model.name": "churn", "name": "x"}})
+    assert posted.status == 201, posted
+    result = server.get("/metrics")
+    parsed = families(result.text)
+    family = parsed["baton_user_metric"]
+    assert family.type == "gauge"
+    assert family.documentation
+    by_labels = {tuple(sorted(sample.labels.items())): sample.value for sample in samples(family)}
+    durations = [labels for labels in by_labels if ("name", "pipeline.duration") in labels]
+    assert {dict(labels)["pipeline"] for labels in durations} == {"nightly", "broken"}
+    assert all(dict(labels)["owner"] in ("data_eng", "ml_team") for labels in durations)
+    success = {dict(labels)["pipeline"]: value for labels, value in by_labels.items() if ("name", "pipeline.success") in labels}
+    assert success == {"nightly": 1, "broken": 0}
+    assert by_labels[(("model_name", "churn"), ("name", "model.auc"), ("tag_name", "x"))] == 0.91
+    checked = subprocess.run([PROMTOOL, "check", "metrics"], input=result.text, capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, f"promtool check metrics failed:\n{checked.stdout}{checked.stderr}"

@@ -12,6 +12,13 @@ public struct EventTriggerSpec: Sendable, Hashable, Codable {
         self.filter = filter
     }
 
+    /// Whether `name` can be published: 1-200 ASCII letters, digits, '.', '_', '-' or ':'. The
+    /// engine refuses any other name, so a trigger on one could never fire.
+    public static func isValidEventName(_ name: String) -> Bool {
+        !name.isEmpty && name.count <= 200
+            && name.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "_.-:".unicodeScalars.contains($0)) }
+    }
+
     /// Whether an event with this name and payload starts a run.
     public func matches(name: String, payload: JSONValue) -> Bool {
         guard name == event else { return false }

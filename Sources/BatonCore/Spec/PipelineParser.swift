@@ -484,10 +484,13 @@ public struct PipelineParser {
             }
         }
         if let node = fields["produces"] {
-            let names = node.scalar.map { [$0.string] } ?? node.sequence?.compactMap { $0.scalar?.string }
-            if let names, names.count == (node.sequence?.count ?? 1) {
+            // Each name is checked at its own node, so an unknown one in a block list is reported
+            // on its own line, not at the list's first item.
+            let items = node.sequence.map { Array($0) } ?? [node]
+            let names = items.compactMap { $0.scalar?.string }
+            if names.count == items.count {
                 task.produces = names
-                for name in names { checkDataset(name, node: node, field: "\(field).produces") }
+                for (name, item) in zip(names, items) { checkDataset(name, node: item, field: "\(field).produces") }
             } else {
                 error(node, field: "\(field).produces", "`produces` must be a dataset name or a list of them",
                       fix: "write `produces: [clean_customers]`")
@@ -563,6 +566,14 @@ public struct PipelineParser {
         return result
     }
 
+    /// A trigger on a name no event can have (empty, spaces, '/') would never fire.
+    private mutating func checkEventName(_ name: String, node: Node, field: String) {
+        guard !EventTriggerSpec.isValidEventName(name) else { return }
+        error(node, field: field, "event name '\(name)' can never be published", value: name,
+              fix: "use 1-200 letters, digits, '.', '_', '-' or ':', like data.customers.updated",
+              columnOffset: Self.openingQuoteWidth(node))
+    }
+
     private mutating func triggers(_ node: Node) -> [EventTriggerSpec] {
         guard let items = node.sequence else {
             error(node, field: "triggers", "`triggers` must be a list",
@@ -573,6 +584,7 @@ public struct PipelineParser {
         for (index, item) in items.enumerated() {
             let field = "triggers[\(index)]"
             if let name = item.scalar?.string {
+                checkEventName(name, node: item, field: field)
                 result.append(EventTriggerSpec(event: name))
                 continue
             }
@@ -586,6 +598,7 @@ public struct PipelineParser {
                 error(item, field: field, "the trigger names no `event`", fix: "add `event: data.customers.updated`")
                 continue
             }
+            checkEventName(name, node: eventNode, field: "\(field).event")
             var filter: [String: JSONValue] = [:]
             if let filterNode = fields["filter"] {
                 if case .object(let members) = Self.json(filterNode) {

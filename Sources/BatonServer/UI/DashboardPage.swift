@@ -78,9 +78,10 @@ enum DashboardPage {
         let successByPipeline = try await query(successMetric, groupBy: "pipeline", context)
         let successByOwner = try await query(successMetric, groupBy: "owner", context)
 
-        let runs = successByPipeline.series.flatMap(\.points).reduce(0) { $0 + $1.count }
-        let successes = successByPipeline.series.flatMap(\.points).reduce(0.0) { $0 + $1.value * Double($1.count) }
-        let durationPoints = byPipeline.series.flatMap(\.points)
+        let successPoints = ((try? successByPipeline.get())?.series ?? []).flatMap(\.points)
+        let runs = successPoints.reduce(0) { $0 + $1.count }
+        let successes = successPoints.reduce(0.0) { $0 + $1.value * Double($1.count) }
+        let durationPoints = ((try? byPipeline.get())?.series ?? []).flatMap(\.points)
         let durationCount = durationPoints.reduce(0) { $0 + $1.count }
         let durationSum = durationPoints.reduce(0.0) { $0 + $1.value * Double($1.count) }
         let facts: HTML = """
@@ -88,14 +89,21 @@ enum DashboardPage {
             <div><dt>Runs finished</dt><dd>\(runs)</dd></div>\
             <div><dt>Success rate</dt><dd>\(runs == 0 ? "—" : percent(successes / Double(runs)))</dd></div>\
             <div><dt>Average duration</dt><dd>\(durationCount == 0 ? "—" : Format.duration(durationSum / Double(durationCount)))</dd></div>\
-            <div><dt>Pipelines reporting</dt><dd>\(byPipeline.series.count)</dd></div>\
+            <div><dt>Pipelines reporting</dt><dd>\((try? byPipeline.get())?.series.count ?? 0)</dd></div>\
             </dl>
             """
 
         let noRuns = Layout.emptyState(
             "No finished runs in this window.",
             hint: "<p class=\"muted\">Every run reports its duration and outcome when it ends.</p>")
-        func chart(_ result: APIMetricQueryResult, key: String, format: LineChart.ValueFormat) -> HTML {
+        func chart(_ outcome: Result<APIMetricQueryResult, MetricQueryError>, key: String, format: LineChart.ValueFormat)
+            -> HTML
+        {
+            let result: APIMetricQueryResult
+            switch outcome {
+            case .success(let value): result = value
+            case .failure(let error): return tooMuch(error)
+            }
             let series = lineSeries(result, key: key)
             guard !series.isEmpty else { return noRuns }
             return LineChart.svg(series: series, from: context.from, to: context.to, range: range, format: format)
@@ -150,7 +158,13 @@ enum DashboardPage {
         for name in names.prefix(maxUserCharts) {
             let query = MetricQuery(
                 name: name, from: context.from, to: context.to, step: context.range.step, aggregation: .avg)
-            let result = try await query.run(on: context.ui.store)
+            let result: APIMetricQueryResult
+            switch try await run(query, context) {
+            case .success(let value): result = value
+            case .failure(let error):
+                cards.append(Layout.card(name, id: "metric-\(cards.count)", tooMuch(error)))
+                continue
+            }
             let series = result.series.map { item in
                 LineChart.Series(
                     label: item.tags.isEmpty
@@ -164,8 +178,13 @@ enum DashboardPage {
         }
         var more: HTML = .empty
         if names.count > maxUserCharts {
-            let rest = names.dropFirst(maxUserCharts).map { "<code>\($0)</code>" as HTML }
-            more = "<p class=\"muted\">Also reported: \(HTML.join(rest, separator: ", ")). Query them with <code>baton metrics query NAME</code>.</p>"
+            let rest = names.dropFirst(maxUserCharts)
+            let shown = rest.prefix(30).map { "<code>\($0)</code>" as HTML }
+            let others: HTML = rest.count > 30 ? " and \(rest.count - 30) more" : .empty
+            more = """
+                <p class="muted">Also reported: \(HTML.join(shown, separator: ", "))\(others). \
+                Query them with <code>baton metrics query NAME</code>.</p>
+                """
         }
         return """
             <div class="page-head"><div><h2>Team metrics</h2>\(hint)</div></div>
@@ -174,10 +193,26 @@ enum DashboardPage {
             """
     }
 
-    static func query(_ name: String, groupBy key: String, _ context: Context) async throws -> APIMetricQueryResult {
+    static func query(_ name: String, groupBy key: String, _ context: Context) async throws
+        -> Result<APIMetricQueryResult, MetricQueryError>
+    {
         let query = MetricQuery(
             name: name, from: context.from, to: context.to, step: context.range.step, aggregation: .avg, groupBy: [key])
-        return try await query.run(on: context.ui.store)
+        return try await run(query, context)
+    }
+
+    /// Runs a panel's query; a query over the answer limits (too many series) comes back as a
+    /// failure for that panel to explain, so one oversized panel never takes the page down.
+    static func run(_ query: MetricQuery, _ context: Context) async throws -> Result<APIMetricQueryResult, MetricQueryError> {
+        do {
+            return .success(try await query.run(on: context.ui.store))
+        } catch let error as MetricQueryError {
+            return .failure(error)
+        }
+    }
+
+    static func tooMuch(_ error: MetricQueryError) -> HTML {
+        Layout.emptyState("Too many series to draw here.", hint: "<p class=\"muted\">\(error.message)</p>")
     }
 
     /// Chart lines from a grouped query: one per value of `key` (runs without one, such as
@@ -316,7 +351,8 @@ enum LineChart {
         }.joined(separator: "; ")
         var foot: HTML = "<ul class=\"legend\">\(legend)</ul>"
         if !hidden.isEmpty {
-            foot += "<p class=\"muted\">Not drawn (fewer points): \(hidden.joined(separator: ", "))</p>"
+            let named = hidden.prefix(20).joined(separator: ", ") + (hidden.count > 20 ? " and \(hidden.count - 20) more" : "")
+            foot += "<p class=\"muted\">Not drawn (fewer points): \(named)</p>"
         }
         return """
             <div class="chart-scroll"><svg class="line-chart" role="img" aria-label="\(Format.plural(series.count, "series", "series")) \

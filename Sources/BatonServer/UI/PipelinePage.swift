@@ -71,6 +71,7 @@ enum PipelinePage {
         let description: HTML = spec.description.map { "<p class=\"lead\">\($0)</p>" } ?? .empty
         let pausedPill: HTML = record.paused ? " <span class=\"pill paused\">Paused</span>" : ""
         let gridTasks = order + spec.tasks.map(\.name).filter { !order.contains($0) }
+        let datasets = await HandoffUI.pipelineSection(spec, ui: ui)
 
         return Page(
             title: name,
@@ -88,6 +89,7 @@ enum PipelinePage {
                 \(Layout.card("Run history", id: "history", region: "grid", HistoryGrid.html(tasks: gridTasks, columns: columns, now: now)))
                 \(Layout.card("Trigger a run", id: "trigger", triggerForm(spec, submitted: submitted, failure: failure, ui: ui)))
                 \(Layout.card("Tasks", id: "tasks", taskTable(spec, order: gridTasks)))
+                \(datasets)
                 """,
             status: failure == nil && (submitted?.errors.isEmpty ?? true) ? .ok : .unprocessableContent,
             live: .pipeline(name),

@@ -49,7 +49,7 @@ enum RunPage {
         var facts: [(String, HTML)] = [
             ("Pipeline", "<a href=\"\(UIPath.pipeline(run.pipeline))\">\(run.pipeline)</a>"),
             ("Owner", run.owner.map { "<a class=\"tag\" href=\"\(UIPath.with("/", [("owner", $0)]))\">\($0)</a>" } ?? "—"),
-            ("Trigger", "\(run.trigger.rawValue)"),
+            ("Trigger", HandoffUI.triggerFact(run)),
             ("Logical date", Format.time(run.logicalDate)),
             ("Data interval", "\(Format.time(run.intervalStart)) → \(Format.time(run.intervalEnd))"),
             ("Created", Format.time(run.createdAt)),
@@ -101,6 +101,7 @@ enum RunPage {
             <tbody>\(taskRows)</tbody></table></div>
             """
 
+        let handoffs = try await HandoffUI.runSections(run, ui: ui)
         return Page(
             title: "Run #\(id) of \(run.pipeline)",
             section: .runs,
@@ -115,6 +116,7 @@ enum RunPage {
                 \(Layout.card("Graph", id: "graph", region: "graph", graph + DAGView.legend(StateOrder.task)))
                 \(Layout.card("Timeline", id: "gantt", region: "gantt", GanttChart.svg(run: run, order: order, attempts: attempts, now: now)))
                 \(Layout.card("Tasks", id: "tasks", region: "tasks", taskTable))
+                \(handoffs)
                 """,
             live: .run(id),
             refreshURL: UIPath.run(id))

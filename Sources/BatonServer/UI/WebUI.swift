@@ -90,6 +90,8 @@ enum WebUI {
                 flash: request.request.query("done"), ui: ui)
         }
 
+        HandoffUI.register(on: router, context: context)
+
         page(router, "/login", context) { request, ui in
             LoginPage.page(next: request.request.query("next"), error: nil, ui: ui, flash: request.request.query("done"))
         }
