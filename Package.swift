@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(name: "BatonStoreTests", dependencies: ["BatonStore"], swiftSettings: strictSettings),
         .testTarget(name: "BatonWorkerTests", dependencies: ["BatonWorker"], swiftSettings: strictSettings),
         .testTarget(name: "BatonEngineTests", dependencies: ["BatonEngine"], swiftSettings: strictSettings),
-        .testTarget(name: "BatonCLITests", dependencies: ["BatonCore"], swiftSettings: strictSettings),
+        .testTarget(name: "BatonCLITests", dependencies: ["BatonCore", "BatonAPI"], swiftSettings: strictSettings),
         .testTarget(
             name: "BatonServerTests",
             dependencies: [

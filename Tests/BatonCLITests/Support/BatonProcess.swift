@@ -1,4 +1,5 @@
 import BatonCore
+import BatonAPI
 import Foundation
 import Synchronization
 import Testing
@@ -480,21 +481,8 @@ struct RunInfo: Decodable, Sendable {
         return text
     }
 
-    /// The CLI prints dates as the REST API does: ISO 8601 with milliseconds.
-    static let decoder: JSONDecoder = {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .custom { decoder in
-            let container = try decoder.singleValueContainer()
-            let text = try container.decode(String.self)
-            let formatter = ISO8601DateFormatter()
-            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-            if let date = formatter.date(from: text) { return date }
-            formatter.formatOptions = [.withInternetDateTime]
-            if let date = formatter.date(from: text) { return date }
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: "not an ISO 8601 date: \(text)")
-        }
-        return decoder
-    }()
+    /// The CLI prints dates as the REST API does, so its decoder reads them.
+    static let decoder: JSONDecoder = APICoding.decoder()
 }
 
 // MARK: - Waiting and processes
