@@ -8,6 +8,11 @@ Baton hands every task its context through environment variables:
     BATON_PARAMS    JSON object with the run's params
     BATON_RUN_ID, BATON_PIPELINE, BATON_TASK, BATON_ATTEMPT,
     BATON_LOGICAL_DATE, BATON_DATA_INTERVAL_START, BATON_DATA_INTERVAL_END
+    BATON_EVENT     the event that started the run (event-triggered runs only)
+
+Under `baton up` tasks also get BATON_SERVER (the server's URL), BATON_TOKEN
+(when auth is on) and BATON_CLI (the baton binary), so `baton_cli(...)` can
+publish events and emit metrics to the server that runs the task.
 
 Every helper has a sensible fallback, so a script can also be run by hand:
 `python3 scripts/customer_data_pipeline/extract.py transactions`.
@@ -23,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import sqlite3
 import tempfile
@@ -271,6 +277,41 @@ def prune_partitions(folder: Path, keep: int) -> list:
 
 
 # --------------------------------------------------------------------------
+# Talking to Baton through its CLI
+# --------------------------------------------------------------------------
+
+def baton_cli(*args: str, timeout: float = 30) -> bool:
+    """Run `${BATON_CLI:-baton} ARGS...` (argv, no shell); True when it worked.
+
+    Best effort: a missing CLI, no Baton to talk to, or a failing command is
+    logged as one line and the task carries on.  Under `baton up` the CLI
+    reaches the server through BATON_SERVER/BATON_TOKEN.  Without a server
+    (`baton trigger --wait`, or running a script by hand) it would open its
+    default local database instead of the run's, so it is only called when
+    BATON_SERVER or BATON_DB says where Baton is.
+    """
+    what = " ".join(args[:2])
+    if not (os.environ.get("BATON_SERVER") or os.environ.get("BATON_DB")):
+        log(f"baton {what}: skipped (no BATON_SERVER or BATON_DB; not run by `baton up`)")
+        return False
+    cli = os.environ.get("BATON_CLI") or shutil.which("baton")
+    if not cli:
+        log(f"baton {what}: skipped (no BATON_CLI and no `baton` on PATH)")
+        return False
+    try:
+        done = subprocess.run([cli, *args], capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        log(f"baton {what}: failed ({error}); continuing")
+        return False
+    message = (done.stdout.strip() or done.stderr.strip()).splitlines()
+    if done.returncode != 0:
+        log(f"baton {what}: exit {done.returncode}: {' '.join(message)[:300]}; continuing")
+        return False
+    log(f"baton {what}: {' '.join(message)[:300]}")
+    return True
+
+
+# --------------------------------------------------------------------------
 # Pipeline duration (the lecture's shared `emit_metric("pipeline.duration")`)
 # --------------------------------------------------------------------------
 
@@ -292,10 +333,15 @@ def _mark_run_start() -> None:
 
 
 def report_pipeline_duration(owner: str) -> float:
-    """Print the run's duration so far and append it to var/metrics.
+    """Report the run's duration so far: the lecture's shared
+    `emit_metric("pipeline.duration", duration, tags={"pipeline", "owner"})`.
 
-    Call from a pipeline's last task.  Every team reports to the same file,
-    tagged with the owning team, like the lecture's shared dashboard.
+    Call from a pipeline's last task.  The value goes to Baton's metrics
+    (`baton metrics emit`, shown by `baton metrics query pipeline.duration`
+    and the web UI's /dashboard) and is appended to
+    var/metrics/pipeline_duration.jsonl.  Baton also records its own
+    pipeline.duration per run; those points carry an extra `state` tag, so
+    the two are separate series and nothing is counted twice.
     """
     marker = _marker()
     try:
@@ -318,6 +364,8 @@ def report_pipeline_duration(owner: str) -> float:
             "run_id": run_id(), "logical_date": logical_date(), "at": now_iso(),
         }, sort_keys=True))
         atomic_write_text(metrics, "\n".join(lines[-1000:]) + "\n")
+    baton_cli("metrics", "emit", "pipeline.duration", str(duration),
+              "--tag", f"pipeline={pipeline_name()}", "--tag", f"owner={owner}")
 
     # Keep only recent start markers.
     starts = sorted(marker.parent.glob("*.start"), key=lambda p: p.stat().st_mtime)

@@ -1,11 +1,17 @@
 """The hand-off points between the teams, in one place.
 
 The lecture's advice is "clear contracts and communication at handoff
-points".  These are the contracts the four example pipelines share:
+points".  These are the contracts the example pipelines share:
 
   data_engineering  --(warehouse table clean_customers)-->  feature pipeline
   feature pipeline  --(feature store table customer_features)--> ml_engineering
   ml_engineering    --(model registry var/registry/churn)-->  mlops
+
+Baton enforces the first two: pipelines/datasets.yaml declares the datasets
+(owner, schema_version, freshness, availability), producing tasks declare
+`produces:` and consuming tasks `requires:` (freshness, schema range).  This
+module holds the same numbers for the scripts (the catalog, the warehouse's
+_meta table) and the file locations.
 """
 
 from baton_task import var_dir
@@ -14,7 +20,6 @@ from baton_task import var_dir
 DATA_SLA = {
     "table": "clean_customers",
     "freshness": "1 hour",
-    "max_staleness_hours": 2,   # consumers refuse data older than this
     "availability": "99.9%",
     "schema_version": "2.3.0",
 }

@@ -13,6 +13,11 @@ always see either the previous load or this one, never half of each:
       clean_customers  the hand-off table: CRM attributes joined with each
                        customer's purchase and browsing aggregates
       _meta            schema_version, loaded_at, data interval, data_as_of, ...
+
+The task `produces: [clean_customers]` (see pipelines/datasets.yaml): when it
+succeeds Baton records an update of the dataset with this task's output as
+metadata (record_count, schema_version, ...) and publishes
+`dataset.clean_customers.updated`, which wakes the tasks that require it.
 """
 
 import csv
@@ -113,10 +118,13 @@ def main():
         bt.log(f"note: {orphans} transactions belong to customers unknown to the CRM "
                f"(kept in transactions, not in clean_customers)")
     bt.write_output({
+        # Read by Baton as the dataset update's metadata: `schema_version` is
+        # checked against consumers' `schema:` ranges.
+        "record_count": counts["clean_customers"],
+        "schema_version": contracts.SCHEMA_VERSION,
         "warehouse_path": str(final),
         "tables": counts,
         "orphan_transactions": orphans,
-        "schema_version": contracts.SCHEMA_VERSION,
         "data_as_of": meta["data_as_of"],
         "loaded_at": meta["loaded_at"],
     })

@@ -7,8 +7,7 @@
 Writes var/catalog/catalog.json: every table with its row count and columns,
 the schema_version of the clean_customers contract, when it was updated and
 which data interval the load covered.  Consumers (the feature pipeline) read
-the catalog to see what they can rely on.  Also prunes old lake partitions
-and reports the pipeline's duration.
+the catalog to see what they can rely on.  Also prunes old lake partitions.
 """
 
 import argparse
@@ -70,13 +69,12 @@ def main():
     if pruned:
         bt.log(f"pruned {pruned} old lake partitions (keeping {keep} per source)")
 
-    duration = bt.report_pipeline_duration(owner="data_engineering")
     bt.write_output({
         "catalog_path": str(path),
         "schema_version": contracts.SCHEMA_VERSION,
         "tables": {k: v["rows"] for k, v in tables.items()},
         "data_interval": catalog["data_interval"],
-        "pipeline_duration_s": duration,
+        "loaded_at": meta.get("loaded_at"),
     })
 
 

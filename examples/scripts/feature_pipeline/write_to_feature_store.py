@@ -11,6 +11,10 @@ one table:
 own feature_date inside one transaction (delete + insert), so re-running an
 interval never duplicates rows and readers never see half a feature set.
 Only the newest `keep_feature_dates` feature sets are kept.
+
+The task `produces: [customer_features]`: its success records an update of
+the dataset with this task's output (record_count, feature_date, ...) as
+metadata, which model_training_flow's create_features requires.
 """
 
 import csv
@@ -61,6 +65,7 @@ def main():
            f"({sets} feature sets stored)")
     duration = bt.report_pipeline_duration(owner="ml_engineering")
     bt.write_output({
+        "record_count": len(rows),          # metadata of the customer_features update
         "feature_store": str(store),
         "table": "customer_features",
         "feature_date": feature_date,

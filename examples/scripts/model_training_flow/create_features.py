@@ -6,8 +6,10 @@ by feature_pipeline), splits customers into train and test by a stable hash
 of the customer id (the same customer always lands on the same side), and
 writes var/training/<logical date>/dataset.csv for the three trainers.
 
-If the feature store is still empty (on first start every pipeline starts at
-once) the task fails with a clear message and Baton retries it.
+Baton starts this task only once feature_pipeline has updated the dataset
+customer_features within the last 3 hours (`requires:` in
+pipelines/model_training_flow.yaml); on the first start it waits for that
+update.  The checks below guard against a store that is still unusable.
 """
 
 import csv
@@ -21,7 +23,7 @@ import baton_task as bt  # noqa: E402
 import contracts  # noqa: E402
 from churn_features import FEATURES, LABEL  # noqa: E402
 
-NOT_READY = "feature store is empty: run feature_pipeline first"
+NOT_READY = "feature store is empty although customer_features was reported updated"
 MIN_ROWS = 50
 
 

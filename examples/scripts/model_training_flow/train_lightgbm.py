@@ -17,10 +17,8 @@ import baton_task as bt  # noqa: E402
 from churn_model import scaled_vector, sigmoid  # noqa: E402
 
 
-def main():
-    bt.begin()
-    started = time.time()
-    ds = training.load_dataset()
+def fit(ds) -> dict:
+    """Train on the dataset's train split; returns the model (without threshold)."""
     epochs = 300
     lr, l2 = 0.5, 1e-3
 
@@ -44,7 +42,14 @@ def main():
     model.update({"weights": w, "bias": b})
     bt.log("weights (standardised log features): " +
            ", ".join(f"{f}={wj:+.2f}" for f, wj in zip(ds.features, w)))
-    training.finish("lightgbm", model, ds, started)
+    return model
+
+
+def main():
+    bt.begin()
+    started = time.time()
+    ds = training.load_dataset()
+    training.finish("lightgbm", fit(ds), ds, started)
 
 
 if __name__ == "__main__":

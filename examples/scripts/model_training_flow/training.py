@@ -24,9 +24,9 @@ class Dataset:
         self.test_y = [int(r["churned"]) for r in self.test]
 
 
-def load_dataset() -> "Dataset":
-    upstream = bt.require_input("create_features")
-    return Dataset(upstream["dataset_path"])
+def load_dataset(upstream: str = "create_features") -> "Dataset":
+    """The split dataset named by the upstream task's output `dataset_path`."""
+    return Dataset(bt.require_input(upstream)["dataset_path"])
 
 
 def fit_preprocess(ds: Dataset) -> dict:
@@ -42,23 +42,28 @@ def fit_preprocess(ds: Dataset) -> dict:
     return pre
 
 
-def finish(task_label: str, model: dict, ds: Dataset, started: float) -> None:
-    """Pick the decision threshold on train, evaluate on test, save, report."""
+def finish(task_label: str, model: dict, ds: Dataset, started: float,
+           upstream: str = "create_features", model_dir: Path = None) -> None:
+    """Pick the decision threshold on train, evaluate on test, save, report.
+
+    The model goes to model_dir (default var/training/<logical date>/models).
+    """
     train_p = [churn_model.predict_proba(model, r) for r in ds.train]
     model["threshold"] = metrics.best_f1_threshold(ds.train_y, train_p)
     test_p = [churn_model.predict_proba(model, r) for r in ds.test]
     report = metrics.classification_report(ds.test_y, test_p, model["threshold"])
     train_report = metrics.classification_report(ds.train_y, train_p, model["threshold"])
-    upstream = bt.require_input("create_features")
+    source = bt.require_input(upstream)
     model.update({
         "name": task_label,
         "features": ds.features,
-        "trained_on": {"feature_date": upstream["feature_date"], "train_rows": len(ds.train),
+        "trained_on": {"feature_date": source["feature_date"], "train_rows": len(ds.train),
                        "test_rows": len(ds.test), "run_id": bt.run_id(),
                        "logical_date": bt.logical_date()},
         "metrics": report,
     })
-    path = bt.var_dir() / "training" / bt.partition_key() / "models" / f"{task_label}.json"
+    model_dir = model_dir or bt.var_dir() / "training" / bt.partition_key() / "models"
+    path = Path(model_dir) / f"{task_label}.json"
     bt.atomic_write_json(path, model)
 
     seconds = round(time.time() - started, 3)
