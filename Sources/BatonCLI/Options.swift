@@ -78,6 +78,23 @@ struct OutputOptions: ParsableArguments {
     var json = false
 }
 
+/// Lets tasks call the `baton` CLI that runs them: `BATON_CLI` names this binary (read from
+/// /proc, so a `baton` found through PATH or a relative path resolves correctly) and its folder
+/// leads `PATH`.
+func cliEnvironment(databasePath: String? = nil) -> [String: String] {
+    var variables: [String: String] = [:]
+    let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        ?? URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+    if FileManager.default.isExecutableFile(atPath: binary) {
+        variables["BATON_CLI"] = binary
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        variables["PATH"] = (binary as NSString).deletingLastPathComponent + ":" + path
+    }
+    // Without a server, the CLI in a task must reach the same database as the engine running it.
+    if let databasePath { variables["BATON_DB"] = URL(fileURLWithPath: databasePath).standardizedFileURL.path }
+    return variables
+}
+
 /// A failure explained to the user; printed without a stack of types.
 struct CLIError: Error, CustomStringConvertible {
     var message: String

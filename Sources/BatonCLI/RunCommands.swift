@@ -175,7 +175,13 @@ final class LocalEngine {
                 schedulerEnabled: false),
             logger: Logger(label: "baton"))
         if !json { writeOut("no `baton up` is running on \(store.databasePath): running the pipeline in this process") }
-        return LocalEngine(lock: lock, task: Task { try await engine.run() })
+        let environment = cliEnvironment(databasePath: store.databasePath)
+        return LocalEngine(
+            lock: lock,
+            task: Task {
+                await engine.setTaskEnvironment(environment)
+                try await engine.run()
+            })
     }
 
     private init(lock: EngineLock, task: Task<Void, any Error>) {

@@ -169,12 +169,7 @@ struct ServeOptions: ParsableArguments {
             let reachable = ServerConfiguration.isLoopback(host) || host == "0.0.0.0" || host == "::" ? "127.0.0.1" : shown
             var variables = ["BATON_SERVER": "http://\(reachable):\(port)"]
             if let taskToken { variables["BATON_TOKEN"] = taskToken }
-            let binary = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
-            if FileManager.default.isExecutableFile(atPath: binary.path) {
-                variables["BATON_CLI"] = binary.path
-                let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
-                variables["PATH"] = binary.deletingLastPathComponent().path + ":" + path
-            }
+            variables.merge(cliEnvironment()) { _, new in new }
             await engine.setTaskEnvironment(variables)
         }
         let group = ServiceGroup(

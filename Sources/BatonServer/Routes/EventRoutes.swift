@@ -21,7 +21,7 @@ enum EventRoutes {
             var request = request
             let body = try await request.decodeJSON(
                 PublishRequest.self, limit: context.configuration.maxBodyBytes, fields: ["name", "payload", "id", "source"])
-            let source = body.source ?? requestContext.identity?.team.map { "team:\($0)" }
+            let source = body.source ?? requestContext.identity?.team.map { "team:\($0)" } ?? "api"
             do {
                 let published = try await context.engine.publish(
                     name: body.name, payload: body.payload ?? .object([:]), id: body.id, source: source)

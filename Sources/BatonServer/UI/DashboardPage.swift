@@ -131,12 +131,10 @@ enum DashboardPage {
                 """)
     }
 
-    /// Dataset freshness and SLA-miss panels.
-    ///
-    /// Placeholder for the datasets work: return the panels' HTML (cards, like the others) and
-    /// it is placed between the run charts and the user metrics. Empty until then.
+    /// Dataset freshness tiles and recent SLA misses, placed between the run charts and the
+    /// user metrics; built with the other hand-off pages (`HandoffUI`), empty without a catalog.
     static func datasetPanels(context: Context) async throws -> HTML {
-        .empty
+        try await HandoffUI.dashboardPanels(ui: context.ui, since: context.from, now: context.now)
     }
 
     /// One small chart per user metric (anything but the engine's own two), series by tags.

@@ -309,7 +309,7 @@ enum DatasetPage {
             let resolved: HTML = miss.resolvedAt.map { Format.time($0, seconds: false) } ?? Format.badge("stale")
             let duration = (miss.resolvedAt ?? now).timeIntervalSince(miss.detectedAt)
             return """
-                <tr\(miss.resolvedAt == nil ? " class=\"open\"" : "")><td>\(Format.time(miss.detectedAt, seconds: false))</td>\
+                <tr\(miss.resolvedAt == nil ? " class=\"open\"" : HTML.empty)><td>\(Format.time(miss.detectedAt, seconds: false))</td>\
                 <td>\(resolved)</td><td class="num">\(Format.duration(duration))\(miss.resolvedAt == nil ? " so far" : "")</td>\
                 <td class="num">\(Format.duration(miss.freshness))</td></tr>
                 """

@@ -121,7 +121,7 @@ enum HandoffUI {
     static func availability(_ status: DatasetStatus) -> HTML {
         let target = status.dataset.availability
         guard let measured = status.measuredAvailability else {
-            return target.map { "<span class=\"muted\">— / \(targetPercent($0))</span>" } ?? "<span class=\"muted\">—</span>"
+            return target.map { "<span class=\"muted\">— / \(targetPercent($0))</span>" as HTML } ?? "<span class=\"muted\">—</span>"
         }
         guard let target else { return "\(measuredPercent(measured))" }
         let below = measured < target
@@ -222,10 +222,12 @@ extension HandoffUI {
             let filter = trigger.filter.sorted { $0.key < $1.key }.map { "\($0.key)=\(Format.value($0.value))" }
             let what: HTML = datasetOfUpdateEvent(trigger.event).map { "updates of \(dataset($0))" }
                 ?? "<a href=\"\(UIPath.events(name: trigger.event))\"><code>\(trigger.event)</code></a>"
+            let condition: HTML = filter.isEmpty
+                ? "<span class=\"muted\">every event</span>" : "when <code>\(filter.joined(separator: " "))</code>"
             rows.append(
                 """
                 <tr><th scope="row"><span class="muted">whole pipeline</span></th><td><span class="tag subtle">triggered by</span></td>\
-                <td>\(what)</td><td>\(filter.isEmpty ? "<span class=\"muted\">every event</span>" : "when <code>\(filter.joined(separator: " "))</code>")</td></tr>
+                <td>\(what)</td><td>\(condition)</td></tr>
                 """)
         }
         return Layout.card(
@@ -301,5 +303,71 @@ extension HandoffUI {
         }
         result += Layout.card("Datasets", id: "datasets", region: "datasets", body)
         return result
+    }
+}
+
+// MARK: - Dashboard panels
+
+extension HandoffUI {
+    static let dashboardMissLimit = 10
+
+    /// Every dataset as a tile coloured by freshness, and the SLA misses detected in the
+    /// dashboard's window (plus any still open). Nothing when the catalog is empty, so a setup
+    /// without hand-offs sees no empty panels.
+    static func dashboardPanels(ui: UIEnvironment, since: Date, now: Date) async throws -> HTML {
+        let statuses = await ui.engine.datasetStatuses()
+        guard !statuses.isEmpty else { return .empty }
+        let misses = try await ui.store.slaMisses(dataset: nil, limit: 200)
+        let open = Set(misses.filter { $0.resolvedAt == nil }.map(\.dataset))
+
+        let tiles = statuses.map { status -> HTML in
+            let name = status.dataset.name
+            let age: HTML = status.latest.map { "updated \(Format.relative($0.updatedAt, now: now))" } ?? "never updated"
+            let flag: HTML = open.contains(name) ? "<span class=\"pill miss\">SLA miss</span>" : .empty
+            return """
+                <a class="tile \(Format.stateClass(status.freshness.rawValue))" href="\(UIPath.dataset(name))" \
+                title="\(name) · \(status.freshness.rawValue)\(status.dataset.owner.map { " · owner \($0)" } ?? "")">\
+                <span class="tile-head"><span class="tile-name">\(name)</span>\(badge(status.freshness))</span>\
+                <span class="sub"><span>\(age)</span>\(availability(status))</span>\(flag)</a>
+                """
+        }
+        var counts: [String] = []
+        for state in [DatasetStatus.Freshness.fresh, .stale, .unknown] {
+            let count = statuses.filter { $0.freshness == state }.count
+            if count > 0 { counts.append("\(count) \(state.rawValue)") }
+        }
+
+        let recent = misses.filter { $0.detectedAt >= since || $0.resolvedAt == nil }.prefix(dashboardMissLimit)
+        let missBody: HTML
+        if recent.isEmpty {
+            missBody = Layout.emptyState("No SLA misses in this window.")
+        } else {
+            let rows = recent.map { miss -> HTML in
+                let resolved: HTML = miss.resolvedAt.map { Format.time($0, seconds: false) } ?? Format.badge("stale")
+                let duration = (miss.resolvedAt ?? now).timeIntervalSince(miss.detectedAt)
+                return """
+                    <tr\(miss.resolvedAt == nil ? " class=\"open\"" : HTML.empty)><th scope="row"><a href="\(UIPath.dataset(miss.dataset))#sla">\(miss.dataset)</a></th>\
+                    <td>\(Format.time(miss.detectedAt, seconds: false))</td><td>\(resolved)</td>\
+                    <td class="num">\(Format.duration(duration))</td></tr>
+                    """
+            }
+            missBody = """
+                <div class="table-scroll"><table class="table compact">
+                <thead><tr><th scope="col">Dataset</th><th scope="col">Detected</th><th scope="col">Resolved</th>\
+                <th scope="col" class="num">Duration</th></tr></thead>
+                <tbody>\(rows)</tbody></table></div>
+                """
+        }
+        return """
+            <div class="columns wide-left">
+            \(Layout.card(
+                "Dataset freshness", id: "dataset-freshness",
+                actions: "<span class=\"muted\">\(counts.joined(separator: " · "))</span>",
+                "<div class=\"tiles\">\(tiles)</div>"))
+            \(Layout.card(
+                "SLA misses", id: "sla-misses", actions: "<a class=\"button small ghost\" href=\"/datasets\">Catalog</a>",
+                missBody))
+            </div>
+            """
     }
 }
