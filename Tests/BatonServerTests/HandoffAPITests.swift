@@ -300,7 +300,7 @@ extension HandoffAPITests {
                 let one = try await server.getOK("/api/v1/events/page-3", as: APIEvent.self)
                 #expect(one.name == "data.page")
                 #expect(one.payload == ["n": 3])
-                #expect(one.source == nil, "no source given and no token: none recorded")
+                #expect(one.source == "api", "no source given and no token: the API is the source")
                 try await server.get("/api/v1/events/page-9").expectError(404, code: "not_found", field: "event")
             }
         }
@@ -417,6 +417,34 @@ extension HandoffAPITests {
                         "dataset:clean_customers -triggers-> pipeline:training_triggered_by_data_update",
                         "pipeline:customer_data_pipeline -produces-> dataset:clean_customers",
                     ])
+            }
+        }
+
+        /// A pipeline may trigger on the updates of a dataset no catalog declares (an outside
+        /// system publishes them): the graph still has a node for every edge's end.
+        @Test func everyLineageEdgeEndsAtANode() async throws {
+            var pipelines = HandoffFixtures.all
+            pipelines["external_listener"] = """
+                name: external_listener
+                triggers: [dataset.vendor_prices.updated]
+                tasks:
+                  a: {run: "true"}
+                """
+            try await APITestServer.with(pipelines: pipelines) { server in
+                let lineage = try await server.getOK("/api/v1/lineage", as: APILineage.self)
+                let ids = Set(lineage.nodes.map(\.id))
+                for edge in lineage.edges {
+                    #expect(ids.contains(edge.from) && ids.contains(edge.to), "dangling edge \(edge)")
+                }
+                #expect(
+                    lineage.edges.contains {
+                        $0.from == "dataset:vendor_prices" && $0.to == "pipeline:external_listener" && $0.relation == "triggers"
+                    })
+                let vendor = try #require(lineage.nodes.first { $0.id == "dataset:vendor_prices" })
+                #expect(vendor.kind == "dataset")
+                #expect(vendor.name == "vendor_prices")
+                #expect(vendor.owner == nil)
+                #expect(lineage.nodes.filter { $0.id == "dataset:clean_customers" }.count == 1)
             }
         }
 

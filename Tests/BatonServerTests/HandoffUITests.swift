@@ -175,6 +175,28 @@ struct HandoffUITests {
         }
     }
 
+    @Test("the events page shows fifty events and links to the older ones")
+    func eventPages() async throws {
+        try await UITestServer.with(pipelines: HandoffUIFixtures.all) { server in
+            for index in 1...(EventsPage.pageSize + 5) {
+                _ = try await server.engine.publish(name: "ui.tick", payload: ["n": .number(Double(index))], id: "tick-\(index)")
+            }
+            let newest = try await server.page("/events?name=ui.tick")
+            #expect(newest.count("<tr id=\"event-") == EventsPage.pageSize)
+            #expect(newest.body.contains(">tick-\(EventsPage.pageSize + 5)</code>"))
+            #expect(!newest.body.contains(">tick-5</code>"))
+            let older = try #require(
+                newest.body.range(of: #"href="(/events\?name=ui\.tick&amp;before=\d+)""#, options: .regularExpression))
+            let link = String(newest.body[older].dropFirst(6).dropLast()).replacingOccurrences(of: "&amp;", with: "&")
+            let page = try await server.page(link)
+            #expect(page.status == 200, "\(page)")
+            #expect(page.count("<tr id=\"event-") == 5)
+            #expect(page.body.contains(">tick-1</code>"))
+            #expect(page.body.contains("← Newest"))
+            #expect(!page.body.contains("Older events"))
+        }
+    }
+
     @Test("run and pipeline pages show what was read and written and the datasets' contracts")
     func runAndPipelineSections() async throws {
         try await UITestServer.with(pipelines: HandoffUIFixtures.all) { server in
@@ -197,8 +219,33 @@ struct HandoffUITests {
             #expect(pipeline.body.contains("<span class=\"tag subtle\">requires</span>"))
             #expect(pipeline.body.contains("at most 2h old"))
             #expect(pipeline.body.contains("updates of <a class=\"strong\" href=\"/datasets/ui_customers\">"))
+            #expect(pipeline.body.contains("<span class=\"muted\">every event</span>"), "markup, not escaped text")
             let plain = try await server.page("/pipelines/ui_pinged")
             #expect(!plain.body.contains("<span class=\"tag subtle\">requires</span>"))
+        }
+    }
+
+    @Test("an open SLA miss is flagged on the catalog, the dataset page and the dashboard's dataset panels")
+    func slaMiss() async throws {
+        try await UITestServer.with(pipelines: HandoffUIFixtures.all) { server in
+            let detected = Date().addingTimeInterval(-600)
+            _ = try await server.store.openSLAMiss(
+                SLAMissRecord(dataset: "ui_customers", detectedAt: detected, lastUpdateAt: nil, freshness: 3600))
+
+            let catalog = try await server.page("/datasets")
+            #expect(catalog.body.contains("<a class=\"pill miss\" href=\"/datasets/ui_customers#sla\""))
+            let detail = try await server.page("/datasets/ui_customers")
+            #expect(detail.body.contains("<strong>SLA missed.</strong>"))
+            #expect(detail.body.contains("<tr class=\"open\">"))
+
+            let dashboard = try await server.page("/dashboard")
+            #expect(dashboard.status == 200, "\(dashboard)")
+            #expect(dashboard.body.contains("<h2 id=\"h-dataset-freshness\">Dataset freshness</h2>"))
+            #expect(dashboard.body.contains("<a class=\"tile st-stale\" href=\"/datasets/ui_customers\""))
+            #expect(dashboard.body.contains("<span class=\"pill miss\">SLA miss</span>"))
+            #expect(dashboard.body.contains("<a href=\"/datasets/ui_customers#sla\">ui_customers</a>"), "listed under SLA misses")
+            #expect(dashboard.body.contains("Customers &lt;script&gt;") == false, "descriptions stay off the dashboard")
+            #expect(!dashboard.body.contains("<script>alert"))
         }
     }
 

@@ -201,6 +201,13 @@ public struct APILineage: Codable, Sendable, Hashable {
                 edges.insert(Edge(from: "dataset:\(dataset)", to: pipelineID, relation: "triggers"))
             }
         }
+        // Triggers are not checked against the catalog (an outside system may publish a dataset's
+        // updates), so a trigger can name an undeclared dataset: give it a node, so that every
+        // edge ends at one.
+        let declared = Set(nodes.map(\.id))
+        for id in Set(edges.flatMap { [$0.from, $0.to] }).subtracting(declared).sorted() where id.hasPrefix("dataset:") {
+            nodes.append(Node(id: id, kind: "dataset", name: String(id.dropFirst("dataset:".count)), owner: nil))
+        }
         self.nodes = nodes
         self.edges = edges.sorted { ($0.from, $0.to, $0.relation) < ($1.from, $1.to, $1.relation) }
     }

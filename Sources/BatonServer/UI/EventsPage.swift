@@ -10,7 +10,7 @@ enum EventsPage {
     /// How many recent runs are searched for the runs each event started. The store keeps no
     /// index from event to run, and older events mostly have older runs, so a bounded scan
     /// of the newest runs answers for the pages people look at.
-    static let runScan = 1000
+    static let runScan = 500
 
     static func page(_ request: WebUI.PageRequest, _ ui: UIEnvironment) async throws -> Page {
         let now = Date()
@@ -44,6 +44,8 @@ enum EventsPage {
                     : "<p><a href=\"/events\">Show all events</a></p>")
             : """
                 <div class="table-scroll"><table class="table events">
+                <colgroup><col class="c-event"><col class="c-id"><col class="c-source"><col class="c-time"><col class="c-payload">\
+                <col class="c-runs"></colgroup>
                 <thead><tr><th scope="col">Event</th><th scope="col">Id</th><th scope="col">Source</th>\
                 <th scope="col">Published</th><th scope="col">Payload</th><th scope="col">Runs started</th></tr></thead>
                 <tbody>\(rows)</tbody></table></div>
@@ -107,7 +109,7 @@ enum EventsPage {
         }
         return """
             <tr id="event-\(event.seq)"><td>\(name)</td>\
-            <td><code class="event-id" title="\(event.id)">\(Format.truncated(event.id, 24))</code></td>\
+            <td><code class="event-id" title="\(event.id)">\(event.id)</code></td>\
             <td>\(event.source.map { "\($0)" as HTML } ?? "<span class=\"muted\">—</span>")</td>\
             <td>\(Format.time(event.createdAt))<div class="sub">\(Format.relative(event.createdAt, now: now))</div></td>\
             <td class="payload-cell">\(HandoffUI.payload(event.payload))</td>\

@@ -278,7 +278,7 @@ extension HandoffUI {
         let body: HTML
         if records.isEmpty {
             body = Layout.emptyState(
-                "Nothing read or written yet.",
+                run.state.isTerminal ? "Nothing was read or written." : "Nothing read or written yet.",
                 hint: "<p class=\"muted\">Reads are recorded when a requiring task starts, writes when a producing task succeeds.</p>")
         } else {
             let order = Dictionary(run.spec.tasks.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
@@ -327,8 +327,9 @@ extension HandoffUI {
             return """
                 <a class="tile \(Format.stateClass(status.freshness.rawValue))" href="\(UIPath.dataset(name))" \
                 title="\(name) · \(status.freshness.rawValue)\(status.dataset.owner.map { " · owner \($0)" } ?? "")">\
-                <span class="tile-head"><span class="tile-name">\(name)</span>\(badge(status.freshness))</span>\
-                <span class="sub"><span>\(age)</span>\(availability(status))</span>\(flag)</a>
+                <span class="tile-name">\(name)</span>\
+                <span class="tile-row">\(badge(status.freshness))\(flag)</span>\
+                <span class="tile-row sub"><span>\(age)</span>\(availability(status))</span></a>
                 """
         }
         var counts: [String] = []
@@ -342,19 +343,21 @@ extension HandoffUI {
         if recent.isEmpty {
             missBody = Layout.emptyState("No SLA misses in this window.")
         } else {
+            // Three columns fit the narrow panel: an open miss shows its badge where a closed
+            // one shows how long it lasted.
             let rows = recent.map { miss -> HTML in
-                let resolved: HTML = miss.resolvedAt.map { Format.time($0, seconds: false) } ?? Format.badge("stale")
-                let duration = (miss.resolvedAt ?? now).timeIntervalSince(miss.detectedAt)
+                let duration = Format.duration((miss.resolvedAt ?? now).timeIntervalSince(miss.detectedAt))
+                let lasted: HTML = miss.resolvedAt == nil
+                    ? "\(Format.badge("stale")) <span class=\"muted nowrap\">\(duration) so far</span>"
+                    : "<span title=\"Resolved \(miss.resolvedAt.map { Format.dateText($0) } ?? "") UTC\">\(duration)</span>"
                 return """
                     <tr\(miss.resolvedAt == nil ? " class=\"open\"" : HTML.empty)><th scope="row"><a href="\(UIPath.dataset(miss.dataset))#sla">\(miss.dataset)</a></th>\
-                    <td>\(Format.time(miss.detectedAt, seconds: false))</td><td>\(resolved)</td>\
-                    <td class="num">\(Format.duration(duration))</td></tr>
+                    <td>\(Format.time(miss.detectedAt, seconds: false))</td><td>\(lasted)</td></tr>
                     """
             }
             missBody = """
                 <div class="table-scroll"><table class="table compact">
-                <thead><tr><th scope="col">Dataset</th><th scope="col">Detected</th><th scope="col">Resolved</th>\
-                <th scope="col" class="num">Duration</th></tr></thead>
+                <thead><tr><th scope="col">Dataset</th><th scope="col">Detected</th><th scope="col">Lasted</th></tr></thead>
                 <tbody>\(rows)</tbody></table></div>
                 """
         }
