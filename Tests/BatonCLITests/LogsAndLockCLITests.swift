@@ -11,14 +11,23 @@ import Testing
             name: chatty
             tasks:
               talk:
-                run: for i in 1 2 3 4; do echo "line $i"; sleep 0.25; done
+                run: |
+                  echo "line 1"
+                  for i in $(seq 300); do [ -f go ] && break; sleep 0.1; done
+                  for i in 2 3 4; do echo "line $i"; sleep 0.1; done
             """)
         let server = try await sandbox.startUpAndWait()
         let id = try await sandbox.trigger("chatty")
         try await waitUntil("the task runs", detail: { server.log }) {
             try await sandbox.run(id).task("talk")?.state == "running"
         }
-        let followed = try await sandbox.baton("logs", String(id), "talk", "--follow")
+        // The task holds its remaining lines until `go` exists, so --follow starts mid-attempt
+        // however slow the machine is.
+        let follower = try sandbox.spawn(["logs", String(id), "talk", "--follow"])
+        try await Task.sleep(for: .milliseconds(300))
+        try sandbox.write("pipelines/go", "")
+        guard await follower.waitForExit(timeout: .seconds(60)) else { throw TestFailure("logs --follow never ended") }
+        let followed = follower.result()
         #expect(followed.exitCode == 0, "\(followed)")
         #expect(followed.stdout == "line 1\nline 2\nline 3\nline 4\n", "\(followed)")
         // --follow returns only once the attempt is over.

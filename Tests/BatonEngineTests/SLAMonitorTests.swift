@@ -92,18 +92,22 @@ final class WebhookReceiver: Sendable {
         try await harness.withEngine(harness.makeEngine()) { engine async throws in
             let run = try await engine.trigger(pipeline: "producer")
             #expect(try await harness.waitFor(run.id, on: engine) == .success)
-            let deadline = ContinuousClock.now + .seconds(20)
-            while try await harness.store.slaMisses(dataset: "hot_table", limit: 5).isEmpty || receiver.received.isEmpty {
-                guard ContinuousClock.now < deadline else { throw RunRequestError("no SLA miss or webhook within 20 s") }
+            // On a slow machine a miss may open before the first update (no data within 1 s) and
+            // close with it; the one this test is about comes after the update.
+            func openMissAfterUpdate() async throws -> SLAMissRecord? {
+                try await harness.store.slaMisses(dataset: "hot_table", limit: 10)
+                    .first { $0.resolvedAt == nil && $0.lastUpdateAt != nil }
+            }
+            let deadline = ContinuousClock.now + .seconds(30)
+            while try await openMissAfterUpdate() == nil || receiver.received.count < 1 {
+                guard ContinuousClock.now < deadline else { throw RunRequestError("no SLA miss or webhook within 30 s") }
                 try await Task.sleep(for: .milliseconds(50))
             }
-            let miss = try #require(try await harness.store.slaMisses(dataset: "hot_table", limit: 5).first)
-            #expect(miss.resolvedAt == nil)
+            let miss = try #require(try await openMissAfterUpdate())
             #expect(miss.freshness == 1)
             let events = try await harness.store.events(EventQuery(name: "sla.missed"))
-            #expect(events.count == 1)
-            #expect(events.first?.payload["dataset"] == "hot_table")
-            #expect(events.first?.payload["owner"] == "data_engineering")
+            #expect(!events.isEmpty)
+            #expect(events.allSatisfy { $0.payload["dataset"] == "hot_table" && $0.payload["owner"] == "data_engineering" })
             let webhook = try JSONValue.parse(try #require(receiver.received.first))
             #expect(webhook["dataset"] == "hot_table")
             let status = try #require(await engine.datasetStatuses().first)
@@ -112,8 +116,8 @@ final class WebhookReceiver: Sendable {
 
             let again = try await engine.trigger(pipeline: "producer")
             #expect(try await harness.waitFor(again.id, on: engine) == .success)
-            let resolveDeadline = ContinuousClock.now + .seconds(20)
-            while try await harness.store.slaMisses(dataset: "hot_table", limit: 5).first?.resolvedAt == nil {
+            let resolveDeadline = ContinuousClock.now + .seconds(30)
+            while try await harness.store.slaMisses(dataset: "hot_table", limit: 10).contains(where: { $0.id == miss.id && $0.resolvedAt == nil }) {
                 guard ContinuousClock.now < resolveDeadline else { throw RunRequestError("the miss was not resolved") }
                 try await Task.sleep(for: .milliseconds(20))
             }

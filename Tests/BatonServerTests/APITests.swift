@@ -428,7 +428,13 @@ struct APITaskAndLogTests {
             }
             let stream = server.events(base + "/logs/stream")
             defer { stream.close() }
-            let items = try await stream.read(seconds: 20) { item in
+            // Release the rest of the log once the stream has delivered its first piece.
+            let gate = server.pipelinesDirectory + "/go"
+            Task {
+                try? await Task.sleep(for: .milliseconds(500))
+                FileManager.default.createFile(atPath: gate, contents: nil)
+            }
+            let items = try await stream.read(seconds: 40) { item in
                 if case .event(let event) = item { return event.event == "end" }
                 return false
             }

@@ -481,14 +481,18 @@ enum APIFixtures {
             run: sleep 60
         """
 
-    /// Writes its log slowly, so a follower sees it grow.
+    /// Writes its first line, then waits for a `go` file in the pipelines folder (at most 30 s)
+    /// before the rest, so a follower connected in between sees the log grow however slow the
+    /// machine is.
     static let chatty = """
         name: chatty
         owner: platform
         tasks:
           talk:
             run: |
-              for i in 1 2 3 4 5 6; do echo "chat line $i"; sleep 0.15; done
+              echo "chat line 1"
+              for i in $(seq 300); do [ -f go ] && break; sleep 0.1; done
+              for i in 2 3 4 5 6; do echo "chat line $i"; sleep 0.05; done
         """
 
     static let all: [String: String] = ["etl": etl, "train": train, "flaky": flaky, "slow": slow, "chatty": chatty]
