@@ -122,66 +122,12 @@ final class APITestServer: Sendable {
     ) async throws -> APITestServer {
         let root = FileManager.default.temporaryDirectory
             .appendingPathComponent("baton-api-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: root + "/pipelines", withIntermediateDirectories: true)
-        for (name, yaml) in pipelines {
-            try yaml.replacingOccurrences(of: "@ROOT@", with: root)
-                .write(toFile: root + "/pipelines/\(name).yaml", atomically: true, encoding: .utf8)
-        }
-        let store = try SQLiteStore(path: root + "/baton.db")
-        var logger = Logger(label: "baton-api-test")
-        logger.logLevel = .error
-        let engine = Engine(
-            store: store,
-            configuration: EngineConfiguration(
-                pipelinesDirectory: root + "/pipelines", dataDirectory: root, slots: slots,
-                externalCheckInterval: .milliseconds(50), watchFiles: false, schedulerEnabled: scheduler),
-            logger: logger)
-        let context = ServerContext(
-            store: store, engine: engine,
-            configuration: ServerConfiguration(host: "127.0.0.1", port: 0, requireAuth: requireAuth),
-            metrics: MetricsRegistry.shared, pipelinesDirectory: root + "/pipelines")
-        let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self, bufferingPolicy: .bufferingNewest(1))
-        // Stopping by cancellation makes Hummingbird log a CancellationError; keep it quiet.
-        var httpLogger = logger
-        httpLogger.logLevel = .critical
-        let application = BatonHTTP.application(context: context, logger: httpLogger) { port in
-            portContinuation.yield(port)
-            portContinuation.finish()
-        }
-        let runner = Task {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await engine.run() }
-                group.addTask { try await application.run() }
-                // Either one ending (or the task being cancelled) stops both.
-                defer { group.cancelAll() }
-                try await group.next()
-            }
-        }
-        let port = try await withThrowingTaskGroup(of: Int?.self) { group in
-            group.addTask {
-                for await port in ports { return port }
-                return nil
-            }
-            group.addTask {
-                try await Task.sleep(for: .seconds(20))
-                return nil
-            }
-            defer { group.cancelAll() }
-            return try await group.next() ?? nil
-        }
-        guard let port else {
-            runner.cancel()
-            throw APITestFailure("the HTTP server did not start listening within 20 s")
-        }
-        let deadline = ContinuousClock.now + .seconds(20)
-        while await !engine.isRunning() {
-            guard ContinuousClock.now < deadline else {
-                runner.cancel()
-                throw APITestFailure("the engine did not start within 20 s")
-            }
-            try await Task.sleep(for: .milliseconds(5))
-        }
-        return APITestServer(root: root, store: store, engine: engine, context: context, port: port, runner: runner)
+        let server = try await InProcessServer.start(
+            root: root, pipelines: pipelines.mapValues { $0.replacingOccurrences(of: "@ROOT@", with: root) },
+            requireAuth: requireAuth, slots: slots, scheduler: scheduler)
+        return APITestServer(
+            root: root, store: server.store, engine: server.engine, context: server.context, port: server.port,
+            runner: server.runner)
     }
 
     /// Runs `body` against a fresh server and always stops it (and removes its files) after.

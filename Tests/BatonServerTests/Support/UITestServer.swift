@@ -81,61 +81,10 @@ final class UITestServer: Sendable {
     /// Starts a server on the given pipelines (file name without `.yaml` to YAML text).
     static func start(pipelines: [String: String], requireAuth: Bool = false) async throws -> UITestServer {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("baton-ui-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: root + "/pipelines", withIntermediateDirectories: true)
-        for (name, yaml) in pipelines {
-            try yaml.write(toFile: root + "/pipelines/\(name).yaml", atomically: true, encoding: .utf8)
-        }
-        let store = try SQLiteStore(path: root + "/baton.db")
-        var logger = Logger(label: "baton-ui-test")
-        logger.logLevel = .error
-        let engine = Engine(
-            store: store,
-            configuration: EngineConfiguration(
-                pipelinesDirectory: root + "/pipelines", dataDirectory: root, slots: 4,
-                externalCheckInterval: .milliseconds(50), watchFiles: false, schedulerEnabled: false),
-            logger: logger)
-        let context = ServerContext(
-            store: store, engine: engine,
-            configuration: ServerConfiguration(host: "127.0.0.1", port: 0, requireAuth: requireAuth),
-            metrics: MetricsRegistry.shared, pipelinesDirectory: root + "/pipelines")
-        let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self, bufferingPolicy: .bufferingNewest(1))
-        let application = BatonHTTP.application(context: context, logger: logger) { port in
-            portContinuation.yield(port)
-            portContinuation.finish()
-        }
-        let runner = Task {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await engine.run() }
-                group.addTask { try await application.run() }
-                defer { group.cancelAll() }
-                try await group.next()
-            }
-        }
-        let port = try await withThrowingTaskGroup(of: Int?.self) { group in
-            group.addTask {
-                for await port in ports { return port }
-                return nil
-            }
-            group.addTask {
-                try await Task.sleep(for: .seconds(20))
-                return nil
-            }
-            defer { group.cancelAll() }
-            return try await group.next() ?? nil
-        }
-        guard let port else {
-            runner.cancel()
-            throw UITestFailure("the HTTP server did not start listening within 20 s")
-        }
-        let deadline = ContinuousClock.now + .seconds(20)
-        while await !engine.isRunning() {
-            guard ContinuousClock.now < deadline else {
-                runner.cancel()
-                throw UITestFailure("the engine did not start within 20 s")
-            }
-            try await Task.sleep(for: .milliseconds(5))
-        }
-        return UITestServer(root: root, store: store, engine: engine, tokens: context.tokens, port: port, runner: runner)
+        let server = try await InProcessServer.start(root: root, pipelines: pipelines, requireAuth: requireAuth)
+        return UITestServer(
+            root: root, store: server.store, engine: server.engine, tokens: server.context.tokens, port: server.port,
+            runner: server.runner)
     }
 
     /// Runs `body` against a fresh server and always stops it after.
