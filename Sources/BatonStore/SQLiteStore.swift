@@ -411,84 +411,86 @@ public final class SQLiteStore: Store {
         }
     }
 
+    // Every transition goes through here: statements are compiled once per connection and reused
+    // (`cachedStatement`), since parsing SQL cost more than executing it.
     static func apply(_ change: StoreChange, _ db: Database) throws {
         switch change {
         case .runState(let runID, let state, let at):
             let time = at.timeIntervalSince1970
             if state == .running {
-                try db.execute(
+                try db.cachedStatement(
                     sql: """
                         UPDATE runs SET state = ?, started_at = coalesce(started_at, ?), ended_at = NULL
                         WHERE id = ?
-                        """,
+                        """).execute(
                     arguments: [state.rawValue, time, runID])
             } else if state.isTerminal {
-                try db.execute(
-                    sql: "UPDATE runs SET state = ?, ended_at = ? WHERE id = ?", arguments: [state.rawValue, time, runID])
+                try db.cachedStatement(
+                    sql: "UPDATE runs SET state = ?, ended_at = ? WHERE id = ?").execute(arguments: [state.rawValue, time, runID])
             } else {
-                try db.execute(sql: "UPDATE runs SET state = ? WHERE id = ?", arguments: [state.rawValue, runID])
+                try db.cachedStatement(sql: "UPDATE runs SET state = ? WHERE id = ?").execute(arguments: [state.rawValue, runID])
             }
         case .taskState(let runID, let task, let state, let attempts, let interruptions, let output, let reason, let retryAt, let at):
             let time = at.timeIntervalSince1970
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     UPDATE task_instances SET state = ?, attempts = ?, interruptions = ?, output = ?, reason = ?, retry_at = ?,
                         started_at = CASE WHEN ? = 'running' THEN coalesce(started_at, ?) ELSE started_at END,
                         ended_at = CASE WHEN ? THEN ? ELSE NULL END
                     WHERE run_id = ? AND task = ?
-                    """,
+                    """).execute(
                 arguments: [
                     state.rawValue, attempts, interruptions, output.map(Self.encode), reason, retryAt?.timeIntervalSince1970,
                     state.rawValue, time, state.isTerminal, time, runID, task,
                 ])
         case .datasetUpdate(let update):
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO dataset_updates (dataset, run_id, pipeline, task, schema_version, metadata, updated_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """,
+                    """).execute(
                 arguments: [
                     update.dataset, update.runID, update.pipeline, update.task, update.schemaVersion,
                     Self.encode(update.metadata), update.updatedAt.timeIntervalSince1970,
                 ])
             if let runID = update.runID, let task = update.task {
-                try db.execute(
+                try db.cachedStatement(
                     sql: """
                         INSERT INTO run_datasets (run_id, task, dataset, direction, update_id) VALUES (?, ?, ?, 'write', ?)
                         ON CONFLICT (run_id, task, dataset, direction) DO UPDATE SET update_id = excluded.update_id
-                        """,
+                        """).execute(
                     arguments: [runID, task, update.dataset, db.lastInsertedRowID])
             }
         case .event(let event):
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO events (id, name, payload, source, created_at) VALUES (?, ?, ?, ?, ?)
                     ON CONFLICT (id) DO NOTHING
-                    """,
+                    """).execute(
                 arguments: [event.id, event.name, Self.encode(event.payload), event.source, event.createdAt.timeIntervalSince1970])
         case .runCleared(let runID):
-            try db.execute(sql: "UPDATE runs SET cancel_requested = 0 WHERE id = ?", arguments: [runID])
+            try db.cachedStatement(sql: "UPDATE runs SET cancel_requested = 0 WHERE id = ?").execute(arguments: [runID])
         case .attemptStarted(let attempt):
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO attempts (run_id, task, attempt, state, pid, process_start_ticks, started_at, log_path)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (run_id, task, attempt) DO NOTHING
-                    """,
+                    """).execute(
                 arguments: [
                     attempt.runID, attempt.task, attempt.attempt, attempt.state.rawValue, attempt.pid,
                     attempt.processStartTicks, attempt.startedAt.timeIntervalSince1970, attempt.logPath,
                 ])
         case .attemptProcess(let runID, let task, let attempt, let pid, let ticks):
-            try db.execute(
-                sql: "UPDATE attempts SET pid = ?, process_start_ticks = ? WHERE run_id = ? AND task = ? AND attempt = ?",
-                arguments: [pid, ticks, runID, task, attempt])
+            try db.cachedStatement(
+                sql: "UPDATE attempts SET pid = ?, process_start_ticks = ? WHERE run_id = ? AND task = ? AND attempt = ?"
+            ).execute(arguments: [pid, ticks, runID, task, attempt])
         case .attemptFinished(let runID, let task, let attempt, let state, let exitCode, let reason, let at):
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     UPDATE attempts SET state = ?, exit_code = ?, reason = ?, ended_at = ?
                     WHERE run_id = ? AND task = ? AND attempt = ? AND state = 'running'
-                    """,
+                    """).execute(
                 arguments: [state.rawValue, exitCode, reason, at.timeIntervalSince1970, runID, task, attempt])
         }
     }
@@ -508,11 +510,11 @@ public final class SQLiteStore: Store {
 
     public func createToken(_ token: TokenRecord) async throws {
         try syncWrite { db in
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO tokens (id, team, role, description, secret_hash, created_at)
                     VALUES (?, ?, ?, ?, ?, ?)
-                    """,
+                    """).execute(
                 arguments: [
                     token.id, token.team, token.role.rawValue, token.description, token.secretHash,
                     token.createdAt.timeIntervalSince1970,

@@ -22,6 +22,8 @@ struct Options {
     var slots = ProcessInfo.processInfo.activeProcessorCount
     var repeats = 5
     var idleSeconds = 60
+    /// Where attempt logs go; the database always stays on the temporary folder's disk.
+    var logsDirectory: String?
 
     init(_ arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
@@ -30,6 +32,7 @@ struct Options {
             case "--slots": slots = Int(iterator.next() ?? "") ?? slots
             case "--repeat": repeats = Int(iterator.next() ?? "") ?? repeats
             case "--idle": idleSeconds = Int(iterator.next() ?? "") ?? idleSeconds
+            case "--logs": logsDirectory = iterator.next()
             default: which = argument
             }
         }
@@ -57,7 +60,7 @@ func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
 
-func measure(pipeline: String, yaml: String, slots: Int, repeats: Int) async throws -> [Double] {
+func measure(pipeline: String, yaml: String, slots: Int, repeats: Int, logsDirectory: String? = nil) async throws -> [Double] {
     let root = FileManager.default.temporaryDirectory.appendingPathComponent("baton-bench-\(UUID().uuidString)").path
     defer { try? FileManager.default.removeItem(atPath: root) }
     try FileManager.default.createDirectory(atPath: root + "/pipelines", withIntermediateDirectories: true)
@@ -68,7 +71,9 @@ func measure(pipeline: String, yaml: String, slots: Int, repeats: Int) async thr
     let engine = Engine(
         store: store,
         configuration: EngineConfiguration(
-            pipelinesDirectory: root + "/pipelines", dataDirectory: root, slots: slots, watchFiles: false,
+            pipelinesDirectory: root + "/pipelines",
+            dataDirectory: logsDirectory.map { $0 + "/baton-bench-\(UUID().uuidString)" } ?? root, slots: slots,
+            watchFiles: false,
             schedulerEnabled: false),
         logger: logger)
     let runner = Task { try await engine.run() }
@@ -128,18 +133,18 @@ if options.which == "api" {
     try await APIBenchmark.run(idleSeconds: options.idleSeconds, loadSeconds: 10)
     exit(0)
 }
-print("baton-bench: durable SQLite store (WAL, synchronous=NORMAL), \(options.slots) slots, median of \(options.repeats) runs")
+print("baton-bench: durable SQLite store (WAL, synchronous=NORMAL), \(options.slots) slots, median of \(options.repeats) runs, attempt logs in \(options.logsDirectory ?? "the temporary folder")")
 let spawn = await spawnBaseline(count: 200)
 print(String(format: "spawn baseline: sh -c true via Foundation Process: %.2f ms each", spawn * 1000))
 if options.which == "all" || options.which == "chain40" {
-    let results = try await measure(pipeline: "chain", yaml: chainYAML(40), slots: options.slots, repeats: options.repeats)
+    let results = try await measure(pipeline: "chain", yaml: chainYAML(40), slots: options.slots, repeats: options.repeats, logsDirectory: options.logsDirectory)
     let wall = median(results)
     print(String(format: "CHAIN40: wall %.1f ms, %.2f ms per chained task (min %.2f, max %.2f)", wall * 1000, wall * 1000 / 40,
                  results.min()! * 1000 / 40, results.max()! * 1000 / 40))
 }
 if options.which == "all" || options.which == "fanout1000" {
     let before = cpuTimes()
-    let results = try await measure(pipeline: "fanout", yaml: fanoutYAML(1000), slots: options.slots, repeats: options.repeats)
+    let results = try await measure(pipeline: "fanout", yaml: fanoutYAML(1000), slots: options.slots, repeats: options.repeats, logsDirectory: options.logsDirectory)
     let after = cpuTimes()
     let tasks = Double(1001 * (options.repeats + 1))
     print(String(format: "FANOUT1000 CPU per task: Baton %.3f ms, task processes %.3f ms",
