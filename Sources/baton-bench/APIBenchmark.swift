@@ -46,6 +46,9 @@ enum APIBenchmark {
         backfill.standardOutput = FileHandle.nullDevice
         try backfill.run()
         backfill.waitUntilExit()
+        // The backfilled runs fill the list; cancelled, they leave the server idle, so the load
+        // test measures the API and not the example scripts running beside it.
+        try await cancelUnfinishedRuns(server.url)
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/wrk") else {
             print("api: wrk is not installed (apt-get install wrk); skipping the load test")
             return
@@ -94,6 +97,20 @@ enum APIBenchmark {
             try await Task.sleep(for: .milliseconds(500))
         }
         throw BenchError("the example runs did not all succeed within \(Int(timeout)) s")
+    }
+
+    static func cancelUnfinishedRuns(_ url: String) async throws {
+        for state in ["queued", "running"] {
+            let (data, _) = try await URLSession.shared.data(from: URL(string: url + "/api/v1/runs?state=\(state)&limit=500")!)
+            let items = (try JSONSerialization.jsonObject(with: data) as? [String: Any])?["items"] as? [[String: Any]] ?? []
+            for item in items {
+                guard let id = item["id"] as? Int else { continue }
+                var request = URLRequest(url: URL(string: url + "/api/v1/runs/\(id)/cancel")!)
+                request.httpMethod = "POST"
+                _ = try? await URLSession.shared.data(for: request)
+            }
+        }
+        try await Task.sleep(for: .seconds(2))
     }
 
     static func residentMegabytes(pid: Int32) -> Double {
