@@ -21,6 +21,21 @@ struct DAGLayout {
         var from: String
         var to: String
         var points: [(x: Double, y: Double)]
+
+        /// The edge as an SVG path: straight along a layer, an S-curve between layers.
+        var svgPath: String? {
+            guard let first = points.first else { return nil }
+            var path = "M\(HTML.number(first.x)) \(HTML.number(first.y))"
+            for (previous, point) in zip(points, points.dropFirst()) {
+                if previous.y == point.y {
+                    path += " L\(HTML.number(point.x)) \(HTML.number(point.y))"
+                } else {
+                    let middle = (previous.x + point.x) / 2
+                    path += " C\(HTML.number(middle)) \(HTML.number(previous.y)) \(HTML.number(middle)) \(HTML.number(point.y)) \(HTML.number(point.x)) \(HTML.number(point.y))"
+                }
+            }
+            return path
+        }
     }
 
     var nodes: [Node]
@@ -301,16 +316,7 @@ enum DAGView {
         let marker = "arrow-\(id)"
         var edges: [HTML] = []
         for edge in layout.edges {
-            guard let first = edge.points.first else { continue }
-            var path = "M\(HTML.number(first.x)) \(HTML.number(first.y))"
-            for (previous, point) in zip(edge.points, edge.points.dropFirst()) {
-                if previous.y == point.y {
-                    path += " L\(HTML.number(point.x)) \(HTML.number(point.y))"
-                } else {
-                    let middle = (previous.x + point.x) / 2
-                    path += " C\(HTML.number(middle)) \(HTML.number(previous.y)) \(HTML.number(middle)) \(HTML.number(point.y)) \(HTML.number(point.x)) \(HTML.number(point.y))"
-                }
-            }
+            guard let path = edge.svgPath else { continue }
             edges.append(
                 "<path class=\"edge\" d=\"\(path)\" marker-end=\"url(#\(marker))\" data-from=\"\(edge.from)\" data-to=\"\(edge.to)\"/>")
         }

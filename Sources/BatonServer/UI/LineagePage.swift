@@ -176,16 +176,7 @@ enum LineagePage {
 
         var edgeElements: [HTML] = []
         for edge in layout.edges {
-            guard let first = edge.points.first else { continue }
-            var path = "M\(HTML.number(first.x)) \(HTML.number(first.y))"
-            for (previous, point) in zip(edge.points, edge.points.dropFirst()) {
-                if previous.y == point.y {
-                    path += " L\(HTML.number(point.x)) \(HTML.number(point.y))"
-                } else {
-                    let middle = (previous.x + point.x) / 2
-                    path += " C\(HTML.number(middle)) \(HTML.number(previous.y)) \(HTML.number(middle)) \(HTML.number(point.y)) \(HTML.number(point.x)) \(HTML.number(point.y))"
-                }
-            }
+            guard let path = edge.svgPath else { continue }
             edgeElements.append(edgeElement(from: edge.from, to: edge.to, path: path, extraClass: ""))
         }
         var extraHeight = 0.0
