@@ -33,6 +33,7 @@ struct EngineHarness {
     }
 
     /// Runs `body` while the engine runs, then stops the engine.
+    @discardableResult
     func withEngine<T>(_ engine: Engine, _ body: (Engine) async throws -> T) async throws -> T {
         let task = Task { try await engine.run() }
         defer { task.cancel() }

@@ -432,7 +432,7 @@ struct APITaskAndLogTests {
             let gate = server.pipelinesDirectory + "/go"
             Task {
                 try? await Task.sleep(for: .milliseconds(500))
-                FileManager.default.createFile(atPath: gate, contents: nil)
+                _ = FileManager.default.createFile(atPath: gate, contents: nil)
             }
             let items = try await stream.read(seconds: 40) { item in
                 if case .event(let event) = item { return event.event == "end" }
