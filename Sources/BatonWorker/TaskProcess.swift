@@ -139,21 +139,13 @@ public enum ProcessGroup {
     /// The start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), used
     /// to make sure a pid recorded before a crash still names the same process.
     public static func startTicks(of pid: Int32) -> Int64? {
-        // Read with plain syscalls: this runs for every attempt, and Foundation's file reading
-        // costs several times more than the read itself.
-        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 1024)
-        let count = read(fd, &buffer, buffer.count)
-        guard count > 0 else { return nil }
-        let bytes = buffer[0..<count]
-        // The command name (field 2) may hold spaces and parentheses; fields resume after the last ')'.
-        guard let close = bytes.lastIndex(of: UInt8(ascii: ")")) else { return nil }
-        let fields = bytes[(close + 1)...].split(separator: UInt8(ascii: " "))
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
         // Field 3 (state) is fields[0], so field 22 is fields[19].
         guard fields.count > 19 else { return nil }
-        return Int64(String(decoding: fields[19], as: UTF8.self))
+        return Int64(fields[19])
     }
 }
 
@@ -171,19 +163,17 @@ public struct TaskProcessRunner: Sendable {
             let duration = ContinuousClock.now - started
             return Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
         }
-        let collector: LogCollector
+        let logFD: FileDescriptor
         do {
-            collector = try LogCollector(path: request.logPath)
+            logFD = try Self.openLog(request.logPath)
         } catch {
             return AttemptOutcome(
-                status: .failedToStart("cannot create the log pipe for \(request.logPath): \(error)"), output: nil,
-                exitCode: nil, duration: elapsed())
+                status: .failedToStart("cannot open log \(request.logPath): \(error)"), output: nil, exitCode: nil,
+                duration: elapsed())
         }
-        let logFD = FileDescriptor(rawValue: collector.writeEnd)
         unlink(request.outputPath)
         guard let program = request.arguments.first else {
-            collector.closeWriteEnd()
-            await collector.finished(timeout: 1)
+            try? logFD.close()
             return AttemptOutcome(status: .failedToStart("empty command"), output: nil, exitCode: nil, duration: 0)
         }
         var options = PlatformOptions()
@@ -207,9 +197,6 @@ public struct TaskProcessRunner: Sendable {
                         error: .fileDescriptor(logFD, closeAfterSpawningProcess: false)
                     ) { execution in
                         let pid = execution.processIdentifier.value
-                        // The child has its copy; the pipe reaches end of file when the task's
-                        // processes are gone.
-                        collector.closeWriteEnd()
                         await onStart(pid)
                         if handle.setPID(pid) { ProcessGroup.terminate(pid, grace: 5) }
                     }
@@ -232,10 +219,7 @@ public struct TaskProcessRunner: Sendable {
                 throw CancellationError()
             }
         } catch {
-            // The child may never have started; the write end must not stay open in that case.
-            if handle.pid == nil { collector.closeWriteEnd() }
-            if let pid = handle.pid { ProcessGroup.killNow(pid) }
-            await collector.finished(timeout: 2)
+            try? logFD.close()
             if Task.isCancelled {
                 if let pid = handle.pid { ProcessGroup.killNow(pid) }
                 appendLine("baton: interrupted: Baton was shutting down; the task will run again", to: request.logPath)
@@ -247,7 +231,7 @@ public struct TaskProcessRunner: Sendable {
         }
         // Whatever the main process left behind in its group goes with it.
         if let pid = handle.pid { kill(-pid, SIGKILL) }
-        await collector.finished(timeout: 2)
+        try? logFD.close()
         let duration = elapsed()
         enforceLogLimit(request.logPath, limit: request.maxLogBytes)
 
@@ -342,10 +326,10 @@ public struct TaskProcessRunner: Sendable {
         try? combined.write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
-    /// Adds Baton's own note to the attempt's log, creating it if the task printed nothing.
     func appendLine(_ line: String, to path: String) {
-        guard let descriptor = try? Self.openLog(path) else { return }
-        _ = try? descriptor.writeAll(Array((line + "\n").utf8))
-        try? descriptor.close()
+        guard let handle = FileHandle(forWritingAtPath: path) else { return }
+        handle.seekToEndOfFile()
+        handle.write(Data((line + "\n").utf8))
+        try? handle.close()
     }
 }
