@@ -139,13 +139,21 @@ public enum ProcessGroup {
     /// The start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), used
     /// to make sure a pid recorded before a crash still names the same process.
     public static func startTicks(of pid: Int32) -> Int64? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let close = stat.lastIndex(of: ")")
-        else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // Read with plain syscalls: this runs for every attempt, and Foundation's file reading
+        // costs several times more than the read itself.
+        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        let count = read(fd, &buffer, buffer.count)
+        guard count > 0 else { return nil }
+        let bytes = buffer[0..<count]
+        // The command name (field 2) may hold spaces and parentheses; fields resume after the last ')'.
+        guard let close = bytes.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        let fields = bytes[(close + 1)...].split(separator: UInt8(ascii: " "))
         // Field 3 (state) is fields[0], so field 22 is fields[19].
         guard fields.count > 19 else { return nil }
-        return Int64(fields[19])
+        return Int64(String(decoding: fields[19], as: UTF8.self))
     }
 }
 

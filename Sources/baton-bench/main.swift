@@ -3,6 +3,7 @@ import BatonEngine
 import BatonStore
 import Foundation
 import Logging
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -62,7 +63,10 @@ func seconds(_ duration: Duration) -> Double {
 
 func measure(pipeline: String, yaml: String, slots: Int, repeats: Int, logsDirectory: String? = nil) async throws -> [Double] {
     let root = FileManager.default.temporaryDirectory.appendingPathComponent("baton-bench-\(UUID().uuidString)").path
-    defer { try? FileManager.default.removeItem(atPath: root) }
+    // Removed at exit, not here: ext4 scans inodes freed in the last 30 s when it allocates new
+    // ones, so deleting thousands of files between measurements would slow the next one down.
+    let dataDirectory = logsDirectory.map { $0 + "/baton-bench-\(UUID().uuidString)" } ?? root
+    temporaryRoots.withLock { $0 += [root, dataDirectory] }
     try FileManager.default.createDirectory(atPath: root + "/pipelines", withIntermediateDirectories: true)
     try yaml.write(toFile: root + "/pipelines/\(pipeline).yaml", atomically: true, encoding: .utf8)
     let store = try SQLiteStore(path: root + "/baton.db")
@@ -72,7 +76,7 @@ func measure(pipeline: String, yaml: String, slots: Int, repeats: Int, logsDirec
         store: store,
         configuration: EngineConfiguration(
             pipelinesDirectory: root + "/pipelines",
-            dataDirectory: logsDirectory.map { $0 + "/baton-bench-\(UUID().uuidString)" } ?? root, slots: slots,
+            dataDirectory: dataDirectory, slots: slots,
             watchFiles: false,
             schedulerEnabled: false),
         logger: logger)
@@ -125,6 +129,10 @@ func median(_ values: [Double]) -> Double {
 }
 
 let options = Options(CommandLine.arguments)
+let temporaryRoots = Mutex<[String]>([])
+defer {
+    for root in temporaryRoots.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: root) }
+}
 if options.which == "events" {
     try await EventBenchmark.run(count: 200)
     exit(0)
