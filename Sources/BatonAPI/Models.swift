@@ -2,9 +2,6 @@ import BatonCore
 import BatonStore
 import Foundation
 
-#if canImport(Glibc)
-    import Glibc
-#endif
 
 // Field names are snake_case on the wire and spelled that way here, rather than through a key
 // strategy, because a key strategy would also rewrite user data such as param names.
@@ -271,19 +268,7 @@ public enum APICoding {
 
     /// `2026-11-25T10:00:00.000Z`. Written by hand because Foundation's ISO 8601 format style
     /// costs microseconds per date, which dominated encoding a page of runs.
-    public static func isoString(_ date: Date) -> String {
-        let totalMilliseconds = (date.timeIntervalSince1970 * 1000).rounded(.down)
-        var seconds = time_t((totalMilliseconds / 1000).rounded(.down))
-        let milliseconds = Int(totalMilliseconds - Double(seconds) * 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let text = String(value)
-            return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
-        }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(milliseconds), 3))Z"
-    }
+    public static func isoString(_ date: Date) -> String { UTCTimestamp.iso(date, milliseconds: true) }
 
     public static func decoder() -> JSONDecoder {
         let decoder = JSONDecoder()

@@ -24,7 +24,7 @@ struct Table {
 enum Format {
     static func time(_ date: Date?) -> String {
         guard let date else { return "-" }
-        return date.formatted(.iso8601.year().month().day().dateSeparator(.dash).dateTimeSeparator(.space).time(includingFractionalSeconds: false).timeSeparator(.colon))
+        return UTCTimestamp.readable(date)
     }
 
     static func duration(_ start: Date?, _ end: Date?) -> String {

@@ -236,7 +236,7 @@ extension Engine {
     }
 
     static func format(_ date: Date) -> String {
-        DataInterval.iso(date).replacingOccurrences(of: "T", with: " ").replacingOccurrences(of: "Z", with: " UTC")
+        UTCTimestamp.readable(date) + " UTC"
     }
 
     /// Decides what a broken contract does to the attempt (never started) and records it.

@@ -15,7 +15,7 @@ public struct DataInterval: Sendable, Hashable, CustomStringConvertible {
 
     /// UTC ISO 8601 with seconds, the form used in run keys, env vars and templates.
     public static func iso(_ date: Date) -> String {
-        date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: false).timeSeparator(.colon).timeZone(separator: .omitted))
+        UTCTimestamp.iso(date)
     }
 }
 

@@ -27,7 +27,7 @@ enum Format {
     }
 
     static func isoString(_ date: Date) -> String {
-        date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: false).timeZone(separator: .omitted))
+        UTCTimestamp.iso(date)
     }
 
     private static let utcCalendar: Calendar = {
