@@ -74,6 +74,10 @@ public struct RunStateMachine: Sendable {
     public private(set) var state: RunState
     public private(set) var tasks: [String: TaskProgress]
     private let specsByName: [String: TaskSpec]
+    /// Fixed for the run's life, so computed once rather than on every start, resume and clear.
+    private let order: [String]
+    /// `when` conditions parsed once per run instead of each time a task is decided.
+    private let conditions: [String: Result<Condition, TemplateError>]
     /// Tasks not yet in a terminal state; the run ends when it reaches zero.
     private var unfinished: Int
 
@@ -90,6 +94,17 @@ public struct RunStateMachine: Sendable {
         for task in spec.tasks where progress[task.name] == nil { progress[task.name] = TaskProgress() }
         self.tasks = progress
         self.specsByName = Dictionary(spec.tasks.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        self.order = graph.topologicalOrder()
+        var conditions: [String: Result<Condition, TemplateError>] = [:]
+        for task in spec.tasks {
+            guard let text = task.when else { continue }
+            do throws(TemplateError) {
+                conditions[text] = .success(try Condition.parse(text))
+            } catch {
+                conditions[text] = .failure(error)
+            }
+        }
+        self.conditions = conditions
         self.unfinished = progress.values.filter { !$0.state.isTerminal }.count
     }
 
@@ -209,7 +224,7 @@ public struct RunStateMachine: Sendable {
             guard !targets.isEmpty else { return [] }
             state = .running
             effects.append(.runStateChanged(.running))
-            for name in graph.topologicalOrder() where targets.contains(name) {
+            for name in order where targets.contains(name) {
                 guard var task = tasks[name] else { continue }
                 task.state = .pending
                 task.interruptions = task.attempts
@@ -237,11 +252,15 @@ public struct RunStateMachine: Sendable {
     }
 
     private mutating func evaluatePending(_ effects: inout [Effect]) {
-        for name in graph.topologicalOrder() where tasks[name]?.state == .pending {
+        for name in order where tasks[name]?.state == .pending {
             evaluate(name, &effects)
         }
         // A resumed run may hold queued tasks whose dispatch was lost with the old process.
-        for name in graph.names where tasks[name]?.state == .queued && !effects.contains(.enqueue(task: name)) {
+        var enqueued = Set(effects.compactMap { effect -> String? in
+            if case .enqueue(let task) = effect { return task }
+            return nil
+        })
+        for name in graph.names where tasks[name]?.state == .queued && enqueued.insert(name).inserted {
             effects.append(.enqueue(task: name))
         }
     }
@@ -299,7 +318,7 @@ public struct RunStateMachine: Sendable {
     }
 
     private func evaluateCondition(_ text: String) throws -> Bool {
-        let condition = try Condition.parse(text)
+        let condition = try (conditions[text] ?? Result { () throws(TemplateError) in try Condition.parse(text) }).get()
         return try condition.evaluate { reference in
             try? resolve(reference.path)
         }

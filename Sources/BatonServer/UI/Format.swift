@@ -12,29 +12,18 @@ enum Format {
     }
 
     static func dateText(_ date: Date, seconds: Bool = true) -> String {
-        let components = utcCalendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        let day = String(format: "%04d-%02d-%02d", components.year ?? 0, components.month ?? 0, components.day ?? 0)
-        let clock = seconds
-            ? String(format: "%02d:%02d:%02d", components.hour ?? 0, components.minute ?? 0, components.second ?? 0)
-            : String(format: "%02d:%02d", components.hour ?? 0, components.minute ?? 0)
-        return "\(day) \(clock)"
+        let text = UTCTimestamp.readable(date)
+        return seconds ? text : String(text.prefix(16))
     }
 
     /// Only the clock part, for axes and dense tables.
     static func clockText(_ date: Date) -> String {
-        let components = utcCalendar.dateComponents([.hour, .minute, .second], from: date)
-        return String(format: "%02d:%02d:%02d", components.hour ?? 0, components.minute ?? 0, components.second ?? 0)
+        String(UTCTimestamp.readable(date).suffix(8))
     }
 
     static func isoString(_ date: Date) -> String {
         UTCTimestamp.iso(date)
     }
-
-    private static let utcCalendar: Calendar = {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC") ?? .gmt
-        return calendar
-    }()
 
     /// "0.8s", "12s", "3m 05s", "5m", "1h 02m", "2d 03h".
     static func duration(_ seconds: Double?) -> String {

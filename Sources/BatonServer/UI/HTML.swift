@@ -90,17 +90,18 @@ struct HTML: Sendable, Hashable, ExpressibleByStringInterpolation, CustomStringC
 /// URLs of the UI's pages. Names are percent-encoded as path segments, so a name can never
 /// break out of its segment (or of the attribute, which escapes it again).
 enum UIPath {
-    static func segment(_ value: String) -> String {
+    /// RFC 3986's unreserved characters; built once, since every link on a page encodes.
+    private static let unreserved: CharacterSet = {
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
-        return value.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
+        return allowed
+    }()
+
+    static func segment(_ value: String) -> String {
+        value.addingPercentEncoding(withAllowedCharacters: unreserved) ?? ""
     }
 
-    static func query(_ value: String) -> String {
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
-        return value.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
-    }
+    static func query(_ value: String) -> String { segment(value) }
 
     static func pipeline(_ name: String) -> String { "/pipelines/" + segment(name) }
     static func run(_ id: Int64) -> String { "/runs/\(id)" }
