@@ -256,6 +256,12 @@ public struct APITriggerRequest: Codable, Sendable, Hashable {
 
 /// JSON coding shared by server, client and CLI: ISO 8601 dates, sorted keys.
 public enum APICoding {
+    /// One compact encoder for every response: its settings never change after creation, and
+    /// building one per response showed on the request path.
+    public static let sharedEncoder = encoder()
+    /// One decoder for every request body, for the same reason.
+    public static let sharedDecoder = decoder()
+
     public static func encoder(pretty: Bool = false) -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]

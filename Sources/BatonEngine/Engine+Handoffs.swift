@@ -146,8 +146,7 @@ extension Engine {
     /// A fresh update of a dataset wakes the tasks waiting for it at once instead of at their
     /// next timed check.
     private func wakeWaiters(for event: EventRecord) {
-        guard event.name.hasPrefix("dataset."), event.name.hasSuffix(".updated") else { return }
-        let dataset = String(event.name.dropFirst("dataset.".count).dropLast(".updated".count))
+        guard let dataset = DatasetSpec.dataset(ofUpdateEvent: event.name) else { return }
         for key in datasetWaiters.removeValue(forKey: dataset) ?? [] {
             work.yield(.timer(delay: 0, .retry(key)))
         }
@@ -181,7 +180,7 @@ extension Engine {
                 .event(
                     EventRecord(
                         id: "dataset:\(name):run:\(run.id):\(task.name):\(Int(now.timeIntervalSince1970 * 1000))",
-                        name: "dataset.\(name).updated", payload: .object(payload), source: "baton",
+                        name: DatasetSpec.updateEventName(for: name), payload: .object(payload), source: "baton",
                         createdAt: now)))
         }
         return changes

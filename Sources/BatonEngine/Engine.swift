@@ -97,8 +97,9 @@ public actor Engine {
     private var schedulerGeneration = 0
     private var runWaiters: [Int64: [CheckedContinuation<RunState, Never>]] = [:]
     private var started = false
-    /// Added to every task's environment: how tasks reach this server (set once it listens).
-    var taskEnvironment: [String: String] = [:]
+    /// The environment every task starts from: this process's, plus how tasks reach this server
+    /// (set once it listens). Merged once here rather than on every launch.
+    var launchEnvironment: [String: String]
     /// Datasets and teams declared in the pipelines folder's catalog files.
     var datasets: [String: DatasetSpec] = [:]
     var teams: [String: TeamSpec] = [:]
@@ -132,6 +133,7 @@ public actor Engine {
         self.logger = logger
         self.clock = clock
         self.baseEnvironment = environment
+        self.launchEnvironment = environment
         (workStream, work) = AsyncStream.makeStream(of: WorkItem.self)
     }
 
@@ -221,7 +223,7 @@ public actor Engine {
 
     /// Sets variables every task gets from now on, such as `BATON_SERVER` and `BATON_TOKEN`.
     public func setTaskEnvironment(_ variables: [String: String]) {
-        taskEnvironment = variables
+        launchEnvironment = baseEnvironment.merging(variables) { _, new in new }
     }
 
     /// Live run and task state changes. Each subscriber has a bounded buffer.
@@ -287,10 +289,12 @@ public actor Engine {
         guard let record = pipelines[name] else {
             let fileStem = { (path: String) in ((path as NSString).lastPathComponent as NSString).deletingPathExtension }
             if let problem = folderIssues.first(where: { $0.severity == .error && fileStem($0.file) == name }) {
-                throw RunRequestError("pipeline '\(name)' is not loaded because its file has errors:\n\(problem)")
+                throw RunRequestError(
+                    "pipeline '\(name)' is not loaded because its file has errors:\n\(problem)", kind: .unknownPipeline)
             }
             throw RunRequestError(
-                "unknown pipeline '\(name)'" + (Suggest.closest(to: name, in: pipelines.keys).map { "; did you mean '\($0)'?" } ?? ""))
+                "unknown pipeline '\(name)'" + (Suggest.closest(to: name, in: pipelines.keys).map { "; did you mean '\($0)'?" } ?? ""),
+                kind: .unknownPipeline)
         }
         let run = try RunFactory.manual(record.spec, params: params, now: clock())
         let (stored, created) = try await store.createRun(run)
@@ -631,7 +635,7 @@ public actor Engine {
             let launch = TaskLaunch(
                 run: run, machine: machine, task: taskSpec, attempt: attempt,
                 dataDirectory: configuration.dataDirectory,
-                baseEnvironment: taskEnvironment.isEmpty ? baseEnvironment : baseEnvironment.merging(taskEnvironment) { _, new in new })
+                baseEnvironment: launchEnvironment)
             var changes = storeChanges(for: effects, runID: key.runID)
             let now = clock()
             changes.append(

@@ -4,8 +4,19 @@ import Foundation
 
 /// Errors a caller can fix when asking for a run.
 public struct RunRequestError: Error, Sendable, CustomStringConvertible {
+    /// What was wrong, for callers that map errors to statuses (the API: 404 or 422).
+    public enum Kind: Sendable, Hashable {
+        case unknownPipeline
+        case invalidParam(String)
+        case other
+    }
+
     public var message: String
-    public init(_ message: String) { self.message = message }
+    public var kind: Kind
+    public init(_ message: String, kind: Kind = .other) {
+        self.message = message
+        self.kind = kind
+    }
     public var description: String { message }
 }
 
@@ -40,7 +51,7 @@ public enum RunFactory {
         do {
             resolved = try ParamValidation.validate(params, for: spec)
         } catch {
-            throw RunRequestError(error.description)
+            throw RunRequestError(error.description, kind: .invalidParam(error.param))
         }
         var interval = DataInterval(start: now, end: now)
         if case .cron(let expression) = spec.schedule, let cron = try? CronSchedule.parse(expression),

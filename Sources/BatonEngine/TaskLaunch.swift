@@ -27,10 +27,6 @@ struct TaskLaunch {
         var description: String
     }
 
-    func variables() -> [String: JSONValue] {
-        Self.variables(run: run, task: task.name, attempt: attempt)
-    }
-
     static func variables(run: RunRecord, task: String?, attempt: Int?) -> [String: JSONValue] {
         var values: [String: JSONValue] = [
             "logical_date": .string(DataInterval.iso(run.logicalDate)),

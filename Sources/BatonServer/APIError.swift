@@ -102,7 +102,7 @@ struct ErrorShapeMiddleware: RouterMiddleware {
 /// Response helpers.
 enum APIResponse {
     static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -> Response {
-        let data = (try? APICoding.encoder().encode(value)) ?? Data("{}".utf8)
+        let data = (try? APICoding.sharedEncoder.encode(value)) ?? Data("{}".utf8)
         var headers = HTTPFields()
         headers[.contentType] = "application/json; charset=utf-8"
         headers[.cacheControl] = "no-store"
@@ -131,17 +131,23 @@ extension Request {
         // JSONDecoder skips keys it does not know, so a misspelled optional field (`parms` for
         // `params`) was dropped silently and the request went ahead with defaults. Checked
         // before decoding, so `{"pipline": ...}` gets a did-you-mean rather than "missing field".
-        if let object = try? APICoding.decoder().decode([String: JSONValue].self, from: data),
+        if let object = try? APICoding.sharedDecoder.decode([String: JSONValue].self, from: data),
             let unknown = object.keys.sorted().first(where: { !fields.contains($0) })
         {
             throw APIError.badRequest(
                 "unknown field '\(unknown)'; \(Suggest.hint(for: unknown, in: fields))", field: unknown)
         }
-        do {
-            return try APICoding.decoder().decode(type, from: data)
-        } catch let error as DecodingError {
-            throw APIError.badRequest(ErrorShapeMiddleware.describe(error), field: ErrorShapeMiddleware.field(of: error))
+        // A DecodingError becomes a 400 naming the field in ErrorShapeMiddleware, like any other.
+        return try APICoding.sharedDecoder.decode(type, from: data)
+    }
+
+    /// The `cursor` query parameter of list endpoints: the id (or sequence number) to page below.
+    func queryCursor() throws -> Int64? {
+        guard let cursor = query("cursor") else { return nil }
+        guard let value = Int64(cursor), value > 0 else {
+            throw APIError.badRequest("'\(cursor)' is not a cursor returned by this API", field: "cursor")
         }
+        return value
     }
 
     /// A query parameter, if present.

@@ -35,18 +35,12 @@ extension SQLiteStore {
         }
     }
 
-    // Synchronous access, as in SQLiteStore.swift (whose helpers are private to that file): a
-    // short transaction costs less than the hop to GRDB's queue that its async variants add.
-    // Being non-async functions is what makes GRDB pick its synchronous overloads.
-    private func metricsWrite<T>(_ body: (Database) throws -> T) throws -> T { try pool.write(body) }
-    private func metricsRead<T>(_ body: (Database) throws -> T) throws -> T { try pool.read(body) }
-
     public func recordMetrics(_ points: [MetricPoint]) async throws {
         guard !points.isEmpty else { return }
         // Every point is checked before the transaction, so a bad one rejects the whole batch.
         for point in points { try MetricLimits.validate(point) }
         let rows = points.map { ($0, Self.canonicalTags($0.tags)) }
-        try metricsWrite { db in
+        try syncWrite { db in
             let insert = try db.cachedStatement(
                 sql: "INSERT INTO metric_points (name, tags, value, ts) VALUES (?, ?, ?, ?)")
             // Assignments in an upsert all read the row as it was, so `last_ts` in the CASE is the
@@ -81,7 +75,7 @@ extension SQLiteStore {
             ORDER BY ts, id LIMIT ?
             """
         let finalArguments = arguments
-        return try metricsRead { db in
+        return try syncRead { db in
             var decoded = TagCache()
             return try Row.fetchAll(db, sql: sql, arguments: finalArguments).map { row in
                 MetricPoint(
@@ -121,7 +115,7 @@ extension SQLiteStore {
             ORDER BY g.tags, g.bucket
             """
         let finalArguments = arguments
-        return try metricsRead { db in
+        return try syncRead { db in
             var decoded = TagCache()
             return try Row.fetchAll(db, sql: sql, arguments: finalArguments).map { row in
                 let bucket: Int64 = row["bucket"]
@@ -135,7 +129,7 @@ extension SQLiteStore {
     }
 
     public func metricSeries(name: String?) async throws -> [MetricSeries] {
-        try metricsRead { db in
+        try syncRead { db in
             var decoded = TagCache()
             let rows: [Row]
             if let name {
@@ -154,7 +148,7 @@ extension SQLiteStore {
 
     public func purgeMetrics(before cutoff: Date) async throws -> Int {
         let time = cutoff.timeIntervalSince1970
-        return try metricsWrite { db in
+        return try syncWrite { db in
             let touched = try Row.fetchAll(
                 db, sql: "SELECT DISTINCT name, tags FROM metric_points WHERE ts < ?", arguments: [time])
             guard !touched.isEmpty else { return 0 }

@@ -174,9 +174,9 @@ public final class SQLiteStore: Store {
         return params
     }
 
-    static func decodeSpec(_ text: String) throws -> PipelineSpec {
+    static func decodeSpec(_ text: String, table: String = "runs") throws -> PipelineSpec {
         if let cached = specCache.withLock({ $0[text] }) { return cached }
-        let spec = try decode(PipelineSpec.self, text, table: "runs")
+        let spec = try decode(PipelineSpec.self, text, table: table)
         specCache.withLock { cache in
             if cache.count >= specCacheLimit { cache.removeAll(keepingCapacity: true) }
             cache[text] = spec
@@ -186,7 +186,7 @@ public final class SQLiteStore: Store {
 
     static func pipeline(from row: Row) throws -> PipelineRecord {
         PipelineRecord(
-            name: row["name"], file: row["file"], spec: try decode(PipelineSpec.self, row["spec"], table: "pipelines"),
+            name: row["name"], file: row["file"], spec: try decodeSpec(row["spec"], table: "pipelines"),
             paused: row["paused"], firstSeen: Date(timeIntervalSince1970: row["first_seen"]),
             lastScheduledEnd: date(row["last_scheduled_end"]), updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
     }

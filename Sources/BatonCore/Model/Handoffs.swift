@@ -206,3 +206,16 @@ public struct VersionRange: Sendable, Hashable, CustomStringConvertible {
         }
     }
 }
+
+extension DatasetSpec {
+    /// The event a producing task's success publishes: `dataset.clean_customers.updated`.
+    public static func updateEventName(for dataset: String) -> String { "dataset.\(dataset).updated" }
+
+    /// `clean_customers` for `dataset.clean_customers.updated`; nil for any other event name.
+    public static func dataset(ofUpdateEvent name: String) -> String? {
+        guard name.hasPrefix("dataset."), name.hasSuffix(".updated"), name.count > "dataset..updated".count else {
+            return nil
+        }
+        return String(name.dropFirst("dataset.".count).dropLast(".updated".count))
+    }
+}

@@ -52,8 +52,7 @@ enum CatalogRoutes {
         }
 
         router.get("/api/v1/runs/:run/datasets") { _, requestContext -> Response in
-            let id = try requestContext.parameters.runID()
-            guard try await context.store.run(id: id) != nil else { throw APIError.notFound("no run \(id)", field: "run") }
+            let id = try await RunRoutes.run(requestContext, context).id
             let records = try await context.store.runDatasets(runID: id)
             return APIResponse.json(
                 APIList(items: records.map { APIRunDataset(run_id: $0.runID, task: $0.task, direction: $0.direction.rawValue, update_id: $0.updateID, dataset: $0.dataset) }))
@@ -196,8 +195,8 @@ public struct APILineage: Codable, Sendable, Hashable {
                     edges.insert(Edge(from: "dataset:\(requirement.dataset)", to: pipelineID, relation: "requires"))
                 }
             }
-            for trigger in record.spec.triggers where trigger.event.hasPrefix("dataset.") && trigger.event.hasSuffix(".updated") {
-                let dataset = String(trigger.event.dropFirst("dataset.".count).dropLast(".updated".count))
+            for trigger in record.spec.triggers {
+                guard let dataset = DatasetSpec.dataset(ofUpdateEvent: trigger.event) else { continue }
                 edges.insert(Edge(from: "dataset:\(dataset)", to: pipelineID, relation: "triggers"))
             }
         }

@@ -36,13 +36,7 @@ enum EventRoutes {
 
         group.get { request, _ -> Response in
             let limit = try request.queryInt("limit", default: 50, range: 1...500)
-            var before: Int64?
-            if let cursor = request.query("cursor") {
-                guard let value = Int64(cursor), value > 0 else {
-                    throw APIError.badRequest("'\(cursor)' is not a cursor returned by this API", field: "cursor")
-                }
-                before = value
-            }
+            let before = try request.queryCursor()
             let events = try await context.store.events(
                 EventQuery(
                     name: request.query("name"), from: try request.queryDate("from"), to: try request.queryDate("to"),

@@ -27,13 +27,7 @@ enum RunRoutes {
                 }
             }
             let limit = try request.queryInt("limit", default: 50, range: 1...500)
-            var before: Int64?
-            if let cursor = request.query("cursor") {
-                guard let value = Int64(cursor), value > 0 else {
-                    throw APIError.badRequest("'\(cursor)' is not a cursor returned by this API", field: "cursor")
-                }
-                before = value
-            }
+            let before = try request.queryCursor()
             let from = try request.queryDate("from")
             let to = try request.queryDate("to")
             let owner = request.query("owner")
@@ -77,12 +71,14 @@ enum RunRoutes {
                 let tasks = try await context.store.taskInstances(runID: run.id)
                 return APIResponse.json(APIRun(run, tasks: tasks), status: .created)
             } catch let error as RunRequestError {
-                let isUnknown = error.message.hasPrefix("unknown pipeline") || error.message.contains("not loaded")
-                if isUnknown { throw APIError.notFound(error.message, field: "pipeline") }
-                let field = error.message.hasPrefix("param '")
-                    ? "params." + (error.message.dropFirst("param '".count).split(separator: "'").first.map(String.init) ?? "")
-                    : "params"
-                throw APIError(.unprocessableContent, code: "invalid_params", error.message, field: field)
+                switch error.kind {
+                case .unknownPipeline:
+                    throw APIError.notFound(error.message, field: "pipeline")
+                case .invalidParam(let name):
+                    throw APIError(.unprocessableContent, code: "invalid_params", error.message, field: "params.\(name)")
+                case .other:
+                    throw APIError(.unprocessableContent, code: "invalid_params", error.message, field: "params")
+                }
             }
         }
 
@@ -191,7 +187,7 @@ enum RunRoutes {
             return ServerSentEvents.response { writer in
                 try await writer.comment("connected")
                 for await event in events.cancelOnGracefulShutdown() {
-                    let data = (try? APICoding.encoder().encode(APIEngineEvent(event))).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+                    let data = (try? APICoding.sharedEncoder.encode(APIEngineEvent(event))).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
                     try await writer.send(event: event.kind.rawValue, data: data, id: nil)
                 }
             }

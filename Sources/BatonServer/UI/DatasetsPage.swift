@@ -201,7 +201,7 @@ enum DatasetPage {
                 \(spec.sourceFile.map { " · declared in \(($0 as NSString).lastPathComponent)" } ?? "")</p>\
                 <h1>\(name) \(HandoffUI.badge(status.freshness))</h1>\(description)</div>
                 <div class="head-actions"><a class="button ghost" href="/lineage">Lineage</a>\
-                <a class="button ghost" href="\(UIPath.events(name: "dataset.\(name).updated"))">Update events</a></div>
+                <a class="button ghost" href="\(UIPath.events(name: DatasetSpec.updateEventName(for: name)))">Update events</a></div>
                 </div>
                 \(alert)
                 \(PipelinePage.factList(facts))

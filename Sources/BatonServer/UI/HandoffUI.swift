@@ -49,12 +49,7 @@ enum HandoffUI {
     }
 
     /// `clean_customers` for `dataset.clean_customers.updated`, the event a producer publishes.
-    static func datasetOfUpdateEvent(_ name: String) -> String? {
-        guard name.hasPrefix("dataset."), name.hasSuffix(".updated"), name.count > "dataset..updated".count else {
-            return nil
-        }
-        return String(name.dropFirst("dataset.".count).dropLast(".updated".count))
-    }
+    static func datasetOfUpdateEvent(_ name: String) -> String? { DatasetSpec.dataset(ofUpdateEvent: name) }
 
     /// `pipeline.task` with the pipeline linked; the task part is plain text because a task has
     /// no page outside a run.
