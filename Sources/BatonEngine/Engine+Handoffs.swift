@@ -267,16 +267,7 @@ extension Engine {
                     event: .attemptFailedPermanently(task: key.task, reason: failed), attemptState: .failed, reason: failed)
             }
         }
-        try? FileManager.default.createDirectory(
-            atPath: (logPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        if let handle = FileHandle(forWritingAtPath: logPath) ?? {
-            _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-            return FileHandle(forWritingAtPath: logPath)
-        }() {
-            handle.seekToEndOfFile()
-            handle.write(Data("baton: \(contract.reason)\n".utf8))
-            try? handle.close()
-        }
+        TaskProcessRunner.appendToLog("baton: \(contract.reason)", path: logPath)
         if policy != .skip { logger.warning("task \(key.task) of run \(key.runID): \(contract.reason)") }
         await finishAttempt(
             key, attempt: attempt, outcome: AttemptOutcome(status: .failedToStart(contract.reason), duration: 0),

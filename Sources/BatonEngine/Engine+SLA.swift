@@ -59,13 +59,14 @@ extension Engine {
 
     /// The share of the window covered by `[update, update + freshness)` intervals.
     static func availability(updates: [Date], freshness: Double, now: Date) -> Double? {
-        guard let first = updates.min() else { return nil }
+        let sorted = updates.sorted()
+        guard let first = sorted.first else { return nil }
         let start = max(first, now.addingTimeInterval(-availabilityWindow))
         let window = now.timeIntervalSince(start)
         guard window > 0 else { return 1 }
         var covered = 0.0
         var reach = start
-        for update in updates.sorted() {
+        for update in sorted {
             let begin = max(update, reach)
             let end = min(update.addingTimeInterval(freshness), now)
             if end > begin {

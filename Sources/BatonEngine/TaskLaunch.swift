@@ -2,6 +2,7 @@ import BatonCore
 import BatonStore
 import BatonWorker
 import Foundation
+import Synchronization
 
 /// Turns a ready task into the concrete process to start: templates rendered (values quoted
 /// for the shell), environment assembled, paths chosen.
@@ -49,9 +50,23 @@ struct TaskLaunch {
         return try machine.resolve(reference.path)
     }
 
+    /// Parsed templates by their text: the same commands launch again and again (every run,
+    /// every retry), and parsing depends on the text alone. Bounded; cleared when full.
+    static let templates = Mutex<[String: Template]>([:])
+
+    static func template(_ text: String) throws -> Template {
+        if let cached = templates.withLock({ $0[text] }) { return cached }
+        let template = try Template.parse(text)
+        templates.withLock { cache in
+            if cache.count >= 1024 { cache.removeAll(keepingCapacity: true) }
+            cache[text] = template
+        }
+        return template
+    }
+
     func render(_ text: String, quoting: @escaping (String) -> String = { $0 }) throws -> String {
         do {
-            return try Template.parse(text).render(quoting: quoting, resolve: resolve)
+            return try Self.template(text).render(quoting: quoting, resolve: resolve)
         } catch {
             throw RenderError(description: "template error in '\(text)': \(error)")
         }

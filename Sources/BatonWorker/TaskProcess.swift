@@ -334,10 +334,13 @@ public struct TaskProcessRunner: Sendable {
         try? combined.write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
-    func appendLine(_ line: String, to path: String) {
-        guard let handle = FileHandle(forWritingAtPath: path) else { return }
-        handle.seekToEndOfFile()
-        handle.write(Data((line + "\n").utf8))
-        try? handle.close()
+    func appendLine(_ line: String, to path: String) { Self.appendToLog(line, path: path) }
+
+    /// Adds one of Baton's own lines to an attempt's log, creating the log (and its folder) if
+    /// the attempt never got as far as a process.
+    public static func appendToLog(_ line: String, path: String) {
+        guard let descriptor = try? openLog(path) else { return }
+        _ = try? descriptor.writeAll(Array((line + "\n").utf8))
+        try? descriptor.close()
     }
 }
