@@ -127,12 +127,36 @@ public struct AttemptRecord: Sendable, Hashable {
     public var exitCode: Int32?
     public var reason: String?
     public var logPath: String
+    /// Which workers may run it (`queue:` in the task; `default` otherwise).
+    public var queue: String
+    /// The slot pool it counts against, if any (`pool:` in the task).
+    public var pool: String?
+    /// The worker that claimed it, and until when its claim holds without a heartbeat.
+    public var workerID: String?
+    public var leaseExpires: Date?
+    /// When the engine handed it to the queue; `startedAt` is when a worker claimed it.
+    public var queuedAt: Date?
+    /// What a worker needs to run it; present while it is queued or running.
+    public var payload: DispatchPayload?
+    /// The JSON output the worker reported, kept until the engine has applied it.
+    public var output: JSONValue?
+
+    public var key: AttemptKey { AttemptKey(runID: runID, task: task, attempt: attempt) }
 
     public init(
         runID: Int64, task: String, attempt: Int, state: AttemptState = .running, pid: Int32? = nil,
         processStartTicks: Int64? = nil, startedAt: Date, endedAt: Date? = nil, exitCode: Int32? = nil,
-        reason: String? = nil, logPath: String
+        reason: String? = nil, logPath: String, queue: String = "default", pool: String? = nil,
+        workerID: String? = nil, leaseExpires: Date? = nil, queuedAt: Date? = nil, payload: DispatchPayload? = nil,
+        output: JSONValue? = nil
     ) {
+        self.queue = queue
+        self.pool = pool
+        self.workerID = workerID
+        self.leaseExpires = leaseExpires
+        self.queuedAt = queuedAt
+        self.payload = payload
+        self.output = output
         self.runID = runID
         self.task = task
         self.attempt = attempt
@@ -161,6 +185,7 @@ public enum StoreChange: Sendable, Hashable {
     case event(EventRecord)
     /// Forget an earlier cancellation request: the run was cleared to run again.
     case runCleared(runID: Int64)
+    /// Creates an attempt row: usually `queued` with its payload, for a worker to claim.
     case attemptStarted(AttemptRecord)
     case attemptProcess(runID: Int64, task: String, attempt: Int, pid: Int32, startTicks: Int64?)
     case attemptFinished(
@@ -185,7 +210,7 @@ public struct RunQuery: Sendable, Hashable {
 
 /// Persistence for pipelines, runs, task instances and attempts. The store is the single
 /// source of truth: the engine's memory is a cache of it, rebuilt from it after a restart.
-public protocol Store: TokenStore, MetricStore, HandoffStore {
+public protocol Store: TokenStore, MetricStore, HandoffStore, DispatchStore {
     func upsertPipeline(name: String, file: String, spec: PipelineSpec, now: Date) async throws -> PipelineRecord
     func pipelines() async throws -> [PipelineRecord]
     func pipeline(named name: String) async throws -> PipelineRecord?
@@ -201,7 +226,8 @@ public protocol Store: TokenStore, MetricStore, HandoffStore {
     func unfinishedRuns() async throws -> [RunRecord]
     func taskInstances(runID: Int64) async throws -> [TaskInstanceRecord]
     func attempts(runID: Int64, task: String?) async throws -> [AttemptRecord]
-    func runningAttempts() async throws -> [AttemptRecord]
+    /// Attempts queued for a worker or running: what a restarted engine must wait for.
+    func openAttempts() async throws -> [AttemptRecord]
     func requestCancel(runID: Int64) async throws -> Bool
     func cancelRequestedRunIDs() async throws -> [Int64]
 

@@ -130,6 +130,7 @@ public final class SQLiteStore: Store {
         }
         registerHandoffMigrations(&migrator)
         registerMetricsMigrations(&migrator)
+        registerDispatchMigrations(&migrator)
         return migrator
     }
 
@@ -231,7 +232,10 @@ public final class SQLiteStore: Store {
             runID: row["run_id"], task: row["task"], attempt: row["attempt"], state: state, pid: row["pid"],
             processStartTicks: row["process_start_ticks"], startedAt: Date(timeIntervalSince1970: row["started_at"]),
             endedAt: date(row["ended_at"]), exitCode: row["exit_code"], reason: row["reason"],
-            logPath: row["log_path"])
+            logPath: row["log_path"], queue: row["queue"], pool: row["pool"], workerID: row["worker_id"],
+            leaseExpires: date(row["lease_expires"]), queuedAt: date(row["queued_at"]),
+            payload: try (row["payload"] as String?).map { try decode(DispatchPayload.self, $0, table: "attempts") },
+            output: try (row["output"] as String?).map { try decode(JSONValue.self, $0, table: "attempts") })
     }
 
     // Synchronous access on purpose: a single-row transaction costs microseconds, less than a
@@ -380,9 +384,10 @@ public final class SQLiteStore: Store {
         }
     }
 
-    public func runningAttempts() async throws -> [AttemptRecord] {
+    public func openAttempts() async throws -> [AttemptRecord] {
         try syncRead { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM attempts WHERE state = 'running'").map(Self.attempt(from:))
+            try Row.fetchAll(db, sql: "SELECT * FROM attempts WHERE state IN ('queued', 'running') ORDER BY rowid")
+                .map(Self.attempt(from:))
         }
     }
 
@@ -473,13 +478,16 @@ public final class SQLiteStore: Store {
         case .attemptStarted(let attempt):
             try db.cachedStatement(
                 sql: """
-                    INSERT INTO attempts (run_id, task, attempt, state, pid, process_start_ticks, started_at, log_path)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO attempts (run_id, task, attempt, state, pid, process_start_ticks, started_at, log_path,
+                        queue, pool, worker_id, lease_expires, queued_at, payload)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (run_id, task, attempt) DO NOTHING
                     """).execute(
                 arguments: [
                     attempt.runID, attempt.task, attempt.attempt, attempt.state.rawValue, attempt.pid,
                     attempt.processStartTicks, attempt.startedAt.timeIntervalSince1970, attempt.logPath,
+                    attempt.queue, attempt.pool, attempt.workerID, attempt.leaseExpires?.timeIntervalSince1970,
+                    attempt.queuedAt?.timeIntervalSince1970, attempt.payload.map(Self.encode),
                 ])
         case .attemptProcess(let runID, let task, let attempt, let pid, let ticks):
             try db.cachedStatement(
@@ -488,8 +496,8 @@ public final class SQLiteStore: Store {
         case .attemptFinished(let runID, let task, let attempt, let state, let exitCode, let reason, let at):
             try db.cachedStatement(
                 sql: """
-                    UPDATE attempts SET state = ?, exit_code = ?, reason = ?, ended_at = ?
-                    WHERE run_id = ? AND task = ? AND attempt = ? AND state = 'running'
+                    UPDATE attempts SET state = ?, exit_code = ?, reason = ?, ended_at = ?, payload = NULL
+                    WHERE run_id = ? AND task = ? AND attempt = ? AND state IN ('queued', 'running')
                     """).execute(
                 arguments: [state.rawValue, exitCode, reason, at.timeIntervalSince1970, runID, task, attempt])
         }

@@ -39,9 +39,14 @@ public enum RunState: String, Sendable, Hashable, Codable, CaseIterable {
 
 /// The state of one attempt of a task.
 public enum AttemptState: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Handed to the work queue, waiting for a worker to claim it.
+    case queued
     case running, success, failed, timedOut = "timed_out", lost, cancelled, interrupted
     /// Did not start: a required dataset broke its contract (skipped, or waiting for fresh data).
     case skipped, deferred
+
+    /// Queued or running: a worker may still report its end.
+    public var isOpen: Bool { self == .queued || self == .running }
 }
 
 /// What a trigger rule says about a task given its upstream states.
