@@ -271,7 +271,7 @@ extension Engine {
         if policy != .skip { logger.warning("task \(key.task) of run \(key.runID): \(contract.reason)") }
         await finishAttempt(
             key, attempt: attempt, outcome: AttemptOutcome(status: .failedToStart(contract.reason), duration: 0),
-            contract: contract)
+            contract: contract, logPath: logPath)
     }
 
     /// Records which dataset versions a task read, for lineage.

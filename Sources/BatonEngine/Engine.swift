@@ -21,15 +21,29 @@ public struct EngineConfiguration: Sendable {
     public var rescanInterval: Duration
     public var watchFiles: Bool
     public var schedulerEnabled: Bool
+    /// How long a worker's claim on an attempt holds without a heartbeat; after that the
+    /// attempt is declared lost and retried per its policy.
+    public var leaseSeconds: Double
+    /// This process's own worker: its id in claims, and the queues its slots serve.
+    public var workerID: String
+    public var queues: [String]
+    /// Slot limits of named pools (`pool:` in tasks), across all workers.
+    public var pools: [String: Int]
 
     public init(
         pipelinesDirectory: String, dataDirectory: String, slots: Int = ProcessInfo.processInfo.activeProcessorCount,
         maxCatchupRuns: Int = 50, externalCheckInterval: Duration = .milliseconds(200),
-        rescanInterval: Duration = .seconds(10), watchFiles: Bool = true, schedulerEnabled: Bool = true
+        rescanInterval: Duration = .seconds(10), watchFiles: Bool = true, schedulerEnabled: Bool = true,
+        leaseSeconds: Double = 30, workerID: String = "local", queues: [String] = [TaskSpec.defaultQueue],
+        pools: [String: Int] = [:]
     ) {
         self.pipelinesDirectory = pipelinesDirectory
         self.dataDirectory = dataDirectory
-        self.slots = max(1, slots)
+        self.slots = max(0, slots)
+        self.leaseSeconds = leaseSeconds
+        self.workerID = workerID
+        self.queues = queues
+        self.pools = pools
         self.maxCatchupRuns = maxCatchupRuns
         self.externalCheckInterval = externalCheckInterval
         self.rescanInterval = rescanInterval
@@ -52,21 +66,23 @@ struct TaskKey: Hashable, Sendable {
 public actor Engine {
     enum TimerAction: Sendable {
         case schedulerTick(generation: Int)
+        case leaseCheck
         case retry(TaskKey)
         case slaCheck(generation: Int)
         case webhook(url: URL, body: String)
     }
 
-    struct Launch: Sendable {
+    /// An attempt about to enter the work queue, with the task transition that goes with it.
+    struct Dispatch: Sendable {
         var key: TaskKey
-        var attempt: Int
-        var request: AttemptRequest
-        var handle: AttemptHandle
+        var changes: [StoreChange]
+        var attempt: AttemptRecord
+        var checksContracts: Bool
     }
 
     enum WorkItem: Sendable {
-        /// Commit the attempt's start, then run it.
-        case launch(changes: [StoreChange], Launch)
+        /// Check data contracts, then commit the attempts to the work queue.
+        case dispatch([Dispatch])
         /// Commit the attempt's start and record it as failed without a process.
         case failBeforeStart(changes: [StoreChange], key: TaskKey, attempt: Int, logPath: String, reason: String)
         case timer(delay: Double, TimerAction)
@@ -75,7 +91,10 @@ public actor Engine {
     public nonisolated let store: any Store
     public nonisolated let configuration: EngineConfiguration
     nonisolated let logger: Logger
-    nonisolated let runner = TaskProcessRunner()
+    /// This process's slots; nil when it only schedules and remote workers do the work.
+    nonisolated let executor: LocalExecutor?
+    /// Wakes remote workers' long polls when attempts are queued.
+    public nonisolated let workSignal = WorkSignal()
     nonisolated let clock: @Sendable () -> Date
     nonisolated let workStream: AsyncStream<WorkItem>
     nonisolated let work: AsyncStream<WorkItem>.Continuation
@@ -90,9 +109,6 @@ public actor Engine {
     var runs: [Int64: RunRecord] = [:]
     private var waiting: [String: [Int64]] = [:]
     private var readyQueue: Deque<TaskKey> = []
-    private var busySlots = 0
-    private var handles: [TaskKey: AttemptHandle] = [:]
-    private var logPaths: [TaskKey: String] = [:]
     private var lastChangeToken: Int64?
     private var schedulerGeneration = 0
     private var runWaiters: [Int64: [CheckedContinuation<RunState, Never>]] = [:]
@@ -135,6 +151,13 @@ public actor Engine {
         self.baseEnvironment = environment
         self.launchEnvironment = environment
         (workStream, work) = AsyncStream.makeStream(of: WorkItem.self)
+        executor =
+            configuration.slots > 0
+            ? LocalExecutor(
+                store: store, workerID: configuration.workerID, slots: configuration.slots, queues: configuration.queues,
+                leaseSeconds: configuration.leaseSeconds, baseEnvironment: environment, metrics: metrics,
+                logger: logger, clock: clock)
+            : nil
     }
 
     // MARK: - Lifecycle
@@ -154,14 +177,23 @@ public actor Engine {
         // Events stored but not yet acted on (a crash between the two) start their runs now.
         await processEvents()
         await checkSLAs(generation: slaGeneration)
+        await executor?.setPools(configuration.pools)
         pump()
+        work.yield(.timer(delay: leaseCheckInterval, .leaseCheck))
         await withDiscardingTaskGroup { group in
             group.addTask { await self.watchExternalChanges() }
             if configuration.watchFiles { group.addTask { await self.watchPipelineFolder() } }
+            if let executor {
+                group.addTask {
+                    await executor.run(
+                        claimed: { attempts in await self.attemptsClaimed(attempts) },
+                        report: { attempt in await self.attemptReported(attempt) })
+                }
+            }
             for await item in workStream {
                 switch item {
-                case .launch(let changes, let launch):
-                    group.addTask { await self.commitAndExecute(changes, launch) }
+                case .dispatch(let batch):
+                    group.addTask { await self.dispatch(batch) }
                 case .failBeforeStart(let changes, let key, let attempt, let logPath, let reason):
                     group.addTask {
                         await self.failBeforeStart(changes, key: key, attempt: attempt, logPath: logPath, reason: reason)
@@ -182,28 +214,22 @@ public actor Engine {
     /// declared lost (their leftover processes killed) and retried per policy; every
     /// unfinished run continues from its stored state.
     func recover() async throws {
+        let open = try await store.openAttempts()
+        let openByRun = Dictionary(grouping: open, by: \.runID)
         for run in try await store.unfinishedRuns() {
             let instances = try await store.taskInstances(runID: run.id)
-            admitToCache(run, instances: instances)
+            admitToCache(run, instances: instances, openAttempts: openByRun[run.id] ?? [])
         }
-        for attempt in try await store.runningAttempts() {
+        // Attempts whose end a worker reported but the previous engine never applied.
+        for attempt in try await store.unappliedAttempts() { await attemptReported(attempt) }
+        // This process's own slots died with the previous process: those attempts are lost now.
+        // Remote workers' attempts keep running; their leases tell if they are gone.
+        for attempt in open where attempt.state == .running && (attempt.workerID ?? configuration.workerID) == configuration.workerID {
             if let pid = attempt.pid, let ticks = attempt.processStartTicks, ProcessGroup.startTicks(of: pid) == ticks {
                 ProcessGroup.killNow(pid)
             }
-            let reason = "attempt \(attempt.attempt) was lost: the Baton process running it stopped before it finished"
-            var changes: [StoreChange] = [
-                .attemptFinished(
-                    runID: attempt.runID, task: attempt.task, attempt: attempt.attempt, state: .lost, exitCode: nil,
-                    reason: reason, at: clock())
-            ]
-            var effects: [RunStateMachine.Effect] = []
-            if let applied = handle(.attemptFailed(task: attempt.task, reason: reason), runID: attempt.runID) {
-                effects = applied
-                changes += storeChanges(for: effects, runID: attempt.runID)
-            }
-            try await commit(changes)
-            logger.warning("\(reason)", metadata: ["run_id": "\(attempt.runID)", "task": "\(attempt.task)"])
-            await perform(effects, runID: attempt.runID)
+            await declareLost(
+                attempt, reason: "attempt \(attempt.attempt) was lost: the Baton process running it stopped before it finished")
         }
         for runID in machines.keys.sorted() where machines[runID]?.state == .running {
             let effects = handle(.resume, runID: runID) ?? []
@@ -222,8 +248,9 @@ public actor Engine {
     // MARK: - Public operations
 
     /// Sets variables every task gets from now on, such as `BATON_SERVER` and `BATON_TOKEN`.
-    public func setTaskEnvironment(_ variables: [String: String]) {
+    public func setTaskEnvironment(_ variables: [String: String]) async {
         launchEnvironment = baseEnvironment.merging(variables) { _, new in new }
+        await executor?.setBaseEnvironment(launchEnvironment)
     }
 
     /// Live run and task state changes. Each subscriber has a bounded buffer.
@@ -259,7 +286,7 @@ public actor Engine {
             throw RunRequestError("run \(runID) is still \(machines[runID]?.state.rawValue ?? "active"); cancel it or wait for it to end first")
         }
         // A cancelled attempt may still be exiting; its end must not be taken for the new attempt's.
-        guard !handles.keys.contains(where: { $0.runID == runID }) else {
+        if let executor, await executor.isRunning(runID: runID) {
             throw RunRequestError("run \(runID) still has a task process exiting; retry in a moment")
         }
         guard let run = try await store.run(id: runID) else { throw RunRequestError("no run \(runID)") }
@@ -329,7 +356,7 @@ public actor Engine {
     public func loadedPipelines() -> [PipelineRecord] { pipelines.values.sorted { $0.name < $1.name } }
     public func issues() -> [ValidationIssue] { folderIssues }
     public func isRunning() -> Bool { started }
-    public func busySlotCount() -> Int { busySlots }
+    public func busySlotCount() async -> Int { await executor?.busyCount ?? 0 }
     public func queuedTaskCount() -> Int { readyQueue.count }
 
     // MARK: - Pipelines and scheduling
@@ -447,9 +474,16 @@ public actor Engine {
 
     // MARK: - Runs
 
-    private func admitToCache(_ run: RunRecord, instances: [TaskInstanceRecord]) {
+    /// Caches a run. A task with an open attempt (queued for a worker or running) counts as
+    /// running in memory, so the attempt's report, whenever it comes, applies to it.
+    private func admitToCache(_ run: RunRecord, instances: [TaskInstanceRecord], openAttempts: [AttemptRecord] = []) {
         var progress: [String: TaskProgress] = [:]
         for instance in instances { progress[instance.task] = instance.progress }
+        for attempt in openAttempts where progress[attempt.task]?.attempts == attempt.attempt {
+            if let state = progress[attempt.task]?.state, state == .queued || state == .running {
+                progress[attempt.task]?.state = .running
+            }
+        }
         runs[run.id] = run
         machines[run.id] = RunStateMachine(
             spec: run.spec, params: run.params, variables: TaskLaunch.variables(run: run, task: nil, attempt: nil),
@@ -567,7 +601,9 @@ public actor Engine {
                     "task \(task) of run \(runID) will retry (attempt \(attempt)) in \(DurationText.format(seconds))")
                 work.yield(.timer(delay: seconds, .retry(TaskKey(runID: runID, task: task))))
             case .stopAttempt(let task):
-                handles[TaskKey(runID: runID, task: task)]?.stop()
+                if let attempt = machines[runID]?.progress(of: task)?.attempts {
+                    await stopAttempt(AttemptKey(runID: runID, task: task, attempt: attempt))
+                }
             case .runStateChanged(let state) where state.isTerminal:
                 finished = state
             case .runStateChanged(.running):
@@ -604,6 +640,9 @@ public actor Engine {
             await checkSLAs(generation: generation)
         case .webhook(let url, let body):
             await postWebhook(url, body: body)
+        case .leaseCheck:
+            await reapExpiredLeases()
+            work.yield(.timer(delay: leaseCheckInterval, .leaseCheck))
         case .retry(let key):
             guard let effects = handle(.retryDue(task: key.task), runID: key.runID), !effects.isEmpty else { return }
             do {
@@ -616,77 +655,94 @@ public actor Engine {
         }
     }
 
-    // MARK: - Slots
+    // MARK: - Dispatch
 
-    /// Starts ready tasks while slots are free. State changes happen before any suspension, so
-    /// a re-entrant call sees a consistent picture.
+    /// Hands ready tasks to the work queue. State changes happen before any suspension, so a
+    /// re-entrant call sees a consistent picture; the store writes follow in one child task.
     private func pump() {
-        // A cancelled caller means Baton is shutting down: start nothing new.
+        // A cancelled caller means Baton is shutting down: queue nothing new.
         guard started, !Task.isCancelled else { return }
-        while busySlots < configuration.slots, let key = readyQueue.popFirst() {
+        var batch: [Dispatch] = []
+        let now = clock()
+        while let key = readyQueue.popFirst() {
             guard let run = runs[key.runID], let taskSpec = machines[key.runID]?.taskSpec(named: key.task),
                 let effects = handle(.attemptStarted(task: key.task), runID: key.runID), !effects.isEmpty,
                 let machine = machines[key.runID]
             else { continue }
-            // These effects bypass perform(), which publishes the others; without this, event
-            // stream subscribers (the API's /events/stream, the live UI) never saw tasks start.
-            publish(effects, runID: key.runID)
             let attempt = machine.progress(of: key.task)?.attempts ?? 1
             let launch = TaskLaunch(
-                run: run, machine: machine, task: taskSpec, attempt: attempt,
-                dataDirectory: configuration.dataDirectory,
-                baseEnvironment: launchEnvironment)
-            var changes = storeChanges(for: effects, runID: key.runID)
-            let now = clock()
-            changes.append(
-                .attemptStarted(
-                    AttemptRecord(runID: key.runID, task: key.task, attempt: attempt, startedAt: now, logPath: launch.logPath)))
-            busySlots += 1
-            let handle = AttemptHandle()
-            handles[key] = handle
-            logPaths[key] = launch.logPath
-            if let since = readySince.removeValue(forKey: key) {
-                metrics.record(schedulingDelay: ContinuousClock.now - since)
+                run: run, machine: machine, task: taskSpec, attempt: attempt, dataDirectory: configuration.dataDirectory)
+            // The store shows the task queued until a worker claims it; the claim marks it running.
+            let changes = storeChanges(for: effects, runID: key.runID).map { change -> StoreChange in
+                guard case .taskState(let runID, let task, .running, let attempts, let interruptions, let output, let reason, let retryAt, let at) = change
+                else { return change }
+                return .taskState(
+                    runID: runID, task: task, state: .queued, attempts: attempts, interruptions: interruptions,
+                    output: output, reason: reason, retryAt: retryAt, at: at)
             }
+            var record = AttemptRecord(
+                runID: key.runID, task: key.task, attempt: attempt, state: .queued, startedAt: now,
+                logPath: launch.logPath, queue: taskSpec.queue ?? TaskSpec.defaultQueue, pool: taskSpec.pool,
+                queuedAt: now)
             do {
-                let request = try launch.request()
-                work.yield(
-                    .launch(changes: changes, Launch(key: key, attempt: attempt, request: request, handle: handle)))
+                record.payload = try launch.payload(pipelinesDirectory: configuration.pipelinesDirectory)
+                batch.append(Dispatch(key: key, changes: changes, attempt: record, checksContracts: !taskSpec.requires.isEmpty))
             } catch {
+                record.state = .running
                 work.yield(
                     .failBeforeStart(
-                        changes: changes, key: key, attempt: attempt, logPath: launch.logPath, reason: "\(error)"))
+                        changes: changes + [.attemptStarted(record)], key: key, attempt: attempt,
+                        logPath: launch.logPath, reason: "\(error)"))
             }
         }
-        metrics.record(queueDepth: readyQueue.count, busySlots: busySlots)
+        if !batch.isEmpty { work.yield(.dispatch(batch)) }
+        metrics.record(queueDepth: readyQueue.count)
     }
 
-    /// Runs in a child task: the start is durable before the process exists.
-    nonisolated func commitAndExecute(_ changes: [StoreChange], _ launch: Launch) async {
-        do {
-            try await commit(changes)
-        } catch {
-            logger.error("could not record the start of \(launch.key.task) in run \(launch.key.runID): \(error)")
-            await finishAttempt(
-                launch.key, attempt: launch.attempt,
-                outcome: AttemptOutcome(
-                    status: .failedToStart("store error: \(error)"), output: nil, exitCode: nil, duration: 0))
-            return
-        }
-        // Data contracts are checked when the task is about to start, not when the run began:
-        // the data may have become fresh (or stale) while upstream tasks ran.
-        if let task = await taskSpec(launch.key), !task.requires.isEmpty {
+    /// Runs in a child task: data contracts first, then one commit puts the batch in the queue,
+    /// then workers are woken. Nothing is claimable before its contracts held.
+    nonisolated func dispatch(_ batch: [Dispatch]) async {
+        var ready: [Dispatch] = []
+        for item in batch {
+            // Contracts are checked when the task is about to run, not when the run began: the
+            // data may have become fresh (or stale) while upstream tasks ran.
+            guard item.checksContracts, let task = await taskSpec(item.key) else {
+                ready.append(item)
+                continue
+            }
             switch await checkContracts(task) {
             case .violated(let policy, let requirement, let reason):
+                var started = item.attempt
+                started.state = .running
+                started.payload = nil
+                do {
+                    try await commit(item.changes + [.attemptStarted(started)])
+                } catch {
+                    logger.error("could not record the start of \(item.key.task) in run \(item.key.runID): \(error)")
+                }
                 await contractViolated(
-                    launch.key, attempt: launch.attempt, policy: policy, requirement: requirement, reason: reason,
-                    logPath: launch.request.logPath)
-                return
+                    item.key, attempt: item.attempt.attempt, policy: policy, requirement: requirement, reason: reason,
+                    logPath: item.attempt.logPath)
             case .satisfied(let reads):
-                await recordReads(launch.key, reads: reads)
+                await recordReads(item.key, reads: reads)
+                ready.append(item)
             }
         }
-        await execute(launch)
+        guard !ready.isEmpty else { return }
+        do {
+            try await commit(ready.flatMap { $0.changes + [.attemptStarted($0.attempt)] })
+        } catch {
+            for item in ready {
+                logger.error("could not queue \(item.key.task) of run \(item.key.runID): \(error)")
+                await finishAttempt(
+                    item.key, attempt: item.attempt.attempt,
+                    outcome: AttemptOutcome(status: .failedToStart("store error: \(error)"), duration: 0),
+                    logPath: item.attempt.logPath)
+            }
+            return
+        }
+        executor?.wake()
+        workSignal.notify()
     }
 
     func taskSpec(_ key: TaskKey) -> TaskSpec? { runs[key.runID]?.spec.task(named: key.task) }
@@ -702,53 +758,131 @@ public actor Engine {
         }
         await finishAttempt(
             key, attempt: attempt,
-            outcome: AttemptOutcome(status: .failedToStart(reason), output: nil, exitCode: nil, duration: 0))
+            outcome: AttemptOutcome(status: .failedToStart(reason), output: nil, exitCode: nil, duration: 0),
+            logPath: logPath)
     }
 
-    nonisolated func execute(_ launch: Launch) async {
-        let store = self.store
-        let key = launch.key
-        let outcome = await runner.run(launch.request, handle: launch.handle) { pid in
-            try? await store.commit([
-                .attemptProcess(
-                    runID: key.runID, task: key.task, attempt: launch.attempt, pid: pid,
-                    startTicks: ProcessGroup.startTicks(of: pid))
-            ])
+    /// Stops an attempt the engine gave up on (its run was cancelled): this process's own at
+    /// once; a queued or remote one by ending it in the store, which its worker learns at its
+    /// next heartbeat (the lease is no longer its own), and stops it.
+    func stopAttempt(_ key: AttemptKey) async {
+        if let executor, await executor.stop(key) { return }
+        let result = AttemptResult(state: .cancelled, reason: "stopped: its run was cancelled", at: clock())
+        do {
+            _ = try await store.finishAttempt(key, workerID: nil, result: result)
+        } catch {
+            logger.error("could not record the stop of \(key): \(error)")
         }
-        await finishAttempt(key, attempt: launch.attempt, outcome: outcome)
     }
 
-    func finishAttempt(_ key: TaskKey, attempt: Int, outcome: AttemptOutcome, contract: ContractOutcome? = nil) async {
-        busySlots -= 1
-        handles[key] = nil
+    /// Tells live subscribers (the API's event stream, the UI) that workers started attempts.
+    public func attemptsClaimed(_ attempts: [AttemptRecord]) {
+        guard broadcaster.hasSubscribers else { return }
+        let now = clock()
+        for attempt in attempts {
+            guard let pipeline = runs[attempt.runID]?.pipeline else { continue }
+            broadcaster.publish(
+                EngineEvent(
+                    kind: .task, runID: attempt.runID, pipeline: pipeline, task: attempt.task,
+                    state: TaskState.running.rawValue, reason: nil, at: now))
+        }
+    }
+
+    /// Applies the end of an attempt that a worker reported (already recorded in the store),
+    /// once: a report for an attempt the engine no longer waits for is ignored.
+    public func attemptReported(_ attempt: AttemptRecord) async {
+        let key = TaskKey(runID: attempt.runID, task: attempt.task)
+        guard let progress = machines[attempt.runID]?.progress(of: attempt.task), progress.state == .running,
+            progress.attempts == attempt.attempt, !attempt.state.isOpen
+        else { return }
+        let seconds = (attempt.endedAt ?? clock()).timeIntervalSince(attempt.startedAt)
         if let run = runs[key.runID] {
             metrics.taskFinished(
-                pipeline: run.pipeline, owner: run.owner, state: outcome.succeeded ? "success" : "failed",
-                seconds: outcome.duration)
+                pipeline: run.pipeline, owner: run.owner, state: attempt.state == .success ? "success" : "failed",
+                seconds: seconds)
         }
-        var attemptState: AttemptState
-        switch outcome.status {
-        case .succeeded: attemptState = .success
-        case .timedOut: attemptState = .timedOut
-        case .stopped: attemptState = .cancelled
-        case .interrupted: attemptState = .interrupted
-        default: attemptState = .failed
+        if let queuedAt = attempt.queuedAt {
+            metrics.record(schedulingDelay: .milliseconds(Int64(max(0, attempt.startedAt.timeIntervalSince(queuedAt)) * 1000)))
         }
-        var event: RunStateMachine.Event
-        switch outcome.status {
-        case .succeeded: event = .attemptSucceeded(task: key.task, output: outcome.output)
-        case .interrupted: event = .attemptInterrupted(task: key.task, reason: outcome.reason ?? "interrupted")
-        default: event = .attemptFailed(task: key.task, reason: outcome.reason ?? "failed")
+        let event: RunStateMachine.Event
+        switch attempt.state {
+        case .success: event = .attemptSucceeded(task: key.task, output: attempt.output)
+        case .interrupted: event = .attemptInterrupted(task: key.task, reason: attempt.reason ?? "interrupted")
+        default: event = .attemptFailed(task: key.task, reason: attempt.reason ?? attempt.state.rawValue)
         }
+        let quiet = attempt.state == .success || attempt.state == .interrupted || attempt.state == .cancelled
+        await conclude(
+            key, attempt: attempt.attempt, event: event, changes: [], succeeded: attempt.state == .success,
+            output: attempt.output, warning: quiet ? nil : (attempt.reason ?? attempt.state.rawValue),
+            logTail: quiet ? nil : await logTail(attempt))
+    }
+
+    /// Ends an attempt whose worker is gone, and retries the task per its policy.
+    func declareLost(_ attempt: AttemptRecord, reason: String) async {
+        let result = AttemptResult(state: .lost, reason: reason, at: clock())
+        do {
+            guard try await store.finishAttempt(attempt.key, workerID: attempt.workerID, result: result) else { return }
+        } catch {
+            logger.error("could not record the loss of \(attempt.key): \(error)")
+            return
+        }
+        var ended = attempt
+        ended.state = .lost
+        ended.reason = reason
+        ended.endedAt = result.at
+        await attemptReported(ended)
+    }
+
+    var leaseCheckInterval: Double { max(0.2, min(configuration.leaseSeconds / 2, 10)) }
+
+    /// The safety net for workers that died: their leases ran out.
+    func reapExpiredLeases() async {
+        do {
+            for attempt in try await store.expiredAttempts(now: clock()) {
+                let worker = attempt.workerID ?? "unknown"
+                await declareLost(
+                    attempt,
+                    reason:
+                        "attempt \(attempt.attempt) was lost: worker \(worker) stopped renewing its lease (expired \(Self.format(attempt.leaseExpires ?? clock())))"
+                )
+            }
+            for attempt in try await store.unappliedAttempts() { await attemptReported(attempt) }
+        } catch {
+            logger.error("could not check the leases of running tasks: \(error)")
+        }
+    }
+
+    /// Records an attempt's end that the engine itself decided (it could not start, or a data
+    /// contract stopped it), together with its task's transition.
+    func finishAttempt(
+        _ key: TaskKey, attempt: Int, outcome: AttemptOutcome, contract: ContractOutcome? = nil, logPath: String
+    ) async {
+        var attemptState = outcome.result(at: clock()).state
+        var event: RunStateMachine.Event =
+            outcome.succeeded
+            ? .attemptSucceeded(task: key.task, output: outcome.output)
+            : .attemptFailed(task: key.task, reason: outcome.reason ?? "failed")
         if let contract {
             attemptState = contract.attemptState
             event = contract.event
         }
-        var changes: [StoreChange] = [
+        let reason = contract?.reason ?? outcome.reason
+        let changes: [StoreChange] = [
             .attemptFinished(
                 runID: key.runID, task: key.task, attempt: attempt, state: attemptState, exitCode: outcome.exitCode,
-                reason: contract?.reason ?? outcome.reason, at: clock())
+                reason: reason, at: clock())
         ]
+        await conclude(
+            key, attempt: attempt, event: event, changes: changes, succeeded: false, output: nil,
+            warning: contract == nil ? reason : nil, logTail: contract == nil ? Self.lastLogLine(logPath) : nil)
+    }
+
+    /// Applies an attempt's end to its run and commits it with `changes` in one transaction.
+    private func conclude(
+        _ key: TaskKey, attempt: Int, event: RunStateMachine.Event, changes: [StoreChange], succeeded: Bool,
+        output: JSONValue?, warning: String?, logTail: String?
+    ) async {
+        var changes = changes
         var effects: [RunStateMachine.Effect] = []
         if let applied = handle(event, runID: key.runID) {
             effects = applied
@@ -757,22 +891,15 @@ public actor Engine {
         // A producing task's dataset updates commit with its success, so consumers never see
         // one without the other.
         var produced = false
-        if outcome.succeeded, contract == nil, let run = runs[key.runID], let taskSpec = run.spec.task(named: key.task),
-            !taskSpec.produces.isEmpty
-        {
-            changes += datasetChanges(run: run, task: taskSpec, output: outcome.output)
+        if succeeded, let run = runs[key.runID], let taskSpec = run.spec.task(named: key.task), !taskSpec.produces.isEmpty {
+            changes += datasetChanges(run: run, task: taskSpec, output: output)
             produced = true
         }
-        switch outcome.status {
-        case .succeeded, .stopped, .interrupted:
-            break
-        default:
-            var message = "task \(key.task) of run \(key.runID) attempt \(attempt) \(outcome.reason ?? "failed")"
-            if let lastLine = logPaths[key].flatMap(Self.lastLogLine) { message += ": \(lastLine)" }
-            logger.warning(
-                "\(message)", metadata: ["run_id": "\(key.runID)", "task": "\(key.task)"])
+        if let warning {
+            var message = "task \(key.task) of run \(key.runID) attempt \(attempt) \(warning)"
+            if let logTail { message += ": \(logTail)" }
+            logger.warning("\(message)", metadata: ["run_id": "\(key.runID)", "task": "\(key.task)"])
         }
-        logPaths[key] = nil
         do {
             try await commit(changes)
         } catch {
@@ -782,13 +909,24 @@ public actor Engine {
         if produced { await processEvents() }
     }
 
+    /// The last line of an attempt's log, from its file here or the copy a remote worker sent.
+    nonisolated func logTail(_ attempt: AttemptRecord) async -> String? {
+        if let line = Self.lastLogLine(attempt.logPath) { return line }
+        guard let data = try? await store.attemptLog(attempt.key, from: 0, limit: 16 * 1024 * 1024) else { return nil }
+        return Self.lastLine(of: data.suffix(2048))
+    }
+
     /// The last non-empty line of a failed attempt's log, so the console says why at a glance.
     static func lastLogLine(_ path: String) -> String? {
         guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
         defer { try? handle.close() }
         let size = (try? handle.seekToEnd()) ?? 0
         try? handle.seek(toOffset: size > 2048 ? size - 2048 : 0)
-        let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+        return lastLine(of: handle.readDataToEndOfFile())
+    }
+
+    static func lastLine(of data: Data) -> String? {
+        let text = String(decoding: data, as: UTF8.self)
         guard let line = text.split(whereSeparator: \.isNewline).last(where: { !$0.allSatisfy(\.isWhitespace) }) else {
             return nil
         }

@@ -10,10 +10,9 @@ struct EngineMetrics: Sendable {
     let schedulingDelay = Metrics.Timer(label: "baton_scheduling_delay_seconds")
     let storeLatency = Metrics.Timer(label: "baton_store_commit_seconds")
 
-    func record(queueDepth depth: Int, busySlots busy: Int) {
-        queueDepth.record(depth)
-        busySlots.record(busy)
-    }
+    func record(queueDepth depth: Int) { queueDepth.record(depth) }
+
+    func record(busySlots busy: Int) { busySlots.record(busy) }
 
     func record(slots count: Int) { slots.record(count) }
 

@@ -12,7 +12,8 @@ struct TaskLaunch {
     let task: TaskSpec
     let attempt: Int
     let dataDirectory: String
-    let baseEnvironment: [String: String]
+    /// Empty for queued attempts: the worker supplies its own environment.
+    var baseEnvironment: [String: String] = [:]
 
     static let maxInputsBytes = 1024 * 1024
 
@@ -112,5 +113,15 @@ struct TaskLaunch {
         return AttemptRequest(
             arguments: arguments, environment: environment, workingDirectory: workdir, logPath: logPath,
             outputPath: outputPath, timeout: timeoutOverride ?? task.timeout)
+    }
+
+    /// What goes into the work queue: the request with only the variables Baton adds (the
+    /// worker merges them over its own environment).
+    func payload(pipelinesDirectory: String) throws -> DispatchPayload {
+        let request = try request()
+        return DispatchPayload(
+            pipeline: run.pipeline, arguments: request.arguments, environment: request.environment,
+            workingDirectory: request.workingDirectory, pipelinesDirectory: pipelinesDirectory,
+            timeout: request.timeout, maxOutputBytes: request.maxOutputBytes, maxLogBytes: request.maxLogBytes)
     }
 }

@@ -87,7 +87,7 @@ func sampleRun(_ spec: PipelineSpec, key: String = "2026-11-25T10:00:00Z", at da
         #expect(attempts.first?.state == .success)
         #expect(try await reopened.run(id: run.id)?.state == .running)
         #expect(try await reopened.unfinishedRuns().map(\.id) == [run.id])
-        #expect(try await reopened.runningAttempts().isEmpty)
+        #expect(try await reopened.openAttempts().isEmpty)
     }
 
     @Test func aFinishedAttemptIsNotReopenedByALateUpdate() async throws {

@@ -172,6 +172,12 @@ public struct TaskSpec: Sendable, Hashable, Codable {
     public var produces: [String] = []
     /// Datasets this task reads, with the contract they must meet before it starts.
     public var requires: [DatasetRequirement] = []
+    /// Only workers serving this queue run the task (`default` when nil).
+    public var queue: String?
+    /// A named pool whose slot limit the task counts against, across all workers.
+    public var pool: String?
+
+    public static let defaultQueue = "default"
 
     public static let defaultRetryDelay: Double = 10
     public static let defaultRetryBackoff: Double = 2
@@ -199,7 +205,7 @@ public struct TaskSpec: Sendable, Hashable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case name, command, env, workdir, needs, retries, retryDelay, retryBackoff, maxRetryDelay, timeout
-        case triggerRule, when, produces, requires
+        case triggerRule, when, produces, requires, queue, pool
     }
 
     // By hand, like PipelineSpec: fields added later default when absent.
@@ -219,6 +225,8 @@ public struct TaskSpec: Sendable, Hashable, Codable {
         when = try container.decodeIfPresent(String.self, forKey: .when)
         produces = try container.decodeIfPresent([String].self, forKey: .produces) ?? []
         requires = try container.decodeIfPresent([DatasetRequirement].self, forKey: .requires) ?? []
+        queue = try container.decodeIfPresent(String.self, forKey: .queue)
+        pool = try container.decodeIfPresent(String.self, forKey: .pool)
     }
 
     /// Seconds to wait before attempt `nextAttempt` (2 for the first retry).

@@ -17,7 +17,7 @@ public struct PipelineParser {
     ]
     static let taskKeys = [
         "run", "env", "workdir", "needs", "retries", "retry_delay", "retry_backoff", "max_retry_delay", "timeout",
-        "trigger_rule", "when", "description", "produces", "requires",
+        "trigger_rule", "when", "description", "produces", "requires", "queue", "pool",
     ]
     static let requirementKeys = ["dataset", "max_staleness", "schema", "on_violation", "wait_timeout"]
     static let triggerKeys = ["event", "filter"]
@@ -27,6 +27,13 @@ public struct PipelineParser {
         "logical_date", "data_interval_start", "data_interval_end", "run_id", "pipeline", "task", "attempt", "ds",
         "ts", "event",
     ]
+    /// Queue and pool names: short identifiers, since they appear in flags and URLs.
+    public static func isValidWorkName(_ text: String) -> Bool {
+        guard let first = text.unicodeScalars.first, text.count <= 64, first.properties.isAlphabetic, first.isASCII
+        else { return false }
+        return text.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "_-.".unicodeScalars.contains($0)) }
+    }
+
     static func isValidPipelineName(_ text: String) -> Bool {
         guard let first = text.unicodeScalars.first, first != ".", first != "-" else { return false }
         return text.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "_.-".unicodeScalars.contains($0)) }
@@ -430,6 +437,16 @@ public struct PipelineParser {
             }
         }
         if let node = fields["workdir"] { task.workdir = string(node, field: "\(field).workdir") }
+        for (key, assign) in [("queue", { (value: String) in task.queue = value }), ("pool", { task.pool = $0 })] {
+            guard let node = fields[key], let value = string(node, field: "\(field).\(key)") else { continue }
+            if Self.isValidWorkName(value) {
+                assign(value)
+            } else {
+                error(
+                    node, field: "\(field).\(key)",
+                    "'\(value)' is not a valid \(key) name: use letters, digits, '_', '-' and '.', starting with a letter (for example `gpu`)")
+            }
+        }
         if let node = fields["description"] { _ = string(node, field: "\(field).description") }
         if let needsNode = fields["needs"] {
             if let scalar = needsNode.scalar {
