@@ -42,7 +42,7 @@ let package = Package(
         .target(
             name: "BatonWorker",
             dependencies: [
-                "BatonCore",
+                "BatonCore", "BatonAPI",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -25,6 +25,12 @@ public struct BatonClient: Sendable {
         public var code: String?
         public var message: String
         public var description: String { message }
+
+        public init(status: Int? = nil, code: String? = nil, message: String) {
+            self.status = status
+            self.code = code
+            self.message = message
+        }
     }
 
     public func get<T: Decodable>(_ path: String, as type: T.Type) async throws(ClientError) -> T {
@@ -41,18 +47,39 @@ public struct BatonClient: Sendable {
         return try await send("POST", path, body: data, as: type)
     }
 
-    func send<T: Decodable>(_ method: String, _ path: String, body: Data?, as type: T.Type) async throws(ClientError) -> T {
+    /// A POST with a JSON body, waiting up to `timeout` seconds (long polls need more than 30).
+    public func post<T: Decodable>(_ path: String, body: some Encodable, timeout: Double, as type: T.Type)
+        async throws(ClientError) -> T
+    {
+        let data: Data
+        do {
+            data = try APICoding.encoder().encode(body)
+        } catch {
+            throw ClientError(message: "cannot encode the request: \(error)")
+        }
+        return try await send("POST", path, body: data, timeout: timeout, as: type)
+    }
+
+    /// A POST of raw bytes (a log chunk).
+    public func post<T: Decodable>(_ path: String, bytes: Data, as type: T.Type) async throws(ClientError) -> T {
+        try await send("POST", path, body: bytes, contentType: "application/octet-stream", as: type)
+    }
+
+    func send<T: Decodable>(
+        _ method: String, _ path: String, body: Data?, contentType: String = "application/json", timeout: Double = 30,
+        as type: T.Type
+    ) async throws(ClientError) -> T {
         guard let url = URL(string: baseURL.absoluteString + path) else {
             throw ClientError(message: "bad path \(path)")
         }
         var request = URLRequest(url: url)
         request.httpMethod = method
-        request.timeoutInterval = 30
+        request.timeoutInterval = timeout
         request.setValue("application/json", forHTTPHeaderField: "Accept")
         if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
         if let body {
             request.httpBody = body
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.setValue(contentType, forHTTPHeaderField: "Content-Type")
         }
         let data: Data
         let response: URLResponse

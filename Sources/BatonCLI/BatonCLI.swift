@@ -16,7 +16,7 @@ public struct BatonCommand: AsyncParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [
-            UpCommand.self, ServerCommand.self, ValidateCommand.self, PipelinesCommand.self, TriggerCommand.self, RunsCommand.self,
+            UpCommand.self, ServerCommand.self, WorkerCommand.self, ValidateCommand.self, PipelinesCommand.self, TriggerCommand.self, RunsCommand.self,
             RunCommand.self, LogsCommand.self, CancelCommand.self, BackfillCommand.self, PauseCommand.self,
             UnpauseCommand.self, TokensCommand.self, EventsCommand.self, CatalogCommand.self, MetricsCommand.self,
         ]

@@ -21,6 +21,8 @@ struct StoreOptions: ParsableArguments {
         db ?? ProcessInfo.processInfo.environment["BATON_DB"] ?? ".baton/baton.db"
     }
 
+    var isPostgres: Bool { databasePath.hasPrefix("postgres://") || databasePath.hasPrefix("postgresql://") }
+
     var dataDirectory: String {
         let path = dataDir ?? (databasePath as NSString).deletingLastPathComponent
         return URL(fileURLWithPath: path.isEmpty ? "." : path).standardizedFileURL.path

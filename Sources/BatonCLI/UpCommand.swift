@@ -72,8 +72,20 @@ struct ServeOptions: ParsableArguments {
     @OptionGroup var store: StoreOptions
     @OptionGroup var folder: PipelinesFolderOption
 
-    @Option(help: "Tasks that may run at once (default: the number of CPU cores).")
+    @Option(help: "Tasks that may run at once in this process (default: the number of CPU cores; 0: only remote workers run tasks).")
     var slots: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(name: .customLong("queue"), help: ArgumentHelp("A queue this process's slots serve (repeatable; default: default).", valueName: "name"))
+    var queues: [String] = []
+
+    @Option(name: .customLong("pool"), help: ArgumentHelp("The slot limit of a pool, across all workers, like warehouse=2 (repeatable).", valueName: "name=slots"))
+    var poolLimits: [String] = []
+
+    @Option(help: ArgumentHelp("How long a worker's claim on a task holds without a heartbeat; then the attempt is lost and retried.", valueName: "duration"))
+    var lease: String = "30s"
+
+    @Option(help: ArgumentHelp("How the other servers reach this one when it leads (default: http://HOST:PORT).", valueName: "url"))
+    var advertise: String?
 
     @Option(help: "Most missed intervals created per pipeline when catching up.")
     var maxCatchup: Int = 50
@@ -110,13 +122,35 @@ struct ServeOptions: ParsableArguments {
         } catch let error as DurationText.ParseError {
             throw ValidationError("--metrics-retention: \(error.description)")
         }
-        guard slots >= 1 else { throw ValidationError("--slots must be at least 1") }
+        guard slots >= 0 else { throw ValidationError("--slots must be 0 or more") }
+        _ = try parsedPools()
+        for queue in queues where !PipelineParser.isValidWorkName(queue) {
+            throw ValidationError("--queue '\(queue)' is not a queue name: use letters, digits, '_', '-' and '.', starting with a letter")
+        }
+        do {
+            guard try DurationText.seconds(lease) >= 1 else { throw ValidationError("--lease '\(lease)' is too short; use at least 1s") }
+        } catch let error as DurationText.ParseError {
+            throw ValidationError("--lease: \(error.description)")
+        }
         guard maxCatchup >= 1 else { throw ValidationError("--max-catchup must be at least 1") }
         guard (0...65535).contains(port) else { throw ValidationError("--port \(port) is not a port number (0-65535)") }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level '\(logLevel)' is not one of trace, debug, info, warning, error")
         }
         if auth && insecure { throw ValidationError("--auth and --insecure contradict each other; pick one") }
+    }
+
+    /// `--pool name=slots` as a table; the first error names the flag's value and the fix.
+    func parsedPools() throws -> [String: Int] {
+        var pools: [String: Int] = [:]
+        for entry in poolLimits {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, PipelineParser.isValidWorkName(parts[0]), let size = Int(parts[1]), size >= 1 else {
+                throw ValidationError("--pool '\(entry)' must be NAME=SLOTS with SLOTS at least 1, like warehouse=2")
+            }
+            pools[parts[0]] = size
+        }
+        return pools
     }
 
     var requireAuth: Bool {
@@ -139,11 +173,15 @@ struct ServeOptions: ParsableArguments {
         }
         let sqlite = try store.openStore()
         let metrics = MetricsRegistry.shared
+        let shownHost = host.contains(":") ? "[\(host)]" : host
+        let advertised = advertise ?? "http://\(host == "0.0.0.0" || host == "::" ? ProcessInfo.processInfo.hostName : shownHost):\(port)"
         let engine = Engine(
             store: sqlite,
             configuration: EngineConfiguration(
                 pipelinesDirectory: folder.pipelines, dataDirectory: store.dataDirectory, slots: slots,
-                maxCatchupRuns: maxCatchup),
+                maxCatchupRuns: maxCatchup, leaseSeconds: (try? DurationText.seconds(lease)) ?? 30,
+                workerID: localWorkerID, queues: queues.isEmpty ? [TaskSpec.defaultQueue] : queues,
+                pools: try parsedPools()),
             logger: logger)
         let initial = PipelineRepository.load(directory: folder.pipelines)
         logger.info(
@@ -154,7 +192,7 @@ struct ServeOptions: ParsableArguments {
         let serverConfiguration = ServerConfiguration(host: host, port: port, requireAuth: requireAuth)
         let context = ServerContext(
             store: sqlite, engine: engine, configuration: serverConfiguration, metrics: metrics,
-            pipelinesDirectory: folder.pipelines)
+            pipelinesDirectory: folder.pipelines, leadership: Leadership(advertisedURL: advertised))
         let host = self.host
         let authNote = requireAuth
             ? "API tokens required (create one with `baton tokens create --team T --role operator`)"
@@ -175,7 +213,9 @@ struct ServeOptions: ParsableArguments {
         let group = ServiceGroup(
             configuration: .init(
                 services: [
-                    .init(service: EngineService(engine: engine)),
+                    .init(
+                        service: LeaderElectionService(
+                            engine: engine, store: sqlite, leadership: context.leadership!, logger: logger)),
                     .init(service: application),
                     .init(
                         service: MetricsRetentionService(
@@ -189,6 +229,13 @@ struct ServeOptions: ParsableArguments {
             throw CLIError("\(error)")
         }
         withExtendedLifetime(lock) {}
+    }
+
+    /// The id of this process's own slots in claims. One process holds a SQLite database, so a
+    /// fixed id lets a restart recognise its predecessor's attempts as lost at once; replicas
+    /// sharing PostgreSQL each need their own (the others' expire with their leases).
+    var localWorkerID: String {
+        store.isPostgres ? "\(ProcessInfo.processInfo.hostName)-\(getpid())-local" : "local"
     }
 }
 

@@ -113,6 +113,8 @@ public actor Engine {
     private var schedulerGeneration = 0
     private var runWaiters: [Int64: [CheckedContinuation<RunState, Never>]] = [:]
     private var started = false
+    /// Set once this engine schedules (it leads); a follower only keeps its pipelines current.
+    private var leading = false
     /// The environment every task starts from: this process's, plus how tasks reach this server
     /// (set once it listens). Merged once here rather than on every launch.
     var launchEnvironment: [String: String]
@@ -166,6 +168,7 @@ public actor Engine {
     public func run() async throws {
         try FileManager.default.createDirectory(
             atPath: configuration.dataDirectory + "/tmp", withIntermediateDirectories: true)
+        leading = true
         metrics.record(slots: configuration.slots)
         // Read the change counter before recovering, so a run another process writes from now
         // on is noticed by the first check. Read after recover() and the pipeline load, a run
@@ -208,6 +211,17 @@ public actor Engine {
             }
             group.cancelAll()
         }
+    }
+
+    /// Keeps the pipelines and catalog current for the API and UI of a server that does not
+    /// lead (another replica schedules), until the calling task is cancelled.
+    public func follow() async {
+        await reloadPipelines()
+        guard configuration.watchFiles else {
+            while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+            return
+        }
+        await watchPipelineFolder()
     }
 
     /// Finishes work that a previous process left behind: attempts that were running are
@@ -414,7 +428,7 @@ public actor Engine {
     }
 
     func schedulerTick(generation: Int) async {
-        guard generation == schedulerGeneration, configuration.schedulerEnabled else { return }
+        guard generation == schedulerGeneration, configuration.schedulerEnabled, leading else { return }
         let now = clock()
         var nextWake = now.addingTimeInterval(60)
         for name in pipelines.keys.sorted() {

@@ -39,11 +39,14 @@ public struct ServerContext: Sendable {
     public let metrics: MetricsRegistry
     public let pipelinesDirectory: String
     public let startedAt: Date
+    /// Whether this replica schedules; nil for a server that always does (one process).
+    public let leadership: Leadership?
 
     public init(
         store: any Store, engine: Engine, configuration: ServerConfiguration, metrics: MetricsRegistry,
-        pipelinesDirectory: String
+        pipelinesDirectory: String, leadership: Leadership? = nil
     ) {
+        self.leadership = leadership
         self.store = store
         self.engine = engine
         self.configuration = configuration
@@ -62,12 +65,16 @@ public enum BatonHTTP {
         router.add(middleware: RequestMetricsMiddleware())
         HealthRoutes.register(on: router, context: context)
         router.add(middleware: AuthMiddleware(context: context))
+        if let leadership = context.leadership {
+            router.add(middleware: LeaderForwardingMiddleware(leadership: leadership, maxBodyBytes: context.configuration.maxBodyBytes))
+        }
         MetricsRoutes.register(on: router, context: context)
         PipelineRoutes.register(on: router, context: context)
         RunRoutes.register(on: router, context: context)
         EventRoutes.register(on: router, context: context)
         CatalogRoutes.register(on: router, context: context)
         TokenRoutes.register(on: router, context: context)
+        WorkerRoutes.register(on: router, context: context)
         MetricsAPIRoutes.register(on: router, context: context)
         OpenAPIRoutes.register(on: router)
         WebUI.register(on: router, context: context)

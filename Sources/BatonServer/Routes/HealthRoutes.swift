@@ -17,8 +17,12 @@ enum HealthRoutes {
             } catch {
                 problems.append("store unreachable: \(error)")
             }
-            if await !context.engine.isRunning() { problems.append("scheduler not running yet") }
-            if problems.isEmpty { return APIResponse.json(["status": "ready"]) }
+            // A follower is ready when it serves: another replica schedules.
+            let follows = context.leadership.map { !$0.isLeader } ?? false
+            if !follows, await !context.engine.isRunning() { problems.append("scheduler not running yet") }
+            if problems.isEmpty {
+                return APIResponse.json(["status": "ready", "role": follows ? "follower" : "leader"])
+            }
             return APIResponse.json(["status": "not_ready", "problems": problems.joined(separator: "; ")], status: .serviceUnavailable)
         }
     }

@@ -142,14 +142,14 @@ enum RunRoutes {
             guard format == "json" || format == "text" else {
                 throw APIError.badRequest("'\(format)' is not a log format; use json or text", field: "format")
             }
-            let chunk = LogReader.read(path: attempt.logPath, offset: offset, limit: limit, tailLines: tail)
+            let chunk = await LogReader.read(attempt, store: context.store, offset: offset, limit: limit, tailLines: tail)
             if format == "text" || (request.headers[.accept] ?? "").hasPrefix("text/plain") {
                 return APIResponse.text(chunk.content)
             }
             return APIResponse.json(
                 APILogChunk(
                     attempt: attempt.attempt, offset: chunk.offset, next_offset: chunk.nextOffset, size: chunk.size,
-                    complete: attempt.state != .running, content: chunk.content))
+                    complete: !attempt.state.isOpen, content: chunk.content))
         }
 
         group.get(":run/tasks/:task/logs/stream") { request, requestContext -> Response in
@@ -161,7 +161,7 @@ enum RunRoutes {
                 var offset = start
                 var idleRounds = 0
                 while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                    let chunk = LogReader.read(path: attempt.logPath, offset: offset, limit: 256 * 1024, tailLines: nil)
+                    let chunk = await LogReader.read(attempt, store: store, offset: offset, limit: 256 * 1024, tailLines: nil)
                     if !chunk.content.isEmpty {
                         try await writer.send(event: "log", data: chunk.content, id: String(chunk.nextOffset))
                         offset = chunk.nextOffset
@@ -169,7 +169,7 @@ enum RunRoutes {
                         continue
                     }
                     let current = try await store.attempts(runID: run.id, task: task).first { $0.attempt == attempt.attempt }
-                    if current?.state != .running {
+                    if !(current?.state.isOpen ?? false) {
                         try await writer.send(event: "end", data: current?.state.rawValue ?? "unknown", id: nil)
                         return
                     }
@@ -289,19 +289,36 @@ enum LogReader {
         guard let handle = FileHandle(forReadingAtPath: path) else { return Chunk(content: "", offset: 0, nextOffset: 0, size: 0) }
         defer { try? handle.close() }
         let size = Int((try? handle.seekToEnd()) ?? 0)
+        return read(size: size, offset: offset, limit: limit, tailLines: tailLines) { start, length in
+            try? handle.seek(toOffset: UInt64(start))
+            return handle.readData(ofLength: length)
+        }
+    }
+
+    /// An attempt's log: the file where this server ran it, else the copy a remote worker
+    /// streamed into the store.
+    static func read(_ attempt: AttemptRecord, store: any Store, offset: Int, limit: Int, tailLines: Int?) async -> Chunk {
+        if FileManager.default.fileExists(atPath: attempt.logPath) {
+            return read(path: attempt.logPath, offset: offset, limit: limit, tailLines: tailLines)
+        }
+        guard let data = try? await store.attemptLog(attempt.key, from: 0, limit: attempt.payload?.maxLogBytes ?? (64 << 20))
+        else { return Chunk(content: "", offset: 0, nextOffset: 0, size: 0) }
+        return read(size: data.count, offset: offset, limit: limit, tailLines: tailLines) { start, length in
+            Data(data[data.startIndex + start..<data.startIndex + start + length])
+        }
+    }
+
+    static func read(size: Int, offset: Int, limit: Int, tailLines: Int?, bytes: (Int, Int) -> Data) -> Chunk {
         if let tailLines {
             let window = min(size, max(limit, 64 * 1024))
-            try? handle.seek(toOffset: UInt64(size - window))
-            let data = handle.readDataToEndOfFile()
-            let text = String(decoding: data, as: UTF8.self)
+            let text = String(decoding: bytes(size - window, window), as: UTF8.self)
             var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
             if lines.last == "" { lines.removeLast() }
             let kept = lines.suffix(tailLines).joined(separator: "\n") + (lines.isEmpty ? "" : "\n")
             return Chunk(content: kept, offset: size - kept.utf8.count, nextOffset: size, size: size)
         }
         let start = min(offset, size)
-        try? handle.seek(toOffset: UInt64(start))
-        var data = handle.readData(ofLength: min(limit, size - start))
+        var data = bytes(start, min(limit, size - start))
         // Never cut a UTF-8 sequence in half: stop before an incomplete trailing character.
         while let last = data.last, last & 0xC0 == 0x80 || last >= 0xC0, data.count > 0 {
             let leadIndex = data.lastIndex { $0 & 0xC0 != 0x80 } ?? data.startIndex

@@ -74,7 +74,7 @@ enum TaskPage {
                 \(PipelinePage.factList(facts))</div>
                 \(Layout.card("Command", id: "command", "<pre class=\"command\">\(Format.command(spec.command))</pre>"))
                 \(output)
-                \(logCard(run: run, task: task, attempts: attempts, selected: selected, now: now))
+                \(await logCard(run: run, task: task, attempts: attempts, selected: selected, now: now, store: ui.store))
                 """,
             live: .run(runID),
             refreshURL: UIPath.task(run: runID, task: task, attempt: requested.flatMap(Int.init)))
@@ -102,8 +102,9 @@ enum TaskPage {
             """
     }
 
-    static func logCard(run: RunRecord, task: String, attempts: [AttemptRecord], selected: AttemptRecord?, now: Date)
-        -> HTML
+    static func logCard(
+        run: RunRecord, task: String, attempts: [AttemptRecord], selected: AttemptRecord?, now: Date, store: any Store
+    ) async -> HTML
     {
         guard let selected else {
             return Layout.card(
@@ -128,9 +129,9 @@ enum TaskPage {
                 : "took \(Format.duration(selected.duration))")
         if let code = selected.exitCode { details.append("exit code \(code)") }
 
-        let probe = LogReader.read(path: selected.logPath, offset: Int.max, limit: 1, tailLines: nil)
+        let probe = await LogReader.read(selected, store: store, offset: Int.max, limit: 1, tailLines: nil)
         let start = max(0, probe.size - logWindow)
-        let chunk = LogReader.read(path: selected.logPath, offset: start, limit: logWindow, tailLines: nil)
+        let chunk = await LogReader.read(selected, store: store, offset: start, limit: logWindow, tailLines: nil)
         var content = chunk.content
         var cut: HTML = .empty
         if start > 0 {
@@ -142,11 +143,11 @@ enum TaskPage {
         let raw = "\(api)?attempt=\(selected.attempt)&format=text"
         var stream: HTML = .empty
         var status: HTML = .empty
-        if selected.state == .running {
+        if selected.state.isOpen {
             stream = " data-stream=\"\(api)/stream?attempt=\(selected.attempt)&offset=\(chunk.nextOffset)\""
             status = "<span class=\"log-status\" id=\"log-status\">following live…</span>"
         }
-        let body: HTML = content.isEmpty && selected.state != .running
+        let body: HTML = content.isEmpty && !selected.state.isOpen
             ? "<pre class=\"log\" id=\"log\" tabindex=\"0\" aria-label=\"Log of attempt \(selected.attempt)\"\(stream)><span class=\"muted\">(empty log)</span></pre>"
             : "<pre class=\"log\" id=\"log\" tabindex=\"0\" aria-label=\"Log of attempt \(selected.attempt)\"\(stream)>\(content)</pre>"
         let reason: HTML = selected.reason.map { "<p class=\"attempt-reason\">\($0)</p>" } ?? .empty

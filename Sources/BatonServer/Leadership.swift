@@ -1,0 +1,175 @@
+import BatonAPI
+import BatonEngine
+import BatonStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// Which replica schedules. Several servers may share one PostgreSQL database; exactly one of
+/// them (the holder of the store's leader lock) runs the scheduler and the work queue's engine.
+/// The others serve reads themselves and forward every change to the leader.
+public final class Leadership: Sendable {
+    /// How other servers reach this one (`--advertise`).
+    public let advertisedURL: String
+    private let state = Mutex<(isLeader: Bool, leaderURL: String?)>((false, nil))
+
+    public init(advertisedURL: String) {
+        self.advertisedURL = advertisedURL
+    }
+
+    public var isLeader: Bool { state.withLock { $0.isLeader } }
+    public var leaderURL: String? { state.withLock { $0.isLeader ? advertisedURL : $0.leaderURL } }
+
+    func becameLeader() { state.withLock { $0 = (true, nil) } }
+    func follow(_ url: String?) { state.withLock { $0 = (false, url) } }
+
+    static let metaKey = "leader"
+}
+
+/// Campaigns for leadership: runs the engine while this server leads, keeps the pipelines
+/// current while it follows. A leader that finds its hold gone stops the process (its engine
+/// must not act beside the new leader's); the supervisor restarts it as a follower.
+public struct LeaderElectionService: Service {
+    let engine: Engine
+    let store: any Store
+    let leadership: Leadership
+    let logger: Logger
+    let checkInterval: Duration
+
+    public init(
+        engine: Engine, store: any Store, leadership: Leadership, logger: Logger, checkInterval: Duration = .seconds(1)
+    ) {
+        self.engine = engine
+        self.store = store
+        self.leadership = leadership
+        self.logger = logger
+        self.checkInterval = checkInterval
+    }
+
+    public struct LeadershipLost: Error, CustomStringConvertible {
+        public var description: String {
+            "this server lost the leader lock (its database connection dropped); stopping so that only the new leader schedules"
+        }
+    }
+
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            let following = Task { await engine.follow() }
+            defer { following.cancel() }
+            var announced: String?
+            while !Task.isCancelled {
+                if try await store.tryLead() {
+                    following.cancel()
+                    await following.value
+                    try await lead()
+                    return
+                }
+                let leader = try? await store.meta(Leadership.metaKey)
+                if leader != announced {
+                    logger.info("following the leader at \(leader ?? "(none yet)")")
+                    announced = leader
+                }
+                leadership.follow(leader)
+                try? await Task.sleep(for: checkInterval)
+            }
+        }
+    }
+
+    private func lead() async throws {
+        try await store.setMeta(Leadership.metaKey, leadership.advertisedURL)
+        leadership.becameLeader()
+        logger.info("this server leads: it schedules runs and hands out tasks (\(leadership.advertisedURL))")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await engine.run() }
+            group.addTask {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: checkInterval)
+                    guard try await store.tryLead() else { throw LeadershipLost() }
+                }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+}
+
+/// On a server that does not lead, sends every change (anything but GET and HEAD) to the
+/// leader and relays its answer, so clients and workers may talk to any replica.
+struct LeaderForwardingMiddleware: RouterMiddleware {
+    let leadership: Leadership
+    let maxBodyBytes: Int
+
+    func handle(
+        _ request: Request, context: BatonRequestContext, next: (Request, BatonRequestContext) async throws -> Response
+    ) async throws -> Response {
+        let path = request.uri.path
+        guard !leadership.isLeader, request.method != .get, request.method != .head, path != "/login", path != "/logout"
+        else {
+            return try await next(request, context)
+        }
+        guard let leader = leadership.leaderURL, let url = URL(string: leader + request.uri.description) else {
+            throw APIError(
+                .serviceUnavailable, code: "no_leader",
+                "no Baton server leads yet (a new leader takes over within seconds); retry shortly")
+        }
+        var request = request
+        let body = try await request.collectBody(upTo: maxBodyBytes + WorkerProtocol.maxLogChunkBytes)
+        var forwarded = URLRequest(url: url)
+        forwarded.httpMethod = request.method.rawValue
+        // Long polls of workers wait up to 30 s on the leader.
+        forwarded.timeoutInterval = WorkerProtocol.maxWaitSeconds + 15
+        for field in request.headers where Self.forwardedRequestHeaders.contains(field.name.canonicalName) {
+            forwarded.addValue(field.value, forHTTPHeaderField: field.name.rawName)
+        }
+        forwarded.httpBody = Data(body.readableBytesView)
+        let data: Data
+        let response: URLResponse
+        do {
+            (data, response) = try await ForwardingSession.shared.data(for: forwarded)
+        } catch {
+            throw APIError(
+                .serviceUnavailable, code: "leader_unreachable",
+                "the leading server at \(leader) does not answer (\(error.localizedDescription)); retry shortly")
+        }
+        guard let http = response as? HTTPURLResponse else {
+            throw APIError(.badGateway, code: "bad_gateway", "the leading server at \(leader) sent no HTTP answer")
+        }
+        var headers = HTTPFields()
+        for (name, value) in http.allHeaderFields {
+            guard let name = name as? String, let value = value as? String,
+                Self.relayedResponseHeaders.contains(name.lowercased()), let field = HTTPField.Name(name)
+            else { continue }
+            headers[field] = value
+        }
+        headers[.init("X-Baton-Forwarded-To")!] = leader
+        return Response(
+            status: .init(code: http.statusCode), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static let forwardedRequestHeaders: Set<String> = [
+        "authorization", "content-type", "accept", "cookie", "origin", "referer", "sec-fetch-site", "user-agent",
+    ]
+    static let relayedResponseHeaders: Set<String> = ["content-type", "location", "set-cookie", "retry-after"]
+}
+
+/// A URLSession that hands redirects back to the client instead of following them (the UI's
+/// forms answer 303 See Other).
+final class ForwardingSession: NSObject, URLSessionTaskDelegate, Sendable {
+    static let shared: URLSession = URLSession(
+        configuration: .ephemeral, delegate: ForwardingSession(), delegateQueue: nil)
+
+    func urlSession(
+        _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+        newRequest request: URLRequest, completionHandler: @escaping @Sendable (URLRequest?) -> Void
+    ) {
+        completionHandler(nil)
+    }
+}
