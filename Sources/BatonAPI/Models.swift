@@ -81,10 +81,16 @@ public struct APIAttempt: Codable, Sendable, Hashable {
     public var duration_seconds: Double?
     public var exit_code: Int32?
     public var reason: String?
+    public var queue: String?
+    public var pool: String?
+    public var worker: String?
 
     public init(_ attempt: AttemptRecord) {
         self.attempt = attempt.attempt
         state = attempt.state.rawValue
+        queue = attempt.queue
+        pool = attempt.pool
+        worker = attempt.workerID
         started_at = attempt.startedAt
         ended_at = attempt.endedAt
         duration_seconds = (attempt.endedAt ?? Date()).timeIntervalSince(attempt.startedAt)

@@ -322,24 +322,29 @@ struct LogsCommand: AsyncParsableCommand {
             chosen = attempts.last!
         }
         var offset: UInt64 = 0
-        func drain() {
-            guard let handle = FileHandle(forReadingAtPath: chosen.logPath) else { return }
-            defer { try? handle.close() }
-            try? handle.seek(toOffset: offset)
-            let data = handle.readDataToEndOfFile()
-            offset += UInt64(data.count)
-            FileHandle.standardOutput.write(data)
+        // The file where this machine ran the attempt, else the copy a remote worker sent.
+        func drain() async throws {
+            if let handle = FileHandle(forReadingAtPath: chosen.logPath) {
+                defer { try? handle.close() }
+                try? handle.seek(toOffset: offset)
+                let data = handle.readDataToEndOfFile()
+                offset += UInt64(data.count)
+                FileHandle.standardOutput.write(data)
+            } else if let data = try await sqlite.attemptLog(chosen.key, from: Int(offset), limit: 64 << 20) {
+                offset += UInt64(data.count)
+                FileHandle.standardOutput.write(data)
+            }
         }
-        drain()
+        try await drain()
         guard follow else { return }
         while true {
             let current = try await sqlite.attempts(runID: id, task: task).first { $0.attempt == chosen.attempt }
-            if current?.state != .running {
-                drain()
+            if !(current?.state.isOpen ?? false) {
+                try await drain()
                 return
             }
             try await Task.sleep(for: .milliseconds(200))
-            drain()
+            try await drain()
         }
     }
 

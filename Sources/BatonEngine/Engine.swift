@@ -806,6 +806,11 @@ public actor Engine {
     /// once: a report for an attempt the engine no longer waits for is ignored.
     public func attemptReported(_ attempt: AttemptRecord) async {
         let key = TaskKey(runID: attempt.runID, task: attempt.task)
+        // A finished attempt may free a pool slot that queued attempts wait for.
+        if attempt.pool != nil {
+            executor?.wake()
+            workSignal.notify()
+        }
         guard let progress = machines[attempt.runID]?.progress(of: attempt.task), progress.state == .running,
             progress.attempts == attempt.attempt, !attempt.state.isOpen
         else { return }
