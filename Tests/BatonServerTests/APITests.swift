@@ -528,7 +528,7 @@ struct APIRobustnessTests {
             #expect(try health.object() as? [String: String] == ["status": "ok"])
             let ready = try await server.get("/readyz")
             #expect(ready.status == 200)
-            #expect(try ready.object() as? [String: String] == ["status": "ready"])
+            #expect(try ready.object() as? [String: String] == ["status": "ready", "role": "leader"])
         }
     }
 

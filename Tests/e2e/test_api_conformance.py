@@ -294,7 +294,7 @@ def test_extra_fields_are_rejected_by_the_schemas():
 
 def test_health_probes(server):
     assert conform(server.get("/healthz"), "get", "/healthz").json() == {"status": "ok"}
-    assert conform(server.get("/readyz"), "get", "/readyz").json() == {"status": "ready"}
+    assert conform(server.get("/readyz"), "get", "/readyz").json() == {"status": "ready", "role": "leader"}
 
 
 def test_pipelines(server, data):
@@ -864,11 +864,103 @@ def test_auth_statuses(tmp_path):
 # -- coverage of the document ------------------------------------------------------------------
 
 
+WORKER_PIPELINE = """
+name: remote
+tasks:
+  produce:
+    queue: e2e-remote
+    run: echo produced
+  consume:
+    needs: [produce]
+    queue: e2e-remote
+    run: echo consumed {{ tasks.produce.output.rows }}
+"""
+
+
+def test_worker_protocol(tmp_path):
+    """The remote-worker protocol as `baton worker` speaks it: claim, heartbeat, log, finish,
+    and the refusals, against a server whose own slots do not serve the task's queue."""
+    folder = write_pipelines(tmp_path / "pipelines", {"remote": WORKER_PIPELINE})
+    state = tmp_path / "state"
+    state.mkdir()
+    db = state / "baton.db"
+    created = subprocess.run(
+        [BINARY, "tokens", "create", "--team", "qa", "--role", "viewer", "--db", str(db)],
+        capture_output=True, text=True, timeout=30)
+    assert created.returncode == 0, created.stderr
+    viewer = created.stdout.strip()
+    created = subprocess.run(
+        [BINARY, "tokens", "create", "--team", "qa", "--role", "operator", "--db", str(db)],
+        capture_output=True, text=True, timeout=30)
+    operator = created.stdout.strip()
+    server = start_baton(folder, root=state, args=("--auth", "--lease", "30s"))
+    try:
+        claim = "/api/v1/workers/claim"
+        body = {"worker": "e2e-w", "queues": ["e2e-remote"], "slots": 2, "wait_seconds": 0}
+        assert conform(server.post(claim, body), "post", claim).status == 401
+        assert conform(server.post(claim, body, token=viewer), "post", claim).status == 403
+        empty = conform(server.post(claim, body, token=operator), "post", claim).json()
+        assert empty["attempts"] == [] and empty["lease_seconds"] == 30
+        bad = conform(server.post(claim, {**body, "slots": 0}, token=operator), "post", claim)
+        assert bad.status == 400 and bad.json()["error"]["field"] == "slots"
+        run = server.post("/api/v1/runs", {"pipeline": "remote"}, token=operator).json()
+        # A long poll returns as soon as the engine queues the task.
+        started = time.monotonic()
+        claimed = conform(server.post(claim, {**body, "wait_seconds": 10}, token=operator), "post", claim).json()
+        assert time.monotonic() - started < 5
+        assert [(a["run_id"], a["task"], a["attempt"]) for a in claimed["attempts"]] == [(run["id"], "produce", 1)]
+        payload = claimed["attempts"][0]["payload"]
+        assert payload["arguments"][-1] == "echo produced" and payload["environment"]["BATON_TASK"] == "produce"
+        key = {"run_id": run["id"], "task": "produce", "attempt": 1}
+        beat = "/api/v1/workers/heartbeat"
+        assert conform(server.post(beat, {"worker": "e2e-w", "attempts": [key]}, token=operator), "post", beat).json()["revoked"] == []
+        assert conform(server.post(beat, {"worker": "other", "attempts": [key]}, token=operator), "post", beat).json()["revoked"] == [key]
+        assert conform(server.post(beat, {"worker": ""}, token=operator), "post", beat).status == 400
+        assert conform(server.post(beat, {"worker": "e2e-w", "attempts": []}), "post", beat).status == 401
+        assert conform(server.post(beat, {"worker": "e2e-w", "attempts": []}, token=viewer), "post", beat).status == 403
+        log = "/api/v1/workers/attempts/{run}/{task}/{attempt}/log"
+        base = f"/api/v1/workers/attempts/{run['id']}/produce/1"
+        octet = {"Content-Type": "application/octet-stream"}
+        sent = server.request("POST", f"{base}/log?worker=e2e-w&offset=0", body=b"line one\n", token=operator, headers=octet)
+        assert conform(sent, "post", log).json() == {"size": 9}
+        again = server.request("POST", f"{base}/log?worker=e2e-w&offset=5", body=b"one\nline two\n", token=operator, headers=octet)
+        assert conform(again, "post", log).json() == {"size": 18}, "a retried chunk's overlap is skipped"
+        gap = server.request("POST", f"{base}/log?worker=e2e-w&offset=99", body=b"x", token=operator, headers=octet)
+        assert conform(gap, "post", log).status == 409
+        stranger = server.request("POST", f"{base}/log?worker=other", body=b"x", token=operator, headers=octet)
+        assert conform(stranger, "post", log).status == 409
+        assert conform(server.request("POST", f"{base}/log", body=b"x", token=operator, headers=octet), "post", log).status == 400
+        missing = server.request("POST", f"/api/v1/workers/attempts/{run['id']}/produce/7/log?worker=e2e-w", body=b"x", token=operator, headers=octet)
+        assert conform(missing, "post", log).status == 404
+        big = server.request("POST", f"{base}/log?worker=e2e-w&offset=18", body=b"x" * (1024 * 1024 + 1), token=operator, headers=octet)
+        assert conform(big, "post", log).status == 413
+        assert conform(server.request("POST", f"{base}/log?worker=e2e-w", body=b"x", headers=octet), "post", log).status == 401
+        assert conform(server.request("POST", f"{base}/log?worker=e2e-w", body=b"x", token=viewer, headers=octet), "post", log).status == 403
+        finish = "/api/v1/workers/attempts/{run}/{task}/{attempt}/finish"
+        report = {"worker": "e2e-w", "state": "success", "exit_code": 0, "output": {"rows": 41}}
+        assert conform(server.post(f"{base}/finish", {**report, "state": "lost"}, token=operator), "post", finish).status == 400
+        assert conform(server.post(f"{base}/finish", {**report, "worker": "other"}, token=operator), "post", finish).json() == {"accepted": False}
+        assert conform(server.post(f"{base}/finish", report), "post", finish).status == 401
+        assert conform(server.post(f"{base}/finish", report, token=viewer), "post", finish).status == 403
+        assert conform(server.post(f"{base}/finish", report, token=operator), "post", finish).json() == {"accepted": True}
+        assert conform(server.post(f"{base}/finish", report, token=operator), "post", finish).json() == {"accepted": False}, "once"
+        # The engine applied the report at once: the downstream task is queued, with the output.
+        nxt = conform(server.post(claim, {**body, "wait_seconds": 10}, token=operator), "post", claim).json()["attempts"]
+        assert [a["task"] for a in nxt] == ["consume"]
+        assert nxt[0]["payload"]["arguments"][-1] == "echo consumed 41"
+        logs = server.get(f"/api/v1/runs/{run['id']}/tasks/produce/logs?format=text", token=operator)
+        assert logs.status == 200 and logs.text == "line one\nline two\n"
+        attempts = server.get(f"/api/v1/runs/{run['id']}/tasks/produce/attempts", token=operator).json()["items"]
+        assert attempts[0]["worker"] == "e2e-w" and attempts[0]["queue"] == "e2e-remote" and attempts[0]["state"] == "success"
+    finally:
+        server.stop()
+
+
 def test_every_documented_route_answers(server, data):
     """No dead paths: each documented operation is routed (a real request does not get the
     router's `no route` 404)."""
     run = data["etl"]["id"]
-    values = {"pipeline": "etl", "run": str(run), "task": "extract", "token": "unknown", "event": "unknown", "dataset": "unknown"}
+    values = {"pipeline": "etl", "run": str(run), "task": "extract", "token": "unknown", "event": "unknown", "dataset": "unknown", "attempt": "1"}
     for template, item in SPEC["paths"].items():
         path = re.sub(r"\{([^}]+)\}", lambda match: values[match.group(1)], template)
         for method in METHODS:
