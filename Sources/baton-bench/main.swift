@@ -14,6 +14,7 @@ import Synchronization
 ///   swift run -c release baton-bench [chain40|fanout1000|all] [--slots N] [--repeat N]
 ///   swift build -c release && .build/release/baton-bench api [--idle SECONDS]
 ///   .build/release/baton-bench events
+///   .build/release/baton-bench scale [--tasks 10000] [--workers 4] [--worker-slots 2] [--postgres URL]
 ///
 /// CHAIN40: 40 chained tasks running `true`; wall time and per-task overhead.
 /// FANOUT1000: 1000 independent `true` tasks and one join; wall time and tasks per second.
@@ -128,6 +129,10 @@ func median(_ values: [Double]) -> Double {
     return sorted[sorted.count / 2]
 }
 
+if CommandLine.arguments.dropFirst().first == "scale" {
+    try await ScaleBenchmark.run(arguments: Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
+}
 let options = Options(CommandLine.arguments)
 let temporaryRoots = Mutex<[String]>([])
 defer {
