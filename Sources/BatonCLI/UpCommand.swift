@@ -173,8 +173,6 @@ struct ServeOptions: ParsableArguments {
         }
         let sqlite = try store.openStore()
         let metrics = MetricsRegistry.shared
-        let shownHost = host.contains(":") ? "[\(host)]" : host
-        let advertised = advertise ?? "http://\(host == "0.0.0.0" || host == "::" ? ProcessInfo.processInfo.hostName : shownHost):\(port)"
         let engine = Engine(
             store: sqlite,
             configuration: EngineConfiguration(
@@ -192,7 +190,7 @@ struct ServeOptions: ParsableArguments {
         let serverConfiguration = ServerConfiguration(host: host, port: port, requireAuth: requireAuth)
         let context = ServerContext(
             store: sqlite, engine: engine, configuration: serverConfiguration, metrics: metrics,
-            pipelinesDirectory: folder.pipelines, leadership: Leadership(advertisedURL: advertised))
+            pipelinesDirectory: folder.pipelines, leadership: Leadership(advertisedURL: advertise))
         let host = self.host
         let authNote = requireAuth
             ? "API tokens required (create one with `baton tokens create --team T --role operator`)"
@@ -205,6 +203,8 @@ struct ServeOptions: ParsableArguments {
             logger.info("web UI and API on http://\(shown):\(port) (\(authNote))")
             // Tasks reach this server through the `baton` CLI or plain HTTP with these.
             let reachable = ServerConfiguration.isLoopback(host) || host == "0.0.0.0" || host == "::" ? "127.0.0.1" : shown
+            let wildcard = host == "0.0.0.0" || host == "::"
+            context.leadership?.listening(at: "http://\(wildcard ? ProcessInfo.processInfo.hostName : shown):\(port)")
             var variables = ["BATON_SERVER": "http://\(reachable):\(port)"]
             if let taskToken { variables["BATON_TOKEN"] = taskToken }
             variables.merge(cliEnvironment()) { _, new in new }

@@ -17,19 +17,36 @@ import Synchronization
 /// them (the holder of the store's leader lock) runs the scheduler and the work queue's engine.
 /// The others serve reads themselves and forward every change to the leader.
 public final class Leadership: Sendable {
-    /// How other servers reach this one (`--advertise`).
-    public let advertisedURL: String
-    private let state = Mutex<(isLeader: Bool, leaderURL: String?)>((false, nil))
+    private struct State {
+        var isLeader = false
+        var leaderURL: String?
+        /// How other servers reach this one (`--advertise`, or the address it listens on).
+        var advertisedURL: String?
+    }
 
-    public init(advertisedURL: String) {
-        self.advertisedURL = advertisedURL
+    private let state: Mutex<State>
+
+    /// `advertisedURL` nil: set by `listening(at:)` once the port is known (`--port 0`).
+    public init(advertisedURL: String?) {
+        state = Mutex(State(advertisedURL: advertisedURL))
     }
 
     public var isLeader: Bool { state.withLock { $0.isLeader } }
-    public var leaderURL: String? { state.withLock { $0.isLeader ? advertisedURL : $0.leaderURL } }
+    public var leaderURL: String? { state.withLock { $0.isLeader ? $0.advertisedURL : $0.leaderURL } }
+    public var advertisedURL: String? { state.withLock { $0.advertisedURL } }
 
-    func becameLeader() { state.withLock { $0 = (true, nil) } }
-    func follow(_ url: String?) { state.withLock { $0 = (false, url) } }
+    /// Records where this server listens, unless `--advertise` named an address.
+    public func listening(at url: String) {
+        state.withLock { if $0.advertisedURL == nil { $0.advertisedURL = url } }
+    }
+
+    func becameLeader() { state.withLock { $0.isLeader = true } }
+    func follow(_ url: String?) {
+        state.withLock {
+            $0.isLeader = false
+            $0.leaderURL = url
+        }
+    }
 
     static let metaKey = "leader"
 }
@@ -84,9 +101,13 @@ public struct LeaderElectionService: Service {
     }
 
     private func lead() async throws {
-        try await store.setMeta(Leadership.metaKey, leadership.advertisedURL)
+        // Followers forward to the published address: it must be the real one, known once the
+        // server listens.
+        while leadership.advertisedURL == nil { try await Task.sleep(for: .milliseconds(10)) }
+        let address = leadership.advertisedURL ?? ""
+        try await store.setMeta(Leadership.metaKey, address)
         leadership.becameLeader()
-        logger.info("this server leads: it schedules runs and hands out tasks (\(leadership.advertisedURL))")
+        logger.info("this server leads: it schedules runs and hands out tasks (\(address))")
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await engine.run() }
             group.addTask {

@@ -164,9 +164,11 @@ enum ScaleBenchmark {
         guard let id = (try JSONSerialization.jsonObject(with: data) as? [String: Any])?["id"] as? Int else {
             throw BenchError("could not trigger \(pipeline): \(String(decoding: data, as: UTF8.self))")
         }
+        // The run list carries no task table: polling the run itself would fetch 10,000 tasks.
         while true {
-            let (body, _) = try await URLSession.shared.data(from: URL(string: url + "/api/v1/runs/\(id)")!)
-            let state = (try JSONSerialization.jsonObject(with: body) as? [String: Any])?["state"] as? String
+            let (body, _) = try await URLSession.shared.data(from: URL(string: url + "/api/v1/runs?pipeline=\(pipeline)&limit=1")!)
+            let items = (try JSONSerialization.jsonObject(with: body) as? [String: Any])?["items"] as? [[String: Any]]
+            let state = items?.first(where: { $0["id"] as? Int == id })?["state"] as? String
             if state == "success" { return (Int64(id), seconds(ContinuousClock.now - start)) }
             if state == "failed" || state == "cancelled" { throw BenchError("run \(id) of \(pipeline) \(state ?? "")") }
             try await Task.sleep(for: .milliseconds(20))
