@@ -267,7 +267,7 @@ class _Formula:
         T, F = _Formula.TRUE, _Formula.FALSE
         if when_true == when_false:
             return when_true
-        test = ("cond", condition)
+        test = ("cond", condition.key())
         if when_true == T and when_false == F:
             return test
         if when_true == F and when_false == T:
@@ -280,33 +280,32 @@ class _Formula:
         return parts[0] if len(parts) == 1 else ("or", parts[0], parts[1])
 
     @staticmethod
-    def render(formula):
+    def render(formula, conditions):
+        """Baton condition text; `conditions` maps each test's key to the Condition."""
         kind = formula[0]
         if kind == "cond":
-            return formula[1].render()
+            return conditions[formula[1]].render()
         if kind == "not":
-            inner = formula[1]
-            text = _Formula.render(inner)
-            return f"not {text}" if inner[0] == "cond" and inner[1].op == "truthy" else f"not ({text})"
-        left, right = _Formula.render(formula[1]), _Formula.render(formula[2])
-        if formula[0] == "and":
-            return f"{_Formula.group(formula[1], left)} and {_Formula.group(formula[2], right)}"
-        return f"{_Formula.group(formula[1], left)} or {_Formula.group(formula[2], right)}"
+            return f"not {_Formula.group(formula[1], conditions)}"
+        joiner = " and " if kind == "and" else " or "
+        return joiner.join(_Formula.group(part, conditions) for part in formula[1:])
 
     @staticmethod
-    def group(formula, text):
-        if formula[0] == "cond" and formula[1].op == "truthy":
-            return text
-        return f"({text})"
+    def group(formula, conditions):
+        """Parenthesized unless it is a bare truth test (or `not` of one)."""
+        text = _Formula.render(formula, conditions)
+        atomic = formula[0] == "cond" and conditions[formula[1]].op == "truthy"
+        negated_atomic = formula[0] == "not" and formula[1][0] == "cond" and conditions[formula[1][1]].op == "truthy"
+        return text if atomic or negated_atomic else f"({text})"
 
     @staticmethod
-    def values(formula, into):
+    def values(formula, into, conditions):
         kind = formula[0]
         if kind == "cond":
-            into.extend(formula[1].values())
+            into.extend(conditions[formula[1]].values())
         elif kind in ("not", "and", "or"):
             for part in formula[1:]:
-                _Formula.values(part, into)
+                _Formula.values(part, into, conditions)
         return into
 
 
@@ -324,6 +323,7 @@ class Recording:
         order = []
         node_calls = {}
         node_conditions = {}
+        conditions = {}
         tested = set()
         for trace in traces:
             tested |= trace.tested
@@ -338,6 +338,7 @@ class Recording:
                         "decisions each time", fix="do not use random numbers, the clock or other changing state "
                         "in the pipeline function itself", filename=filename, lineno=lineno)
                 node_conditions[prefix] = condition
+                conditions.setdefault(condition.key(), condition)
             for call in trace.calls:
                 node_calls.setdefault(call.prefix, set()).add(call.name)
                 if call.name not in first:
@@ -372,14 +373,14 @@ class Recording:
             f = formula(name, ())
             if f != _Formula.TRUE:
                 whens[name] = f
-                for value in _Formula.values(f, []):
+                for value in _Formula.values(f, [], conditions):
                     if isinstance(value, TaskResult) and value._call.name not in needs[name]:
                         needs[name].append(value._call.name)
 
         for trace in traces:
             self._barriers(trace, needs)
 
-        return [(name, first[name], needs[name], _Formula.render(whens[name]) if name in whens else None,
+        return [(name, first[name], needs[name], _Formula.render(whens[name], conditions) if name in whens else None,
                  name in whens, name in tested) for name in order]
 
     @staticmethod

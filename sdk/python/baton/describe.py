@@ -213,6 +213,13 @@ def main(argv=None):
     parser.add_argument("file")
     parser.add_argument("--output", help="write the answer here instead of stdout")
     arguments = parser.parse_args(argv)
+    if arguments.output:
+        # Baton stops a describe that runs too long with its whole process group, so whatever
+        # the file's code started goes too.
+        try:
+            os.setpgrp()
+        except OSError:
+            pass
     if not os.path.isfile(arguments.file):
         print(f"baton.describe: no such file: {arguments.file}", file=sys.stderr)
         return 2
