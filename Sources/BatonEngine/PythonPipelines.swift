@@ -175,6 +175,8 @@ enum PythonPipelines {
                         value: settings.interpreter, fix: "install python3 (3.9 or newer), or set BATON_PYTHON to the interpreter to use"))
             }
             var environment = settings.environment
+            // Tasks run with the interpreter as Baton names it, resolved on the worker's PATH.
+            environment["BATON_PYTHON_COMMAND"] = settings.interpreter
             if let sdk = settings.sdkPath {
                 environment["PYTHONPATH"] = [sdk, environment["PYTHONPATH"]].compactMap { $0 }.filter { !$0.isEmpty }
                     .joined(separator: ":")

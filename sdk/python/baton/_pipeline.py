@@ -307,7 +307,8 @@ def build_spec(pipeline, name, source_file=None):
     for task_name, call, needs, when, has_when, tested in recording.tasks():
         task_options = dict(call.options)
         entry = {"run": [_template_literal(part) for part in
-                         (sys.executable, "-m", "baton.run", source_file, call.task.target())]}
+                         (_interpreter(), "-m", "baton.run", _file_argument(source_file, task_options.get("workdir")),
+                          call.task.target())]}
         call_json = json.dumps({"task": task_name, "args": call.args, "kwargs": call.kwargs, "wrap": tested},
                                sort_keys=True, ensure_ascii=False)
         env = {"BATON_PYTHON_CALL": _template_literal(call_json)}
@@ -350,6 +351,24 @@ def build_spec(pipeline, name, source_file=None):
         tasks[task_name] = entry
     spec["tasks"] = tasks
     return spec, locations
+
+
+def _interpreter():
+    """The interpreter tasks run with: the one Baton reads files with, as Baton names it
+    (`python3` is then found on the worker's PATH), else this one."""
+    return os.environ.get("BATON_PYTHON_COMMAND") or sys.executable
+
+
+def _file_argument(source_file, workdir):
+    """The pipeline file as the task process finds it from its working directory: relative,
+    so the command reads well and still works where the pipelines folder lives elsewhere."""
+    folder = os.path.dirname(source_file)
+    if workdir is None:
+        return os.path.basename(source_file)
+    if "{{" in workdir:
+        return source_file
+    directory = workdir if os.path.isabs(workdir) else os.path.normpath(os.path.join(folder, workdir))
+    return os.path.relpath(source_file, directory)
 
 
 def _task_python_path():

@@ -40,7 +40,7 @@ def test_data_flow_becomes_needs_and_references(tmp_path):
     assert call["kwargs"] == {"label": "both"}
     assert call_of(tasks["extract_2"])["kwargs"] == {"source": "shop"}
     run = tasks["extract"]["run"]
-    assert run[1:3] == ["-m", "baton.run"] and run[3] == path and run[4].endswith(":extract")
+    assert run[1:4] == ["-m", "baton.run", "etl.py"] and run[4] == "_baton_pipeline_etl:extract"
 
 
 def test_a_step_whose_result_is_unused_orders_the_calls_after_it(tmp_path):
