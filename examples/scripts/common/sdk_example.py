@@ -93,8 +93,3 @@ def atomic_write_json(path: Path, value) -> None:
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def environment_for_children() -> dict:
-    """The task's environment for a child process it starts (argv, never a shell)."""
-    return dict(os.environ)
