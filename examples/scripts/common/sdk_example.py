@@ -8,7 +8,6 @@ both versions run side by side in one Baton without touching each other's files.
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
