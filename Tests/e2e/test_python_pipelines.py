@@ -110,6 +110,17 @@ PIPELINES = {
         def raises():
             divide(prepare())
     ''',
+    "literal.py": '''
+        from baton import dag, task
+
+        @task
+        def echo(text, who):
+            return {"text": text, "who": who}
+
+        @dag(params={"who": "world"})
+        def literal(who):
+            echo("h\u00e9llo\u2028w\u00f6rld \U0001F600 {{ x }} $(id) `id` 'q'", who)
+    ''',
     "broken.py": '''
         from baton import dag, task
 
@@ -167,7 +178,7 @@ def log_of(server, run_id, task, attempt=None):
 def test_the_good_files_load_next_to_a_broken_one(server):
     names = {item["name"] for item in server.get("/api/v1/pipelines").json()["items"]}
     assert {"flow_data", "flaky", "announce", "on_event", "produce_orders", "consume_orders",
-            "raises"} <= names
+            "raises", "literal"} <= names
     assert "broken" not in names
     log = server.log()
     assert "broken.py:7:1: error: ValueError: could not convert string to float: 'high'" in log
@@ -199,6 +210,16 @@ def test_results_pass_between_tasks(server):
     edges = {(edge["from"], edge["to"]) for edge in detail["graph"]["edges"]}
     assert edges == {("extract", "total"), ("extract_2", "total"), ("total", "report")}
     assert pipeline["file"].endswith("flow_data.py")
+
+
+def test_literals_and_params_arrive_exactly_as_written(server):
+    """Text goes from the pipeline file through Baton's spec and the task's environment
+    unchanged: template braces stay text, and nothing passes through a shell."""
+    hostile = "x; rm -rf ~ $(id) `id` {{ params.who }}"
+    run = run_of(server, trigger(server, "literal", {"who": hostile}))
+    assert run["state"] == "success", run
+    assert task_of(run, "echo")["output"] == {
+        "text": "h\u00e9llo\u2028w\u00f6rld \U0001F600 {{ x }} $(id) `id` 'q'", "who": hostile}
 
 
 def test_a_failing_attempt_is_retried(server):

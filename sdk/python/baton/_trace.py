@@ -345,9 +345,11 @@ class Recording:
                     first[call.name] = call
                     order.append(call.name)
                 elif first[call.name].signature() != call.signature():
+                    lines = sorted({first[call.name].lineno, call.lineno})
                     raise PipelineDefinitionError(
-                        f"task '{call.name}' is called with different arguments or options depending on an `if` "
-                        f"(line {first[call.name].lineno} and line {call.lineno})",
+                        f"task '{call.name}' is called with different arguments or options depending on an earlier "
+                        f"`if` on a pipeline value (line{'s' if len(lines) > 1 else ''} "
+                        f"{' and '.join(str(line) for line in lines)})",
                         fix="call the task inside each branch, so each branch has its own task",
                         filename=call.filename, lineno=call.lineno)
 
