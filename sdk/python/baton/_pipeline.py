@@ -72,7 +72,7 @@ class Task:
     call; called anywhere else (a test, another task) it simply runs."""
 
     OPTION_KEYS = ("name", "retries", "retry_delay", "retry_backoff", "max_retry_delay", "timeout", "trigger_rule",
-                   "produces", "requires", "env", "workdir", "description")
+                   "produces", "requires", "env", "workdir", "description", "queue", "pool")
 
     def __init__(self, fn, options, call_options=None):
         if not callable(fn):
@@ -116,19 +116,22 @@ class Task:
 
 
 def task(fn=None, *, name=None, retries=None, retry_delay=None, retry_backoff=None, max_retry_delay=None,
-         timeout=None, trigger_rule=None, produces=None, requires=None, env=None, workdir=None, description=None):
+         timeout=None, trigger_rule=None, produces=None, requires=None, env=None, workdir=None, description=None,
+         queue=None, pool=None):
     """Makes a function a Baton task. Use bare (`@task`) or with options (`@task(retries=2)`).
 
     retries, retry_delay ('10s', seconds or a timedelta), retry_backoff, max_retry_delay,
     timeout, trigger_rule, produces (dataset names this task updates when it succeeds; its
     returned dict becomes the update's metadata), requires (data contracts checked before it
     starts: names or dicts like {"dataset": "clean_customers", "max_staleness": "2h"}), env,
-    workdir and description mean what they mean in a YAML task.
+    workdir, description, queue (which workers may run it) and pool (a shared concurrency limit)
+    mean what they mean in a YAML task.
     """
     options = {}
     for key, value in (("name", name), ("retries", retries), ("retry_backoff", retry_backoff),
                        ("trigger_rule", trigger_rule), ("produces", produces), ("requires", requires),
-                       ("env", env), ("workdir", workdir), ("description", description)):
+                       ("env", env), ("workdir", workdir), ("description", description), ("queue", queue),
+                       ("pool", pool)):
         if value is not None:
             options[key] = value
     for key, value in (("retry_delay", retry_delay), ("max_retry_delay", max_retry_delay), ("timeout", timeout)):
@@ -341,7 +344,7 @@ def build_spec(pipeline, name, source_file=None):
             rule in (None, "all_success") and any(skippable.get(need) for need in needs))
         if when:
             entry["when"] = when
-        for key in ("produces", "requires", "description"):
+        for key in ("produces", "requires", "description", "queue", "pool"):
             if key in task_options:
                 entry[key] = task_options[key]
                 if key not in call.task.call_options and definition:

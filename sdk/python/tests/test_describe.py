@@ -10,7 +10,7 @@ def test_data_flow_becomes_needs_and_references(tmp_path):
     path = write(tmp_path, "etl.py", """
         from baton import dag, task
 
-        @task(retries=2, retry_delay="5s", timeout=60)
+        @task(retries=2, retry_delay="5s", timeout=60, queue="etl", pool="warehouse")
         def extract(source):
             return {"rows": 3}
 
@@ -32,6 +32,7 @@ def test_data_flow_becomes_needs_and_references(tmp_path):
     assert list(tasks) == ["extract", "extract_2", "combine"]
     assert tasks["extract"]["retries"] == 2 and tasks["extract"]["retry_delay"] == "5s"
     assert tasks["extract"]["timeout"] == "60s"
+    assert tasks["extract"]["queue"] == "etl" and tasks["extract"]["pool"] == "warehouse"
     assert "needs" not in tasks["extract"]
     assert tasks["combine"]["needs"] == ["extract", "extract_2"]
     call = call_of(tasks["combine"])
