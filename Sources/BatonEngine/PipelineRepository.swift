@@ -21,9 +21,13 @@ public struct PipelineFolder: Sendable {
 
 /// Reads pipeline files from a folder. One broken file never keeps the others from loading.
 public enum PipelineRepository {
-    public static let extensions: Set<String> = ["yaml", "yml"]
+    public static let extensions: Set<String> = ["yaml", "yml", "py"]
+    /// Folders of installed or generated Python code, never pipelines.
+    static let skippedFolders: Set<String> = ["__pycache__", "site-packages", "node_modules"]
 
-    /// Lists pipeline files under `directory`, skipping hidden folders, sorted for stable output.
+    /// Lists pipeline files under `directory` (YAML, and Python files, which include helper
+    /// modules: a change to one must reload the pipelines importing it), skipping hidden
+    /// folders, sorted for stable output.
     public static func files(in directory: String) -> [String] {
         let root = URL(fileURLWithPath: directory)
         guard
@@ -31,8 +35,12 @@ public enum PipelineRepository {
                 at: root, includingPropertiesForKeys: [.isRegularFileKey], options: [.skipsHiddenFiles])
         else { return [] }
         var files: [String] = []
-        for case let url as URL in enumerator where extensions.contains(url.pathExtension.lowercased()) {
-            files.append(url.path)
+        for case let url as URL in enumerator {
+            if skippedFolders.contains(url.lastPathComponent) {
+                enumerator.skipDescendants()
+                continue
+            }
+            if extensions.contains(url.pathExtension.lowercased()) { files.append(url.path) }
         }
         return files.sorted()
     }
@@ -54,6 +62,8 @@ public enum PipelineRepository {
         var owners: [String: String] = [:]
         let files = files(in: directory)
         var texts: [(path: String, display: String, text: String)] = []
+        var pythonFiles: [(path: String, display: String)] = []
+        var filesRead = 0
         for path in files {
             let display = displayPath(path)
             guard let data = FileManager.default.contents(atPath: path) else {
@@ -66,6 +76,14 @@ public enum PipelineRepository {
                                     fix: "save it as UTF-8"))
                 continue
             }
+            if path.lowercased().hasSuffix(".py") {
+                if PythonPipelines.importsSDK(text) {
+                    pythonFiles.append((path, display))
+                    filesRead += 1
+                }
+                continue
+            }
+            filesRead += 1
             texts.append((path, display, text))
         }
         // Catalog files first, so pipelines can be checked against the datasets they name.
@@ -93,24 +111,44 @@ public enum PipelineRepository {
             catalog.teams += outcome.catalog.teams
         }
         let datasetNames = Set(catalog.datasets.map(\.name))
+        var outcomes: [(path: String, display: String, spec: PipelineSpec?, issues: [ValidationIssue], line: Int)] = []
         for (path, display, text) in pipelineTexts {
-            var outcome = PipelineParser.parse(text, file: display, datasets: datasetNames)
-            if var spec = outcome.spec {
+            let outcome = PipelineParser.parse(text, file: display, datasets: datasetNames)
+            outcomes.append((path, display, outcome.spec, outcome.issues, 1))
+        }
+        if !pythonFiles.isEmpty {
+            let folderStamp = files.filter { $0.hasSuffix(".py") }.map { "\($0)=\(PythonPipelines.fileStamp($0))" }.joined(separator: ",")
+            let answers = PythonPipelines.describe(pythonFiles, folderStamp: folderStamp, settings: .current())
+            for (file, answer) in zip(pythonFiles, answers) {
+                switch answer {
+                case .failed(let issue):
+                    outcomes.append((file.path, file.display, nil, [issue], 0))
+                case .answer(let answer):
+                    for described in PythonPipelines.pipelines(from: answer, display: file.display, datasets: datasetNames) {
+                        let line = described.spec.flatMap { spec in answer.pipelines.first { $0.name == spec.name }?.line } ?? 1
+                        outcomes.append((file.path, file.display, described.spec, described.issues, line))
+                    }
+                }
+            }
+        }
+        for (path, display, parsedSpec, parsedIssues, line) in outcomes {
+            var fileIssues = parsedIssues
+            if var spec = parsedSpec {
                 spec.sourceFile = URL(fileURLWithPath: path).standardizedFileURL.path
                 if let other = owners[spec.name] {
-                    outcome.issues.append(
+                    fileIssues.append(
                         ValidationIssue(
-                            file: display, line: 1, column: 1, field: "name",
+                            file: display, line: line, column: 1, field: "name",
                             message: "pipeline name '\(spec.name)' is already used by \(other)",
                             fix: "give one of the pipelines another name"))
                 } else {
                     owners[spec.name] = display
-                    pipelines.append(LoadedPipeline(spec: spec, file: path, warnings: outcome.issues))
+                    pipelines.append(LoadedPipeline(spec: spec, file: path, warnings: fileIssues))
                 }
             }
-            issues += outcome.issues
+            issues += fileIssues
         }
-        return PipelineFolder(pipelines: pipelines, issues: issues, filesRead: files.count, catalog: catalog)
+        return PipelineFolder(pipelines: pipelines, issues: issues, filesRead: filesRead, catalog: catalog)
     }
 
     /// A path relative to the working directory when it is inside it.

@@ -58,12 +58,15 @@ public struct AttemptOutcome: Sendable, Hashable {
     public var output: JSONValue?
     public var exitCode: Int32?
     public var duration: Double
+    /// What a failed task said went wrong (the first line it wrote to `BATON_ERROR`).
+    public var detail: String?
 
-    public init(status: Status, output: JSONValue? = nil, exitCode: Int32? = nil, duration: Double) {
+    public init(status: Status, output: JSONValue? = nil, exitCode: Int32? = nil, duration: Double, detail: String? = nil) {
         self.status = status
         self.output = output
         self.exitCode = exitCode
         self.duration = duration
+        self.detail = detail
     }
 
     public var succeeded: Bool { status == .succeeded }
@@ -72,7 +75,7 @@ public struct AttemptOutcome: Sendable, Hashable {
     public var reason: String? {
         switch status {
         case .succeeded: return nil
-        case .exited(let code): return "exited with code \(code)"
+        case .exited(let code): return "exited with code \(code)" + (detail.map { ": \($0)" } ?? "")
         case .signalled(let signal): return "killed by signal \(signal)"
         case .timedOut(let after): return "timed out after \(DurationText.format(after)); the process group was killed"
         case .stopped: return "stopped"
@@ -180,6 +183,8 @@ public struct TaskProcessRunner: Sendable {
                 duration: elapsed())
         }
         unlink(request.outputPath)
+        let errorPath = Self.errorPath(request)
+        unlink(errorPath)
         guard let program = request.arguments.first else {
             try? logFD.close()
             return AttemptOutcome(status: .failedToStart("empty command"), output: nil, exitCode: nil, duration: 0)
@@ -190,6 +195,7 @@ public struct TaskProcessRunner: Sendable {
         let executable: Executable = program.contains("/") ? .path(FilePath(program)) : .name(program)
         var environmentEntries: [Environment.Key: String] = [:]
         for (key, value) in request.environment { environmentEntries[Environment.Key(stringLiteral: key)] = value }
+        environmentEntries["BATON_ERROR"] = errorPath
         let environment = environmentEntries
         let platformOptions = options
 
@@ -264,7 +270,9 @@ public struct TaskProcessRunner: Sendable {
                 return AttemptOutcome(status: .badOutput(problem.message), output: nil, exitCode: 0, duration: duration)
             }
         case .exited(let code):
-            return AttemptOutcome(status: .exited(code: code), output: nil, exitCode: code, duration: duration)
+            return AttemptOutcome(
+                status: .exited(code: code), output: nil, exitCode: code, duration: duration,
+                detail: Self.readError(errorPath))
         case .signaled(let signal):
             return AttemptOutcome(status: .signalled(signal: signal), output: nil, exitCode: nil, duration: duration)
         }
@@ -285,6 +293,22 @@ public struct TaskProcessRunner: Sendable {
                 atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             return try open()
         }
+    }
+
+    /// Where a failing task may say why (`BATON_ERROR`), next to its output file.
+    static func errorPath(_ request: AttemptRequest) -> String { request.outputPath + ".error" }
+
+    /// The first line of what the task wrote to `BATON_ERROR`, bounded: it becomes part of the
+    /// failure reason shown in `baton run show` and the UI.
+    static func readError(_ path: String) -> String? {
+        defer { unlink(path) }
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        let data = handle.readData(ofLength: 2048)
+        let line = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).first
+            .map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        guard !line.isEmpty else { return nil }
+        return line.count > 500 ? String(line.prefix(497)) + "..." : line
     }
 
     struct OutputProblem: Error { var message: String }

@@ -1,15 +1,19 @@
 import Foundation
 import Testing
 
-/// The bundled examples are what newcomers run first: on a fresh start every one of them must
-/// succeed within about a minute (the later pipelines wait for the datasets they require, and
-/// the data pipeline's event starts the triggered training), the hand-offs must be visible as
-/// events and metrics, and the deployment pipeline's rollback branch must work.
+/// The bundled examples are what newcomers run first: on a fresh start every one of them, YAML
+/// and Python, must succeed within about a minute (the later pipelines wait for the datasets
+/// they require, and the data pipelines' events start the triggered trainings), the hand-offs
+/// must be visible as events and metrics, and the deployment pipelines' rollback branches must
+/// work.
 @Suite struct ExamplesCLITests {
-    static let pipelines: Set<String> = [
+    static let yamlPipelines: Set<String> = [
         "customer_data_pipeline", "feature_pipeline", "model_training_flow", "model_deployment_pipeline",
         "training_triggered_by_data_update",
     ]
+    /// The same pipelines written with the Python SDK (examples/pipelines/*_py.py).
+    static let pythonPipelines = Set(yamlPipelines.map { $0 + "_py" })
+    static let pipelines = yamlPipelines.union(pythonPipelines)
 
     /// Copies `examples/` into the sandbox, so the scripts write their `var/` there.
     func copyExamples(into sandbox: Sandbox) throws -> String {
@@ -34,12 +38,12 @@ import Testing
         let examples = try copyExamples(into: sandbox)
         let validation = try await sandbox.baton("validate", examples + "/pipelines")
         #expect(validation.exitCode == 0, "\(validation)")
-        #expect(validation.stdout.contains("5 pipelines valid"), "\(validation)")
+        #expect(validation.stdout.contains("10 pipelines valid, 0 errors"), "\(validation)")
         _ = try await sandbox.startUpAndWait(["--pipelines", examples + "/pipelines", "--slots", "2"])
 
-        // Four scheduled runs plus the one started by customer_data_pipeline's event. (An hour
+        // Eight scheduled runs plus the two started by the data pipelines' events. (An hour
         // boundary passed during the test may add more; every first run must still succeed.)
-        let runs = try await sandbox.waitForRuns(count: 5, timeout: .seconds(150))
+        let runs = try await sandbox.waitForRuns(count: 10, timeout: .seconds(150))
         #expect(Set(runs.map(\.pipeline)) == Self.pipelines, "\(runs.map(\.summary))")
         for pipeline in Self.pipelines {
             guard let first = runs.filter({ $0.pipeline == pipeline }).min(by: { $0.id < $1.id }) else { continue }
@@ -51,6 +55,12 @@ import Testing
         #expect(triggered.trigger == "event", "\(triggered.summary)")
         let log = try await sandbox.logs(triggered.id, "get_training_data")
         #expect(log.contains("New data available: 400 records"), "\(log)")
+        let pythonTriggered = try #require(
+            runs.filter { $0.pipeline == "training_triggered_by_data_update_py" }.min { $0.id < $1.id })
+        #expect(pythonTriggered.trigger == "event", "\(pythonTriggered.summary)")
+        let pythonLog = try await sandbox.logs(pythonTriggered.id, "train_model")
+        #expect(pythonLog.contains("run started by data.customers_py.updated"), "\(pythonLog)")
+        #expect(pythonLog.contains("with 400 records"), "\(pythonLog)")
 
         // The hand-offs are events: Baton's dataset updates and the pipeline's own event.
         let events = try await json(sandbox, ["events", "list", "--limit", "100"]) as? [[String: Any]] ?? []
@@ -58,6 +68,8 @@ import Testing
         #expect(
             names.isSuperset(of: [
                 "data.customers.updated", "dataset.clean_customers.updated", "dataset.customer_features.updated",
+                "data.customers_py.updated", "dataset.clean_customers_py.updated",
+                "dataset.customer_features_py.updated",
             ]), "\(names)")
         let published = try #require(events.first { $0["name"] as? String == "data.customers.updated" })
         let id = try #require(published["id"] as? String)
@@ -77,12 +89,22 @@ import Testing
         #expect(
             tagSets.contains(["pipeline": "customer_data_pipeline", "owner": "data_engineering", "state": "success"]),
             "\(tagSets)")
+        // The Python versions report through the SDK's emit_metric.
+        #expect(tagSets.contains(["pipeline": "customer_data_pipeline_py", "owner": "data_engineering"]), "\(tagSets)")
+        #expect(tagSets.contains(["pipeline": "feature_pipeline_py", "owner": "ml_engineering"]), "\(tagSets)")
 
         let (rollback, result) = try await sandbox.triggerAndWait(
             "model_deployment_pipeline", params: ["force_rollback=true"], timeout: .seconds(90))
         #expect(result.exitCode == 0, "\(result)")
         #expect(rollback.task("rollback")?.state == "success", "\(rollback.summary)")
         #expect(rollback.task("deploy_full")?.state == "skipped", "\(rollback.summary)")
+
+        // The Python version's `if validate_metrics(metrics): ... else: rollback()`.
+        let (pythonRollback, pythonResult) = try await sandbox.triggerAndWait(
+            "model_deployment_pipeline_py", params: ["force_rollback=true"], timeout: .seconds(90))
+        #expect(pythonResult.exitCode == 0, "\(pythonResult)")
+        #expect(pythonRollback.task("rollback")?.state == "success", "\(pythonRollback.summary)")
+        #expect(pythonRollback.task("deploy_full")?.state == "skipped", "\(pythonRollback.summary)")
     }
 
     /// The lecture's DataSLAViolation: training on clean_customers before Data Engineering has

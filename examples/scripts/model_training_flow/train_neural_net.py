@@ -19,10 +19,8 @@ import baton_task as bt  # noqa: E402
 from churn_model import scaled_vector, sigmoid  # noqa: E402
 
 
-def main():
-    bt.begin()
-    started = time.time()
-    ds = training.load_dataset()
+def fit(ds) -> dict:
+    """The MLP trained on the dataset's train split; returns the model (without threshold)."""
     hidden = 8
     epochs = 60
     lr, momentum, l2, batch = 0.05, 0.9, 1e-4, 16
@@ -76,7 +74,14 @@ def main():
                     w1[k][j] += vw1[k][j]
 
     model.update({"w1": w1, "b1": b1, "w2": w2, "b2": b2})
-    training.finish("neural_net", model, ds, started)
+    return model
+
+
+def main():
+    bt.begin()
+    started = time.time()
+    ds = training.load_dataset()
+    training.finish("neural_net", fit(ds), ds, started)
 
 
 if __name__ == "__main__":

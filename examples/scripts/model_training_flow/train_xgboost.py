@@ -28,10 +28,8 @@ def candidate_thresholds(values, n_bins):
     return [(a + b) / 2 for a, b in zip(picks, picks[1:])]
 
 
-def main():
-    bt.begin()
-    started = time.time()
-    ds = training.load_dataset()
+def fit(ds) -> dict:
+    """Boosted stumps on the dataset's train split; returns the model (without threshold)."""
     rounds = 60
     lr = 0.3
     lam = 1.0
@@ -83,7 +81,14 @@ def main():
         "stumps": stumps,
         "preprocess": {"log1p": [], "mean": [], "std": []},   # trees need no scaling
     }
-    training.finish("xgboost", model, ds, started)
+    return model
+
+
+def main():
+    bt.begin()
+    started = time.time()
+    ds = training.load_dataset()
+    training.finish("xgboost", fit(ds), ds, started)
 
 
 if __name__ == "__main__":

@@ -48,12 +48,18 @@ def finish(task_label: str, model: dict, ds: Dataset, started: float,
 
     The model goes to model_dir (default var/training/<logical date>/models).
     """
+    bt.write_output(evaluate_and_save(task_label, model, ds, started, bt.require_input(upstream), model_dir))
+
+
+def evaluate_and_save(task_label: str, model: dict, ds: Dataset, started: float, source: dict,
+                      model_dir: Path = None) -> dict:
+    """finish() without Baton's files: `source` is the dataset's producer output (with
+    feature_date); returns the output (test metrics, model path)."""
     train_p = [churn_model.predict_proba(model, r) for r in ds.train]
     model["threshold"] = metrics.best_f1_threshold(ds.train_y, train_p)
     test_p = [churn_model.predict_proba(model, r) for r in ds.test]
     report = metrics.classification_report(ds.test_y, test_p, model["threshold"])
     train_report = metrics.classification_report(ds.train_y, train_p, model["threshold"])
-    source = bt.require_input(upstream)
     model.update({
         "name": task_label,
         "features": ds.features,
@@ -73,6 +79,5 @@ def finish(task_label: str, model: dict, ds: Dataset, started: float,
     bt.log(f"  test:  accuracy={report['accuracy']:.3f} f1={report['f1']:.3f} "
            f"auc={report['auc']:.3f} precision={report['precision']:.3f} "
            f"recall={report['recall']:.3f} (threshold {model['threshold']:.2f})")
-    bt.write_output(dict(report, model=task_label, algorithm=model["algorithm"],
-                         model_path=str(path), threshold=model["threshold"],
-                         train_seconds=seconds))
+    return dict(report, model=task_label, algorithm=model["algorithm"],
+                model_path=str(path), threshold=model["threshold"], train_seconds=seconds)

@@ -1,0 +1,158 @@
+"""The lecture's ML Engineering flow, written with Baton's Python SDK.
+
+`model_training_flow()` at the bottom is the lecture's code; the tasks above it fill in its
+helpers with the trainers of model_training_flow.yaml (pure-Python stand-ins for XGBoost,
+LightGBM and a neural net, imported from scripts/): build a training set from the latest
+feature set, train the three candidates in parallel, select the best by F1 and register it in
+the model registry under var/py/registry/churn/, approving it for deployment when F1 >= 0.6.
+"""
+
+import csv
+import os
+import shutil
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(EXAMPLES / "scripts" / "common"))
+sys.path.insert(0, str(EXAMPLES / "scripts" / "model_training_flow"))
+
+import baton_task as bt  # noqa: E402
+import sdk_example as ex  # noqa: E402
+import train_lightgbm as lightgbm_trainer  # noqa: E402
+import train_neural_net as neural_net_trainer  # noqa: E402
+import train_xgboost as xgboost_trainer  # noqa: E402
+import training  # noqa: E402
+from baton import flow, task  # noqa: E402
+from churn_features import FEATURES, LABEL  # noqa: E402
+
+# What the flow trains on: the feature store's dataset, which the feature pipeline updates.
+raw_data = "customer_features_py"
+SELECTION_METRIC = "f1"
+APPROVAL_THRESHOLD = 0.6
+
+
+# Needs a feature set written at most 3h ago; on the first start it waits for the feature
+# pipeline's update.
+@task(requires=[{"dataset": "customer_features_py", "max_staleness": "3h", "on_violation": "wait",
+                 "wait_timeout": "5m"}], retries=1, retry_delay="5s", timeout="1m")
+def create_features(dataset):
+    ex.begin()
+    db = bt.sqlite_readonly(ex.feature_store_path())
+    db.row_factory = sqlite3.Row
+    latest = db.execute("SELECT MAX(feature_date) FROM customer_features").fetchone()[0]
+    rows = db.execute("SELECT * FROM customer_features WHERE feature_date = ? ORDER BY customer_id",
+                      (latest,)).fetchall()
+    db.close()
+    columns = ["customer_id"] + FEATURES + [LABEL, "split"]
+    out = [dict({name: row[name] for name in columns[:-1]}, split=ex.split_of(row["customer_id"])) for row in rows]
+    path = ex.partition_dir("training") / "dataset.csv"
+    tmp = bt.temp_path_for(path)
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(out)
+    os.replace(tmp, path)
+    test_rows = sum(1 for row in out if row["split"] == "test")
+    print(f"training set from {dataset} feature set {latest}: {len(out) - test_rows} train / {test_rows} test")
+    return {"dataset_path": str(path), "feature_date": latest, "rows": len(out)}
+
+
+def _train(name, fit, features):
+    ex.begin()
+    started = time.time()
+    data = training.Dataset(features["dataset_path"])
+    model_dir = ex.partition_dir("training", "models")
+    result = training.evaluate_and_save(name, fit(data), data, started, features, model_dir)
+    print(f"{name}: f1={result['f1']:.3f} auc={result['auc']:.3f} accuracy={result['accuracy']:.3f}")
+    return result
+
+
+@task(timeout="5m")
+def train_xgboost(features):
+    return _train("xgboost", xgboost_trainer.fit, features)
+
+
+@task(timeout="5m")
+def train_lightgbm(features):
+    return _train("lightgbm", lightgbm_trainer.fit, features)
+
+
+@task(timeout="5m")
+def train_neural_net(features):
+    return _train("neural_net", neural_net_trainer.fit, features)
+
+
+@task(timeout="1m")
+def evaluate_and_select(candidates):
+    ex.begin()
+    board = sorted(candidates, key=lambda model: (-model[SELECTION_METRIC], -model["auc"], model["model"]))
+    for model in board:
+        print(f"{model['model']:12s} {model['algorithm']:25s} f1={model['f1']:.3f} auc={model['auc']:.3f}"
+              + ("  <- best" if model is board[0] else ""))
+    best = board[0]
+    return {"model": best["model"], "algorithm": best["algorithm"], "model_path": best["model_path"],
+            "selection_metric": SELECTION_METRIC, "value": best[SELECTION_METRIC],
+            "metrics": {name: best[name] for name in ("accuracy", "f1", "auc", "precision", "recall")},
+            "leaderboard": [{"model": model["model"], SELECTION_METRIC: model[SELECTION_METRIC]} for model in board]}
+
+
+@task(timeout="1m")
+def register_model(best_model):
+    """Registers vN (one version per logical date: a re-run replaces its own) and approves it for
+    the deployment pipeline when it clears the bar."""
+    ex.begin()
+    registry = ex.registry_dir()
+    registry.mkdir(parents=True, exist_ok=True)
+    approved = best_model["value"] >= APPROVAL_THRESHOLD
+    with bt.locked(registry / "registry"):
+        versions = {}
+        for folder in registry.glob("v*"):
+            metadata = ex.read_json(folder / "metadata.json")
+            if folder.name[1:].isdigit() and metadata:
+                versions[int(folder.name[1:])] = metadata
+        same_date = [version for version, metadata in versions.items()
+                     if metadata.get("logical_date") == bt.logical_date()]
+        version = same_date[0] if same_date else max(versions, default=0) + 1
+        metadata = {"model_name": ex.MODEL_NAME, "version": version, "candidate": best_model["model"],
+                    "algorithm": best_model["algorithm"], "metrics": best_model["metrics"],
+                    "selection": {"metric": best_model["selection_metric"], "value": best_model["value"]},
+                    "stage": "approved" if approved else "registered", "logical_date": bt.logical_date(),
+                    "run_id": bt.run_id(), "model_sha256": ex.sha256(best_model["model_path"]),
+                    "created_at": bt.now_iso()}
+        tmp = bt.temp_dir_for(registry / f"v{version}")
+        shutil.copyfile(best_model["model_path"], tmp / "model.json")
+        ex.atomic_write_json(tmp / "metadata.json", metadata)
+        bt.replace_dir(tmp, registry / f"v{version}")
+        if approved:
+            ex.atomic_write_json(registry / "approved.json", {
+                "model_name": ex.MODEL_NAME, "version": version, "model_path": f"v{version}/model.json",
+                "model_sha256": metadata["model_sha256"], "metrics": best_model["metrics"],
+                "approved_at": bt.now_iso(), "approved_by": bt.pipeline_name(),
+                "reason": f"{best_model['selection_metric']}={best_model['value']:.3f} >= {APPROVAL_THRESHOLD}"})
+    print(f"registered {ex.MODEL_NAME} v{version} ({best_model['model']}); "
+          + ("approved for deployment" if approved else f"not approved (below {APPROVAL_THRESHOLD})"))
+    ex.report_duration(owner="ml_engineering")
+    return {"version": version, "approved": approved, "registry_path": str(registry / f"v{version}")}
+
+
+# ML Engineering Pipeline
+# The lecture's bare @flow runs on demand (Prefect); here it also runs daily, so it runs once
+# when Baton starts, like model_training_flow.yaml.
+@flow(schedule="@daily", owner="ml_engineering")
+def model_training_flow():
+    # Feature engineering
+    features = create_features(raw_data)
+
+    # Experiment with different models
+    model_a = train_xgboost(features)
+    model_b = train_lightgbm(features)
+    model_c = train_neural_net(features)
+
+    # Evaluate and select best
+    best_model = evaluate_and_select([model_a, model_b, model_c])
+
+    # Register for deployment
+    register_model(best_model)

@@ -1,0 +1,36 @@
+"""Baton's Python SDK: pipelines as Python functions, and a task's view of the running Baton.
+
+    from baton import dag, flow, task, EventTrigger
+
+    @task(retries=2)
+    def extract():
+        return {"rows": 400}
+
+    @task
+    def load(extracted):
+        print(f"loading {extracted['rows']} rows")
+
+    @dag(schedule="@hourly", owner="data_engineering")
+    def customer_data_pipeline():
+        load(extract())
+
+Put the file in Baton's pipelines folder. Baton reads it in a separate process
+(`python -m baton.describe FILE`), and runs each task in a fresh process
+(`python -m baton.run`) with its upstream results as arguments.
+
+Inside a task: publish_event, emit_metric, check_data_freshness (raising DataSLAViolation)
+and get_context talk to the Baton that runs the task.
+"""
+
+__version__ = "0.1.0"
+
+from ._client import check_data_freshness, emit_metric, publish_event  # noqa: E402
+from ._context import TaskContext, get_context  # noqa: E402
+from ._errors import BatonAPIError, BatonError, DataSLAViolation, PipelineDefinitionError  # noqa: E402
+from ._pipeline import EventTrigger, Pipeline, Task, dag, flow, task  # noqa: E402
+
+__all__ = [
+    "BatonAPIError", "BatonError", "DataSLAViolation", "EventTrigger", "Pipeline", "PipelineDefinitionError",
+    "Task", "TaskContext", "check_data_freshness", "dag", "emit_metric", "flow", "get_context", "publish_event",
+    "task",
+]
