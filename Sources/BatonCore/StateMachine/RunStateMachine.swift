@@ -80,6 +80,8 @@ public struct RunStateMachine: Sendable {
     private let conditions: [String: Result<Condition, TemplateError>]
     /// Tasks not yet in a terminal state; the run ends when it reaches zero.
     private var unfinished: Int
+    /// Each task's upstream states by kind, kept current by `update`.
+    private var upstreamCounts: [String: UpstreamCounts]
 
     public init(
         spec: PipelineSpec, params: [String: JSONValue], variables: [String: JSONValue] = [:],
@@ -106,6 +108,13 @@ public struct RunStateMachine: Sendable {
         }
         self.conditions = conditions
         self.unfinished = progress.values.filter { !$0.state.isTerminal }.count
+        var counts: [String: UpstreamCounts] = [:]
+        for task in spec.tasks {
+            var upstream = UpstreamCounts()
+            for need in task.needs { if let state = progress[need]?.state { upstream.add(state) } }
+            counts[task.name] = upstream
+        }
+        self.upstreamCounts = counts
     }
 
     /// The declaration of a task of this run, by name.
@@ -113,9 +122,16 @@ public struct RunStateMachine: Sendable {
 
     /// Sets a task's progress, keeping the count of unfinished tasks exact.
     private mutating func update(_ name: String, _ progress: TaskProgress) {
-        let wasTerminal = tasks[name]?.state.isTerminal ?? true
+        let previous = tasks[name]?.state
+        let wasTerminal = previous?.isTerminal ?? true
         tasks[name] = progress
         if wasTerminal != progress.state.isTerminal { unfinished += progress.state.isTerminal ? -1 : 1 }
+        if let previous, previous != progress.state {
+            for child in graph.downstream[name] ?? [] {
+                upstreamCounts[child]?.add(previous, -1)
+                upstreamCounts[child]?.add(progress.state)
+            }
+        }
     }
 
     public func progress(of task: String) -> TaskProgress? { tasks[task] }
@@ -281,8 +297,7 @@ public struct RunStateMachine: Sendable {
         guard let taskSpec = specsByName[name], var task = tasks[name], task.state == .pending else {
             return false
         }
-        let upstreamStates = taskSpec.needs.compactMap { tasks[$0]?.state }
-        switch TriggerDecision.evaluate(taskSpec.triggerRule, upstream: upstreamStates) {
+        switch TriggerDecision.evaluate(taskSpec.triggerRule, upstreamCounts[name] ?? UpstreamCounts()) {
         case .wait:
             return false
         case .skip:

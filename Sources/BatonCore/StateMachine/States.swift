@@ -49,6 +49,26 @@ public enum AttemptState: String, Sendable, Hashable, Codable, CaseIterable {
     public var isOpen: Bool { self == .queued || self == .running }
 }
 
+/// How a task's direct upstreams stand, by kind of state.
+public struct UpstreamCounts: Sendable, Hashable {
+    public var total = 0
+    /// Not yet in a terminal state.
+    public var open = 0
+    public var failed = 0
+    public var succeeded = 0
+    public var skipped = 0
+
+    public init() {}
+
+    public mutating func add(_ state: TaskState, _ sign: Int = 1) {
+        total += sign
+        if !state.isTerminal { open += sign }
+        if state.countsAsFailure { failed += sign }
+        if state == .success { succeeded += sign }
+        if state == .skipped { skipped += sign }
+    }
+}
+
 /// What a trigger rule says about a task given its upstream states.
 public enum TriggerDecision: Sendable, Hashable {
     case wait, run, skip, upstreamFailed
@@ -57,11 +77,19 @@ public enum TriggerDecision: Sendable, Hashable {
     /// before every upstream is done (a failure under `all_success`, a success under
     /// `one_success`) decide at once, so downstream tasks start or stop without waiting.
     public static func evaluate(_ rule: TriggerRule, upstream: [TaskState]) -> TriggerDecision {
-        if upstream.isEmpty { return .run }
-        let allDone = upstream.allSatisfy(\.isTerminal)
-        let anyFailed = upstream.contains { $0.countsAsFailure }
-        let anySuccess = upstream.contains(.success)
-        let anySkipped = upstream.contains(.skipped)
+        var counts = UpstreamCounts()
+        for state in upstream { counts.add(state) }
+        return evaluate(rule, counts)
+    }
+
+    /// The same decision from counts kept up to date as upstreams change, so a task that joins
+    /// thousands of upstreams is decided in constant time on each of their completions.
+    public static func evaluate(_ rule: TriggerRule, _ counts: UpstreamCounts) -> TriggerDecision {
+        if counts.total == 0 { return .run }
+        let allDone = counts.open == 0
+        let anyFailed = counts.failed > 0
+        let anySuccess = counts.succeeded > 0
+        let anySkipped = counts.skipped > 0
         switch rule {
         case .allSuccess:
             if anyFailed { return .upstreamFailed }
