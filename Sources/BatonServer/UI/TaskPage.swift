@@ -122,11 +122,23 @@ enum TaskPage {
                 Attempt \(attempt.attempt) <span class="muted">\(Format.stateWords(attempt.state.rawValue))</span></a>
                 """
         }
-        var details: [String] = ["started \(Format.dateText(selected.startedAt)) UTC"]
-        details.append(
-            selected.endedAt == nil
-                ? "running for \(Format.duration(now.timeIntervalSince(selected.startedAt)))"
-                : "took \(Format.duration(selected.duration))")
+        var details: [String]
+        if selected.state == .queued {
+            // Nothing runs yet: say which workers it waits for, the usual reason it waits long.
+            details = [
+                "queued \(Format.duration(now.timeIntervalSince(selected.queuedAt ?? selected.startedAt))) ago for a worker serving queue \(selected.queue)"
+                    + (selected.pool.map { ", pool \($0)" } ?? "")
+            ]
+        } else {
+            details = ["started \(Format.dateText(selected.startedAt)) UTC"]
+            details.append(
+                selected.endedAt == nil
+                    ? "running for \(Format.duration(now.timeIntervalSince(selected.startedAt)))"
+                    : "took \(Format.duration(selected.duration))")
+            if let worker = selected.workerID { details.append("on worker \(worker)") }
+            if selected.queue != TaskSpec.defaultQueue { details.append("queue \(selected.queue)") }
+            if let pool = selected.pool { details.append("pool \(pool)") }
+        }
         if let code = selected.exitCode { details.append("exit code \(code)") }
 
         let probe = await LogReader.read(selected, store: store, offset: Int.max, limit: 1, tailLines: nil)
