@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 swift build -c release --product baton
 mkdir -p examples/var
-exec .build/release/baton up --pipelines examples/pipelines --db examples/var/baton.db "$@"
+exec .build/release/baton up --pipelines examples/pipelines --db examples/var/baton.db --pool warehouse=1 "$@"

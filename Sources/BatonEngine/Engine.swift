@@ -105,6 +105,7 @@ public actor Engine {
     var pipelines: [String: PipelineRecord] = [:]
     private(set) var folderIssues: [ValidationIssue] = []
     private var reportedIssues: Set<String> = []
+    private var reportedUnsizedPools: Set<String> = []
     var machines: [Int64: RunStateMachine] = [:]
     var runs: [Int64: RunRecord] = [:]
     private var waiting: [String: [Int64]] = [:]
@@ -394,6 +395,15 @@ public actor Engine {
             }
         }
         reportedIssues = currentIssues
+        // A pool without a size limits nothing: say so once per pool, where operators look.
+        for loaded in folder.pipelines {
+            for task in loaded.spec.tasks {
+                guard let pool = task.pool, configuration.pools[pool] == nil, reportedUnsizedPools.insert(pool).inserted
+                else { continue }
+                logger.warning(
+                    "pool \(pool) (task \(task.name) of \(loaded.spec.name)) has no size, so it limits nothing; start the server with --pool \(pool)=N")
+            }
+        }
         let erroredFiles = Set(folder.errors.map(\.file))
         var seen: Set<String> = []
         for loaded in folder.pipelines {

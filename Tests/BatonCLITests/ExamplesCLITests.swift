@@ -39,7 +39,7 @@ import Testing
         let validation = try await sandbox.baton("validate", examples + "/pipelines")
         #expect(validation.exitCode == 0, "\(validation)")
         #expect(validation.stdout.contains("10 pipelines valid, 0 errors"), "\(validation)")
-        _ = try await sandbox.startUpAndWait(["--pipelines", examples + "/pipelines", "--slots", "2"])
+        _ = try await sandbox.startUpAndWait(["--pipelines", examples + "/pipelines", "--slots", "2", "--pool", "warehouse=1"])
 
         // Eight scheduled runs plus the two started by the data pipelines' events. (An hour
         // boundary passed during the test may add more; every first run must still succeed.)
