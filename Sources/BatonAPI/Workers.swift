@@ -86,21 +86,33 @@ public struct APIFinishRequest: Codable, Sendable, Hashable {
     public var exit_code: Int32?
     public var reason: String?
     public var output: JSONValue?
+    /// Queues to claim the slot's next attempt from, in the same round trip (no waiting):
+    /// a busy worker then needs one request per task instead of two.
+    public var claim_from: [String]?
 
-    public init(worker: String, state: AttemptState, exit_code: Int32?, reason: String?, output: JSONValue?) {
+    public init(
+        worker: String, state: AttemptState, exit_code: Int32?, reason: String?, output: JSONValue?,
+        claim_from: [String]? = nil
+    ) {
         self.worker = worker
         self.state = state
         self.exit_code = exit_code
         self.reason = reason
         self.output = output
+        self.claim_from = claim_from
     }
 }
 
 public struct APIFinishResponse: Codable, Sendable, Hashable {
     /// False when the attempt was no longer this worker's (declared lost, or already ended).
     public var accepted: Bool
+    /// The slot's next attempt, when `claim_from` asked for one and one was queued.
+    public var next: APIClaimedAttempt?
 
-    public init(accepted: Bool) { self.accepted = accepted }
+    public init(accepted: Bool, next: APIClaimedAttempt? = nil) {
+        self.accepted = accepted
+        self.next = next
+    }
 }
 
 /// `POST /api/v1/workers/attempts/{run}/{task}/{attempt}/log?worker=ID&offset=N`, raw bytes.

@@ -93,7 +93,7 @@ public actor RemoteWorker {
                 leaseSeconds = response.lease_seconds
                 for attempt in response.attempts {
                     running[attempt.key] = AttemptHandle()
-                    group.addTask { await self.execute(attempt) }
+                    group.addTask { await self.runSlot(attempt) }
                 }
             }
             group.cancelAll()
@@ -108,6 +108,30 @@ public actor RemoteWorker {
         running[key] = nil
         for waiter in slotFreed { waiter.resume() }
         slotFreed.removeAll()
+    }
+
+    /// The slot passes from one attempt to the next without freeing it, so the claim loop
+    /// does not claim for it too.
+    private func handOver(_ key: AttemptKey, to next: AttemptKey) {
+        running[key] = nil
+        running[next] = AttemptHandle()
+    }
+
+    /// Runs attempts in one slot: each report also claims the slot's next attempt, so a busy
+    /// worker makes one request per task. When none is queued, the slot goes back to the claim
+    /// loop's long poll.
+    nonisolated func runSlot(_ first: APIClaimedAttempt) async {
+        var current = first
+        while true {
+            let next = await execute(current, claimNext: !Task.isCancelled)
+            guard let next, !Task.isCancelled else {
+                await finished(current.key)
+                if let next { await giveBack(next) }
+                return
+            }
+            await handOver(current.key, to: next.key)
+            current = next
+        }
     }
 
     private func handle(_ key: AttemptKey) -> AttemptHandle { running[key] ?? AttemptHandle() }
@@ -138,7 +162,22 @@ public actor RemoteWorker {
         return nil
     }
 
-    nonisolated func execute(_ claimed: APIClaimedAttempt) async {
+    /// An attempt handed over as this worker stops: reported interrupted at once, so it runs
+    /// again elsewhere without waiting for its lease or using a retry.
+    nonisolated func giveBack(_ claimed: APIClaimedAttempt) async {
+        let key = claimed.key
+        let report = APIFinishRequest(
+            worker: configuration.workerID, state: .interrupted, exit_code: nil,
+            reason: "interrupted: worker \(configuration.workerID) was stopping", output: nil)
+        let path = "/api/v1/workers/attempts/\(key.runID)/\(Self.pathSegment(key.task))/\(key.attempt)/finish"
+        // One try, outside the cancelled task: if it fails, the lease runs out and it runs again.
+        let client = await currentClient()
+        _ = await Task { try? await client.post(path, body: report, as: APIFinishResponse.self) }.value
+        await finished(key)
+    }
+
+    /// Runs one attempt and reports it; returns the next attempt the server handed over.
+    nonisolated func execute(_ claimed: APIClaimedAttempt, claimNext: Bool) async -> APIClaimedAttempt? {
         let key = claimed.key
         let name = "\(key.runID)-\(Self.fileSafe(key.task))-\(key.attempt)"
         let logPath = configuration.workDirectory + "/logs/\(name).log"
@@ -159,7 +198,7 @@ public actor RemoteWorker {
         let result = outcome.result(at: Date())
         let report = APIFinishRequest(
             worker: configuration.workerID, state: result.state, exit_code: result.exitCode, reason: result.reason,
-            output: result.output)
+            output: result.output, claim_from: claimNext ? configuration.queues : nil)
         let path = "/api/v1/workers/attempts/\(key.runID)/\(Self.pathSegment(key.task))/\(key.attempt)/finish"
         let answer = await call { client in try await client.post(path, body: report, as: APIFinishResponse.self) }
         if answer?.accepted == false {
@@ -169,10 +208,11 @@ public actor RemoteWorker {
         }
         try? FileManager.default.removeItem(atPath: logPath)
         try? FileManager.default.removeItem(atPath: outputPath)
-        await finished(key)
+        return answer?.next
     }
 
-    private func currentServer() -> String { clients[current % clients.count].baseURL.absoluteString }
+    private func currentClient() -> BatonClient { clients[current % clients.count] }
+    private func currentServer() -> String { currentClient().baseURL.absoluteString }
 
     /// Sends the log's new bytes every flush interval (and once more at the end).
     nonisolated func shipLog(_ key: AttemptKey, path: String, untilDone final: Bool) async {

@@ -21,14 +21,7 @@ enum WorkerRoutes {
             let body = try await request.decodeJSON(
                 APIClaimRequest.self, limit: 64 * 1024, fields: ["worker", "queues", "slots", "wait_seconds"])
             try validate(worker: body.worker)
-            guard !body.queues.isEmpty else {
-                throw APIError.badRequest("name at least one queue to serve (for example [\"default\"])", field: "queues")
-            }
-            for queue in body.queues where !PipelineParser.isValidWorkName(queue) {
-                throw APIError.badRequest(
-                    "'\(queue)' is not a queue name: use letters, digits, '_', '-' and '.', starting with a letter",
-                    field: "queues")
-            }
+            try validate(queues: body.queues)
             guard (1...1000).contains(body.slots) else {
                 throw APIError.badRequest("slots must be between 1 and 1000, got \(body.slots)", field: "slots")
             }
@@ -47,11 +40,7 @@ enum WorkerRoutes {
                         pools: engine.configuration.pools, now: Date()))
                 if !claimed.isEmpty {
                     await engine.attemptsClaimed(claimed)
-                    let attempts = claimed.compactMap { attempt in
-                        attempt.payload.map {
-                            APIClaimedAttempt(run_id: attempt.runID, task: attempt.task, attempt: attempt.attempt, payload: $0)
-                        }
-                    }
+                    let attempts = claimed.compactMap(APIClaimedAttempt.init)
                     return APIResponse.json(APIClaimResponse(attempts: attempts, lease_seconds: leaseSeconds))
                 }
                 let remaining = deadline - ContinuousClock.now
@@ -77,8 +66,11 @@ enum WorkerRoutes {
             let key = try attemptKey(requestContext)
             var request = request
             let body = try await request.decodeJSON(
-                APIFinishRequest.self, limit: 1 << 20, fields: ["worker", "state", "exit_code", "reason", "output"])
+                APIFinishRequest.self, limit: 1 << 20,
+                fields: ["worker", "state", "exit_code", "reason", "output", "claim_from"])
             try validate(worker: body.worker)
+            // Every check before the report is recorded: a refused request changes nothing.
+            if let queues = body.claim_from { try validate(queues: queues, field: "claim_from") }
             guard !body.state.isOpen, body.state != .lost, body.state != .skipped, body.state != .deferred else {
                 throw APIError.badRequest(
                     "'\(body.state.rawValue)' is not how an attempt ends on a worker; use success, failed, timed_out, cancelled or interrupted",
@@ -91,7 +83,16 @@ enum WorkerRoutes {
             if accepted, let attempt = try await store.attempt(key) {
                 await engine.attemptReported(attempt)
             }
-            return APIResponse.json(APIFinishResponse(accepted: accepted))
+            var next: APIClaimedAttempt?
+            if let queues = body.claim_from, !queues.isEmpty {
+                let claimed = try await store.claimAttempts(
+                    ClaimRequest(
+                        workerID: body.worker, queues: queues, limit: 1, leaseSeconds: leaseSeconds,
+                        pools: engine.configuration.pools, now: Date()))
+                if !claimed.isEmpty { await engine.attemptsClaimed(claimed) }
+                next = claimed.first.flatMap(APIClaimedAttempt.init)
+            }
+            return APIResponse.json(APIFinishResponse(accepted: accepted, next: next))
         }
 
         group.post("attempts/:run/:task/:attempt/log") { request, requestContext -> Response in
@@ -129,6 +130,17 @@ enum WorkerRoutes {
         }
     }
 
+    static func validate(queues: [String], field: String = "queues") throws {
+        guard !queues.isEmpty else {
+            throw APIError.badRequest("name at least one queue to serve (for example [\"default\"])", field: field)
+        }
+        for queue in queues where !PipelineParser.isValidWorkName(queue) {
+            throw APIError.badRequest(
+                "'\(queue)' is not a queue name: use letters, digits, '_', '-' and '.', starting with a letter",
+                field: field)
+        }
+    }
+
     static func validate(worker: String) throws {
         guard !worker.isEmpty, worker.count <= 200, !worker.contains(where: \.isNewline) else {
             throw APIError.badRequest("the worker id must be 1 to 200 characters on one line", field: "worker")
@@ -142,5 +154,13 @@ enum WorkerRoutes {
             throw APIError.badRequest("the attempt number must be 1, 2, ...", field: "attempt")
         }
         return AttemptKey(runID: runID, task: task, attempt: attempt)
+    }
+}
+
+extension APIClaimedAttempt {
+    /// A claimed attempt as the worker protocol sends it; nil for one without a payload.
+    init?(_ attempt: AttemptRecord) {
+        guard let payload = attempt.payload else { return nil }
+        self.init(run_id: attempt.runID, task: attempt.task, attempt: attempt.attempt, payload: payload)
     }
 }
