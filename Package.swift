@@ -101,7 +101,14 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "BatonCoreTests", dependencies: ["BatonCore"], swiftSettings: strictSettings),
-        .testTarget(name: "BatonStoreTests", dependencies: ["BatonStore"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "BatonStoreTests",
+            dependencies: [
+                "BatonStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings),
         .testTarget(name: "BatonWorkerTests", dependencies: ["BatonWorker"], swiftSettings: strictSettings),
         .testTarget(name: "BatonEngineTests", dependencies: ["BatonEngine"], swiftSettings: strictSettings),
         .testTarget(name: "BatonCLITests", dependencies: ["BatonCore", "BatonAPI"], swiftSettings: strictSettings),

@@ -19,11 +19,12 @@ public final class PostgresStore: Store, RecordCoding {
     public let location: PostgresLocation
     let client: PostgresClient
     let logger: Logger
-    /// postgres-nio logs every query at debug level; it gets its own label so Baton's debug
-    /// logging stays readable.
-    let queryLogger = Logger(label: "baton.postgres")
+    /// For postgres-nio, which logs every query and connection at debug and info levels: only
+    /// its warnings and errors are worth a Baton operator's attention.
+    let queryLogger: Logger
     private let runner: Task<Void, Never>
     private let changes = Mutex(ChangeCounter())
+    private let closed = Atomic<Bool>(false)
 
     /// Connects, checks the connection once (a wrong password otherwise makes every query
     /// wait while the pool retries in silence) and brings the schema up to date.
@@ -37,7 +38,9 @@ public final class PostgresStore: Store, RecordCoding {
     ) async throws {
         self.location = location
         self.logger = logger
-        try await Self.probe(location, timeout: connectTimeout, logger: queryLogger)
+        var queryLogger = logger
+        queryLogger.logLevel = max(logger.logLevel, .warning)
+        self.queryLogger = queryLogger
         var configuration = PostgresClient.Configuration(
             host: location.host, port: location.port, username: location.user, password: location.password,
             database: location.database, tls: try Self.clientTLS(location))
@@ -45,8 +48,11 @@ public final class PostgresStore: Store, RecordCoding {
         configuration.options.connectTimeout = connectTimeout
         let client = PostgresClient(configuration: configuration, backgroundLogger: queryLogger)
         self.client = client
+        // The pool must be running before the first lease, or postgres-nio warns. Started here,
+        // it has all of the probe's round trips to get going.
         runner = Task { await client.run() }
         do {
+            try await Self.probe(location, timeout: connectTimeout, logger: queryLogger)
             try await migrate()
         } catch {
             await close()
@@ -58,6 +64,7 @@ public final class PostgresStore: Store, RecordCoding {
 
     /// Closes every connection; later calls fail. Safe to call more than once.
     public func close() async {
+        closed.store(true, ordering: .relaxed)
         runner.cancel()
         await runner.value
     }
@@ -106,17 +113,7 @@ public final class PostgresStore: Store, RecordCoding {
             timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
         let settings = configuration
         do {
-            let connection = try await withThrowingTaskGroup(of: PostgresConnection?.self) { group in
-                group.addTask { try await PostgresConnection.connect(configuration: settings, id: 1, logger: logger) }
-                group.addTask {
-                    try await Task.sleep(for: timeout)
-                    return nil
-                }
-                defer { group.cancelAll() }
-                guard let first = try await group.next() else { return nil as PostgresConnection? }
-                return first
-            }
-            guard let connection else {
+            guard let connection = try await connect(settings, within: timeout, logger: logger) else {
                 throw failure(
                     "no answer within \(timeout)",
                     fix: "check that the host and port are right and that no firewall drops the connection")
@@ -128,6 +125,40 @@ public final class PostgresStore: Store, RecordCoding {
             throw connectError(error, location: location)
         } catch {
             throw failure("\(error)", fix: "check the URL and that PostgreSQL runs")
+        }
+    }
+
+    /// One connection, or nil when it takes longer than `timeout`. The attempt is cancelled
+    /// then but not waited for: a server that accepted the socket and never answers holds it
+    /// until its own timeouts, long after the caller should have heard about it.
+    static func connect(_ settings: PostgresConnection.Configuration, within timeout: Duration, logger: Logger) async throws
+        -> PostgresConnection?
+    {
+        final class Outcome: Sendable {
+            let waiting = Mutex<CheckedContinuation<PostgresConnection?, any Error>?>(nil)
+            func take() -> CheckedContinuation<PostgresConnection?, any Error>? { waiting.withLock { $0.take() } }
+        }
+        let outcome = Outcome()
+        return try await withCheckedThrowingContinuation { continuation in
+            outcome.waiting.withLock { $0 = continuation }
+            let attempt = Task {
+                do {
+                    let connection = try await PostgresConnection.connect(configuration: settings, id: 1, logger: logger)
+                    if let waiting = outcome.take() {
+                        waiting.resume(returning: connection)
+                    } else {
+                        try? await connection.close()
+                    }
+                } catch {
+                    outcome.take()?.resume(throwing: error)
+                }
+            }
+            Task {
+                try? await Task.sleep(for: timeout)
+                guard let waiting = outcome.take() else { return }
+                attempt.cancel()
+                waiting.resume(returning: nil)
+            }
         }
     }
 
@@ -182,7 +213,7 @@ public final class PostgresStore: Store, RecordCoding {
         do {
             return try await client.query(query, logger: queryLogger).collect()
         } catch {
-            throw Self.queryError(error, query)
+            throw queryError(error, query)
         }
     }
 
@@ -191,7 +222,7 @@ public final class PostgresStore: Store, RecordCoding {
         do {
             return try await connection.query(query, logger: queryLogger).collect()
         } catch {
-            throw Self.queryError(error, query)
+            throw queryError(error, query)
         }
     }
 
@@ -216,26 +247,30 @@ public final class PostgresStore: Store, RecordCoding {
                 try await fetch("COMMIT", on: connection)
                 return value
             }
-        } catch let error as PSQLError {
-            throw Self.queryError(error, "(connection)")
+        } catch {
+            throw queryError(error, "BEGIN")
         }
     }
 
-    static func queryError(_ error: any Error, _ query: PostgresQuery) -> any Error {
-        guard let error = error as? PSQLError else { return error }
+    /// The error to report for a failed statement: the server's message and SQLSTATE when it
+    /// answered, what happened to the connection otherwise. Baton's own errors pass unchanged.
+    func queryError(_ error: any Error, _ query: PostgresQuery) -> any Error {
+        if error is StoreError || error is MetricValidationError || error is CancellationError { return error }
         let statement = query.sql.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-        let shown = statement.count > 120 ? statement.prefix(117) + "..." : Substring(statement)
+        let shown = String(statement.count > 120 ? statement.prefix(117) + "..." : Substring(statement))
+        if closed.load(ordering: .relaxed) {
+            return StoreError.postgres(statement: shown, sqlState: nil, message: "the store was closed")
+        }
+        guard let error = error as? PSQLError else {
+            return StoreError.postgres(statement: shown, sqlState: nil, message: "\(error)")
+        }
         if let info = error.serverInfo {
             var message = info[.message] ?? "\(error.code)"
             if let detail = info[.detail] { message += " (\(detail))" }
-            return StoreError.postgres(statement: String(shown), sqlState: info[.sqlState], message: message)
+            return StoreError.postgres(statement: shown, sqlState: info[.sqlState], message: message)
         }
-        let reason: String
-        switch error.code {
-        case .poolClosed: reason = "the store was closed"
-        default: reason = error.underlying.map { "\(error.code): \($0)" } ?? "\(error.code)"
-        }
-        return StoreError.postgres(statement: String(shown), sqlState: nil, message: reason)
+        let reason = error.underlying.map { "\(error.code): \($0)" } ?? "\(error.code)"
+        return StoreError.postgres(statement: shown, sqlState: nil, message: reason)
     }
 
     // MARK: - Change token
