@@ -57,7 +57,10 @@ extension PostgresStore {
             runID: try row["run_id"], task: try row["task"], attempt: try row["attempt"], state: state, pid: try row["pid"],
             processStartTicks: try row["process_start_ticks"], startedAt: Date(timeIntervalSince1970: try row["started_at"]),
             endedAt: date(try row["ended_at"]), exitCode: try row["exit_code"], reason: try row["reason"],
-            logPath: try row["log_path"])
+            logPath: try row["log_path"], queue: try row["queue"], pool: try row["pool"], workerID: try row["worker_id"],
+            leaseExpires: date(try row["lease_expires"]), queuedAt: date(try row["queued_at"]),
+            payload: try (try row["payload"] as String?).map { try decode(DispatchPayload.self, $0, table: "attempts") },
+            output: try (try row["output"] as String?).map { try decode(JSONValue.self, $0, table: "attempts") })
     }
 
     static func token(from row: PostgresRow) throws -> TokenRecord {
@@ -191,8 +194,8 @@ extension PostgresStore {
             .map(Self.attempt(from:))
     }
 
-    public func runningAttempts() async throws -> [AttemptRecord] {
-        try await fetch("SELECT * FROM attempts WHERE state = 'running'").map(Self.attempt(from:))
+    public func openAttempts() async throws -> [AttemptRecord] {
+        try await fetch("SELECT * FROM attempts WHERE state IN ('queued', 'running') ORDER BY seq").map(Self.attempt(from:))
     }
 
     public func requestCancel(runID: Int64) async throws -> Bool {
@@ -263,9 +266,12 @@ extension PostgresStore {
         case .attemptStarted(let attempt):
             try await fetch(
                 """
-                INSERT INTO attempts (run_id, task, attempt, state, pid, process_start_ticks, started_at, log_path)
+                INSERT INTO attempts (run_id, task, attempt, state, pid, process_start_ticks, started_at, log_path,
+                    queue, pool, worker_id, lease_expires, queued_at, payload)
                 VALUES (\(attempt.runID), \(attempt.task), \(attempt.attempt), \(attempt.state.rawValue), \(attempt.pid),
-                    \(attempt.processStartTicks), \(attempt.startedAt.timeIntervalSince1970), \(attempt.logPath))
+                    \(attempt.processStartTicks), \(attempt.startedAt.timeIntervalSince1970), \(attempt.logPath),
+                    \(attempt.queue), \(attempt.pool), \(attempt.workerID), \(attempt.leaseExpires?.timeIntervalSince1970),
+                    \(attempt.queuedAt?.timeIntervalSince1970), \(attempt.payload.map { Self.encode($0) }))
                 ON CONFLICT (run_id, task, attempt) DO NOTHING
                 """, on: connection)
         case .attemptProcess(let runID, let task, let attempt, let pid, let ticks):
@@ -278,8 +284,8 @@ extension PostgresStore {
             try await fetch(
                 """
                 UPDATE attempts SET state = \(state.rawValue), exit_code = \(exitCode), reason = \(reason),
-                    ended_at = \(at.timeIntervalSince1970)
-                WHERE run_id = \(runID) AND task = \(task) AND attempt = \(attempt) AND state = 'running'
+                    ended_at = \(at.timeIntervalSince1970), payload = NULL
+                WHERE run_id = \(runID) AND task = \(task) AND attempt = \(attempt) AND state IN ('queued', 'running')
                 """, on: connection)
         }
     }

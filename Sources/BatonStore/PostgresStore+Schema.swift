@@ -14,6 +14,13 @@ enum PostgresLockKey {
     /// Held while inserting an event until commit, so event sequence numbers become visible in
     /// order: a reader that has seen event n has also seen every event below n.
     static let events: Int64 = 0x6261_746F_6E00_0002
+    /// Held by the one server that schedules, on a connection of its own, for as long as it leads.
+    static let leader: Int64 = 0x6261_746F_6E00_0003
+    /// The first half of two-part keys (a space apart from the one-part keys above): held while
+    /// claiming from a pool (second half: the pool name's hash), so pool limits hold across
+    /// workers, and while appending to an attempt's log (second half: the attempt's hash).
+    static let pools: Int32 = 0x6261_7401
+    static let logs: Int32 = 0x6261_7402
 }
 
 extension PostgresStore {
@@ -190,6 +197,31 @@ extension PostgresStore {
                     last_ts double precision NOT NULL,
                     points bigint NOT NULL,
                     PRIMARY KEY (name, tags)
+                )
+                """,
+            ]),
+        PostgresMigration(
+            version: "v5_dispatch",
+            statements: [
+                // `seq` orders attempts by creation, as SQLite's rowid does: claims take the oldest first.
+                "ALTER TABLE attempts ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY",
+                "ALTER TABLE attempts ADD COLUMN queue text COLLATE \"C\" NOT NULL DEFAULT 'default'",
+                "ALTER TABLE attempts ADD COLUMN pool text COLLATE \"C\"",
+                "ALTER TABLE attempts ADD COLUMN worker_id text",
+                "ALTER TABLE attempts ADD COLUMN lease_expires double precision",
+                "ALTER TABLE attempts ADD COLUMN queued_at double precision",
+                "ALTER TABLE attempts ADD COLUMN payload text",
+                "ALTER TABLE attempts ADD COLUMN output text",
+                "CREATE INDEX attempts_queued ON attempts (queue, seq) WHERE state = 'queued'",
+                "CREATE INDEX attempts_open ON attempts (state, seq) WHERE state IN ('queued', 'running')",
+                """
+                CREATE TABLE attempt_logs (
+                    run_id bigint NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+                    task text COLLATE "C" NOT NULL,
+                    attempt integer NOT NULL,
+                    position bigint NOT NULL,
+                    data bytea NOT NULL,
+                    PRIMARY KEY (run_id, task, attempt, position)
                 )
                 """,
             ]),

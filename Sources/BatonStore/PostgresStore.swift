@@ -25,6 +25,7 @@ public final class PostgresStore: Store, RecordCoding {
     private let runner: Task<Void, Never>
     private let changes = Mutex(ChangeCounter())
     private let closed = Atomic<Bool>(false)
+    let leaderLock = PostgresLeaderLock()
 
     /// Connects, checks the connection once (a wrong password otherwise makes every query
     /// wait while the pool retries in silence) and brings the schema up to date.
@@ -65,6 +66,7 @@ public final class PostgresStore: Store, RecordCoding {
     /// Closes every connection; later calls fail. Safe to call more than once.
     public func close() async {
         closed.store(true, ordering: .relaxed)
+        await leaderLock.close()
         runner.cancel()
         await runner.value
     }
@@ -90,6 +92,15 @@ public final class PostgresStore: Store, RecordCoding {
         }
     }
 
+    /// TLS for a connection of our own (outside the pool), as `clientTLS` for the pool.
+    static func connectionTLS(_ location: PostgresLocation) throws -> PostgresConnection.Configuration.TLS {
+        switch location.tls {
+        case .disable: return .disable
+        case .prefer: return .prefer(try NIOSSLContext(configuration: tlsConfiguration(.prefer)))
+        case .require, .verifyCA, .verifyFull: return .require(try NIOSSLContext(configuration: tlsConfiguration(location.tls)))
+        }
+    }
+
     /// Opens one connection and closes it, turning every way that fails into an error that
     /// names the server, the database and what to do.
     static func probe(_ location: PostgresLocation, timeout: Duration, logger: Logger) async throws(PostgresConnectError) {
@@ -98,19 +109,18 @@ public final class PostgresStore: Store, RecordCoding {
         }
         let tls: PostgresConnection.Configuration.TLS
         do {
-            switch location.tls {
-            case .disable: tls = .disable
-            case .prefer: tls = .prefer(try NIOSSLContext(configuration: tlsConfiguration(.prefer)))
-            case .require, .verifyCA, .verifyFull: tls = .require(try NIOSSLContext(configuration: tlsConfiguration(location.tls)))
-            }
+            tls = try connectionTLS(location)
         } catch {
             throw failure("cannot set up TLS: \(error)", fix: "check the system's CA certificates, or use ?sslmode=disable on a trusted network")
         }
         var configuration = PostgresConnection.Configuration(
             host: location.host, port: location.port, username: location.user, password: location.password,
             database: location.database, tls: tls)
+        // The driver's own timeout covers the TCP connection only and would cut the probe's
+        // clearer message short: ours (on the whole start-up) comes first.
         configuration.options.connectTimeout = .nanoseconds(
-            timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
+            (timeout + .seconds(1)).components.seconds * 1_000_000_000
+                + (timeout + .seconds(1)).components.attoseconds / 1_000_000_000)
         let settings = configuration
         do {
             guard let connection = try await connect(settings, within: timeout, logger: logger) else {
@@ -128,37 +138,14 @@ public final class PostgresStore: Store, RecordCoding {
         }
     }
 
-    /// One connection, or nil when it takes longer than `timeout`. The attempt is cancelled
-    /// then but not waited for: a server that accepted the socket and never answers holds it
-    /// until its own timeouts, long after the caller should have heard about it.
+    /// One connection, or nil when it takes longer than `timeout` (see `withDeadline`).
     static func connect(_ settings: PostgresConnection.Configuration, within timeout: Duration, logger: Logger) async throws
         -> PostgresConnection?
     {
-        final class Outcome: Sendable {
-            let waiting = Mutex<CheckedContinuation<PostgresConnection?, any Error>?>(nil)
-            func take() -> CheckedContinuation<PostgresConnection?, any Error>? { waiting.withLock { $0.take() } }
-        }
-        let outcome = Outcome()
-        return try await withCheckedThrowingContinuation { continuation in
-            outcome.waiting.withLock { $0 = continuation }
-            let attempt = Task {
-                do {
-                    let connection = try await PostgresConnection.connect(configuration: settings, id: 1, logger: logger)
-                    if let waiting = outcome.take() {
-                        waiting.resume(returning: connection)
-                    } else {
-                        try? await connection.close()
-                    }
-                } catch {
-                    outcome.take()?.resume(throwing: error)
-                }
-            }
-            Task {
-                try? await Task.sleep(for: timeout)
-                guard let waiting = outcome.take() else { return }
-                attempt.cancel()
-                waiting.resume(returning: nil)
-            }
+        try await withDeadline(timeout) {
+            try await PostgresConnection.connect(configuration: settings, id: 1, logger: logger)
+        } late: { connection in
+            try? await connection.close()
         }
     }
 
@@ -198,9 +185,8 @@ public final class PostgresStore: Store, RecordCoding {
                 location: location, reason: "the server asks for an authentication method Baton does not support", sqlState: nil,
                 fix: "use scram-sha-256, md5, password or trust for this user in pg_hba.conf")
         default:
-            let underlying = error.underlying.map { "\($0)" } ?? "\(error.code)"
             return PostgresConnectError(
-                location: location, reason: underlying, sqlState: nil,
+                location: location, reason: explain(error), sqlState: nil,
                 fix: "check that PostgreSQL runs and listens on \(server) (listen_addresses and port in postgresql.conf)")
         }
     }
@@ -269,8 +255,23 @@ public final class PostgresStore: Store, RecordCoding {
             if let detail = info[.detail] { message += " (\(detail))" }
             return StoreError.postgres(statement: shown, sqlState: info[.sqlState], message: message)
         }
-        let reason = error.underlying.map { "\(error.code): \($0)" } ?? "\(error.code)"
-        return StoreError.postgres(statement: shown, sqlState: nil, message: reason)
+        return StoreError.postgres(statement: shown, sqlState: nil, message: Self.explain(error))
+    }
+
+    /// PSQLError's own description hides everything on purpose; this says what happened.
+    static func explain(_ error: PSQLError) -> String {
+        let what: String
+        switch error.code {
+        case .serverClosedConnection: what = "the server closed the connection"
+        case .clientClosedConnection: what = "the connection was closed"
+        case .connectionError: what = "cannot reach the server"
+        case .queryCancelled: what = "the statement was cancelled"
+        case .poolClosed: what = "the store was closed"
+        case .uncleanShutdown: what = "the connection ended uncleanly"
+        default: what = "\(error.code)"
+        }
+        guard let underlying = error.underlying, !(underlying is PSQLError) else { return what }
+        return "\(what) (\(underlying))"
     }
 
     // MARK: - Change token
@@ -379,4 +380,46 @@ struct PostgresColumns {
             }
         }
     }
+}
+
+/// The result of `body`, or nil when it takes longer than `timeout`.
+///
+/// Unlike a task group, this does not wait for `body` to end after the deadline: a server that
+/// accepted a connection and never answers, or a connection the server ended while a query was
+/// on it, can leave `body` waiting far longer than the caller may. `late` disposes of a result
+/// that arrives after the deadline.
+func withDeadline<T: Sendable>(
+    _ timeout: Duration, _ body: @escaping @Sendable () async throws -> T,
+    late: @escaping @Sendable (T) async -> Void = { _ in }
+) async throws -> T? {
+    let outcome = FirstOutcome<T?>()
+    return try await withCheckedThrowingContinuation { continuation in
+        outcome.set(continuation)
+        let attempt = Task {
+            do {
+                let value = try await body()
+                if let waiting = outcome.take() {
+                    waiting.resume(returning: value)
+                } else {
+                    await late(value)
+                }
+            } catch {
+                outcome.take()?.resume(throwing: error)
+            }
+        }
+        Task {
+            try? await Task.sleep(for: timeout)
+            guard let waiting = outcome.take() else { return }
+            attempt.cancel()
+            waiting.resume(returning: nil)
+        }
+    }
+}
+
+/// A continuation resumed by whichever of several tasks finishes first.
+final class FirstOutcome<T: Sendable>: Sendable {
+    private let waiting = Mutex<CheckedContinuation<T, any Error>?>(nil)
+
+    func set(_ continuation: CheckedContinuation<T, any Error>) { waiting.withLock { $0 = continuation } }
+    func take() -> CheckedContinuation<T, any Error>? { waiting.withLock { $0.take() } }
 }

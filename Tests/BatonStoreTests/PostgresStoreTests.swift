@@ -100,6 +100,38 @@ import Testing
         }
     }
 
+    @Test func oneServerLeadsAndAnotherTakesOverWhenTheLeadersConnectionEnds() async throws {
+        try await TestDatabase.with(.postgres) { database in
+            let a = try await database.openPostgres()
+            let b = try await database.openPostgres()
+            #expect(try await a.tryLead())
+            #expect(try await a.tryLead(), "a leader stays leader")
+            #expect(try await b.tryLead() == false)
+            #expect(try await b.tryLead() == false)
+            // The leader's connection ends as when its machine vanishes: the server drops it.
+            let terminated = try await b.fetch(
+                """
+                SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                WHERE application_name = \(PostgresLeaderLock.applicationName) AND datname = current_database()
+                    AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)
+                """)
+            #expect(terminated.count == 1)
+            #expect(try await a.tryLead() == false, "the old leader notices it lost the lock")
+            var tookOver = false
+            for _ in 0..<50 where !tookOver {
+                tookOver = try await b.tryLead()
+                if !tookOver { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(tookOver)
+            #expect(try await a.tryLead() == false, "a lost leadership is not taken back behind the new leader")
+            // Closing the leader's store hands leadership on at once.
+            let c = try await database.openPostgres()
+            #expect(try await c.tryLead() == false)
+            await b.close()
+            #expect(try await c.tryLead())
+        }
+    }
+
     @Test func aMissingDatabaseIsReportedWithTheServerAndTheFix() async throws {
         try await TestDatabase.with(.postgres) { database in
             guard case .postgres(var location) = database.location else { return }
