@@ -156,7 +156,9 @@ import Testing
         let error = try await #require(throws: PostgresConnectError.self) {
             _ = try await PostgresStore(location, connectTimeout: .milliseconds(500))
         }
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // Without the deadline the attempt would wait for good (the driver has none after the
+        // TCP connection); the bound is loose because a loaded 2-core machine is slow to wake.
+        #expect(ContinuousClock.now - started < .seconds(30))
         #expect(error.reason.contains("no answer"), "\(error)")
         #expect(error.description.contains("127.0.0.1:\(listener.port)"))
     }
