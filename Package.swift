@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         .target(
@@ -36,7 +37,12 @@ let package = Package(
         ),
         .target(
             name: "BatonStore",
-            dependencies: ["BatonCore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "BatonCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         .target(
@@ -95,7 +101,14 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "BatonCoreTests", dependencies: ["BatonCore"], swiftSettings: strictSettings),
-        .testTarget(name: "BatonStoreTests", dependencies: ["BatonStore"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "BatonStoreTests",
+            dependencies: [
+                "BatonStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings),
         .testTarget(name: "BatonWorkerTests", dependencies: ["BatonWorker"], swiftSettings: strictSettings),
         .testTarget(name: "BatonEngineTests", dependencies: ["BatonEngine"], swiftSettings: strictSettings),
         .testTarget(name: "BatonCLITests", dependencies: ["BatonCore", "BatonAPI"], swiftSettings: strictSettings),

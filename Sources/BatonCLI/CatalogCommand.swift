@@ -37,7 +37,7 @@ struct CatalogCommand: AsyncParsableCommand {
 
     func run() async throws {
         let loaded = PipelineRepository.load(directory: folder.pipelines)
-        let sqlite = try store.openStore()
+        let database = try await store.openStore()
         var specs = loaded.catalog.datasets
         if let dataset {
             guard let match = specs.first(where: { $0.name == dataset }) else {
@@ -49,7 +49,7 @@ struct CatalogCommand: AsyncParsableCommand {
         }
         var rows: [Row] = []
         for spec in specs {
-            let status = await Engine.status(of: spec, store: sqlite, now: Date())
+            let status = await Engine.status(of: spec, store: database, now: Date())
             var producers: [String] = []
             var consumers: [String] = []
             for pipeline in loaded.pipelines {
@@ -63,7 +63,7 @@ struct CatalogCommand: AsyncParsableCommand {
                     name: spec.name, owner: spec.owner, schema_version: spec.schemaVersion, freshness_seconds: spec.freshness,
                     availability_target: spec.availability, status: status.freshness.rawValue, age_seconds: status.age,
                     measured_availability: status.measuredAvailability, producers: producers, consumers: consumers,
-                    updates: dataset == nil ? nil : try await sqlite.datasetUpdates(spec.name, limit: 20)))
+                    updates: dataset == nil ? nil : try await database.datasetUpdates(spec.name, limit: 20)))
         }
         if output.json {
             printJSON(rows)

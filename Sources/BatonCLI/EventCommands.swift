@@ -64,11 +64,11 @@ struct PublishEventCommand: AsyncParsableCommand {
             } catch {
                 throw CLIError("\(error)")
             }
-            let sqlite = try store.openStore()
+            let database = try await store.openStore()
             let record = EventRecord(
                 id: id ?? UUID().uuidString.lowercased(), name: name, payload: payload, source: source ?? "cli",
                 createdAt: Date())
-            let (stored, created) = try await sqlite.publishEvent(record)
+            let (stored, created) = try await database.publishEvent(record)
             // A running `baton up` notices the new event within its change-check interval.
             published = Published(event: .init(id: stored.id, name: stored.name, seq: stored.seq), duplicate: !created, run_ids: [])
         }

@@ -85,9 +85,9 @@ struct PipelinesCommand: AsyncParsableCommand {
     var owner: String?
 
     func run() async throws {
-        let sqlite = try store.openStore()
+        let database = try await store.openStore()
         var records: [String: PipelineRecord] = [:]
-        for record in try await sqlite.pipelines() { records[record.name] = record }
+        for record in try await database.pipelines() { records[record.name] = record }
         // Pipelines in the folder that no `baton up` has loaded yet are listed too.
         for loaded in PipelineRepository.load(directory: folder.pipelines).pipelines where records[loaded.spec.name] == nil {
             records[loaded.spec.name] = PipelineRecord(
@@ -98,14 +98,14 @@ struct PipelinesCommand: AsyncParsableCommand {
         for name in records.keys.sorted() {
             guard let record = records[name] else { continue }
             if let owner, record.spec.owner != owner { continue }
-            rows.append(APIPipeline(record, recentRuns: try await sqlite.runs(RunQuery(pipeline: name, limit: 10))))
+            rows.append(APIPipeline(record, recentRuns: try await database.runs(RunQuery(pipeline: name, limit: 10))))
         }
         if output.json {
             printJSON(rows)
             return
         }
         if rows.isEmpty {
-            print("no pipelines found in \(folder.pipelines) or \(store.databasePath)")
+            print("no pipelines found in \(folder.pipelines) or \(store.shownDatabase)")
             return
         }
         var table = Table(headers: ["PIPELINE", "OWNER", "SCHEDULE", "NEXT RUN (UTC)", "PAUSED", "RECENT RUNS"])
@@ -169,8 +169,8 @@ struct RunsCommand: AsyncParsableCommand {
                 try await client.get(query, as: APIList<APIRun>.self).items
             }
         } else {
-            let sqlite = try store.openStore()
-            runs = try await sqlite.runs(RunQuery(pipeline: pipeline, states: states, limit: max(1, limit))).map { APIRun($0) }
+            let database = try await store.openStore()
+            runs = try await database.runs(RunQuery(pipeline: pipeline, states: states, limit: max(1, limit))).map { APIRun($0) }
         }
         if output.json {
             printJSON(runs)
@@ -233,9 +233,9 @@ func fetchRun(_ id: Int64, store: StoreOptions, remoteOptions: RemoteOptions) as
             try await client.get("/api/v1/runs/\(id)", as: APIRun.self)
         }
     }
-    let sqlite = try store.openStore()
-    guard let run = try await sqlite.run(id: id) else { throw CLIError("no run \(id) in \(store.databasePath)") }
-    return APIRun(run, tasks: try await sqlite.taskInstances(runID: id))
+    let database = try await store.openStore()
+    guard let run = try await database.run(id: id) else { throw CLIError("no run \(id) in \(store.shownDatabase)") }
+    return APIRun(run, tasks: try await database.taskInstances(runID: id))
 }
 
 func renderRun(_ run: APIRun) -> String {

@@ -115,9 +115,9 @@ struct EmitMetricCommand: AsyncParsableCommand {
                 try await client.post("/api/v1/metrics", body: APIMetricEmitRequest(point: input), as: APIMetricsRecorded.self)
             }
         } else {
-            let sqlite = try store.openStore()
+            let database = try await store.openStore()
             do {
-                try await sqlite.recordMetrics([point])
+                try await database.recordMetrics([point])
             } catch let error as MetricValidationError {
                 throw CLIError(Self.explain(error))
             }
@@ -202,7 +202,7 @@ struct QueryMetricCommand: AsyncParsableCommand {
                     try await client.get(path, as: APIMetricQueryResult.self)
                 }
             } else {
-                result = try await query.run(on: try store.openStore())
+                result = try await query.run(on: try await store.openStore())
             }
         } catch let error as MetricQueryError {
             throw CLIError(Self.explain(error))

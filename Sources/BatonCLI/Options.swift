@@ -4,6 +4,7 @@ import BatonCore
 import BatonEngine
 import BatonStore
 import Foundation
+import Logging
 
 #if canImport(Glibc)
     import Glibc
@@ -11,30 +12,64 @@ import Foundation
 
 /// Where Baton keeps its state; shared by every command.
 struct StoreOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("SQLite database file.", valueName: "path"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "SQLite database file, or a PostgreSQL URL postgres://user[:password]@host[:port]/database (or BATON_DB).",
+            valueName: "path|url"))
     var db: String?
 
-    @Option(name: .long, help: ArgumentHelp("Folder for logs and scratch files (default: next to the database).", valueName: "dir"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Folder for logs and scratch files (default: next to the SQLite file; .baton with PostgreSQL).", valueName: "dir"))
     var dataDir: String?
 
+    /// `--db`, else `BATON_DB`, else the default SQLite file, as given.
     var databasePath: String {
-        db ?? ProcessInfo.processInfo.environment["BATON_DB"] ?? ".baton/baton.db"
+        if let db, !db.isEmpty { return db }
+        if let environment = ProcessInfo.processInfo.environment["BATON_DB"], !environment.isEmpty { return environment }
+        return ".baton/baton.db"
     }
 
-    var isPostgres: Bool { databasePath.hasPrefix("postgres://") || databasePath.hasPrefix("postgresql://") }
+    /// The parsed location; `validate()` has reported a bad one already.
+    var location: StoreLocation { (try? StoreLocation(parsing: databasePath)) ?? .sqlite(path: databasePath) }
+
+    var isPostgres: Bool { location.isPostgres }
+
+    /// The database as messages show it: a PostgreSQL URL without its password.
+    var shownDatabase: String { location.description }
 
     var dataDirectory: String {
-        let path = dataDir ?? (databasePath as NSString).deletingLastPathComponent
+        let path = dataDir ?? (isPostgres ? ".baton" : (databasePath as NSString).deletingLastPathComponent)
         return URL(fileURLWithPath: path.isEmpty ? "." : path).standardizedFileURL.path
     }
 
-    func openStore() throws -> SQLiteStore {
+    func validate() throws {
         do {
-            return try SQLiteStore(path: databasePath)
+            _ = try StoreLocation(parsing: databasePath)
+        } catch {
+            throw ValidationError(error.description + (db == nil ? " (from BATON_DB)" : ""))
+        }
+    }
+
+    /// Opens the database: a SQLite file (created when missing) or PostgreSQL, whose connection
+    /// is checked once so that a wrong password or host fails here with the fix.
+    func openStore() async throws -> any Store {
+        do {
+            return try await BatonStore.openStore(location, logger: Self.storeLogger)
         } catch {
             throw CLIError("\(error)")
         }
     }
+
+    /// Commands print results, not the store's progress: only its warnings. (`baton up` opens
+    /// the store with its own logger, which reports migrations.)
+    static let storeLogger: Logger = {
+        var logger = Logger(label: "baton")
+        logger.logLevel = .warning
+        return logger
+    }()
 }
 
 struct PipelinesFolderOption: ParsableArguments {
@@ -93,7 +128,10 @@ func cliEnvironment(databasePath: String? = nil) -> [String: String] {
         variables["PATH"] = (binary as NSString).deletingLastPathComponent + ":" + path
     }
     // Without a server, the CLI in a task must reach the same database as the engine running it.
-    if let databasePath { variables["BATON_DB"] = URL(fileURLWithPath: databasePath).standardizedFileURL.path }
+    if let databasePath {
+        let isURL = (try? StoreLocation(parsing: databasePath))?.isPostgres ?? false
+        variables["BATON_DB"] = isURL ? databasePath : URL(fileURLWithPath: databasePath).standardizedFileURL.path
+    }
     return variables
 }
 

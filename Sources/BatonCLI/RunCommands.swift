@@ -45,8 +45,8 @@ struct TriggerCommand: AsyncParsableCommand {
             try await triggerRemotely(client)
             return
         }
-        let sqlite = try store.openStore()
-        let spec = try await resolvePipeline(pipeline, store: sqlite, folder: folder.pipelines)
+        let database = try await store.openStore()
+        let spec = try await resolvePipeline(pipeline, store: database, folder: folder.pipelines)
         let values = try parseParams(params, spec: spec)
         let record: RunRecord
         do {
@@ -54,19 +54,20 @@ struct TriggerCommand: AsyncParsableCommand {
         } catch {
             throw CLIError("\(error)")
         }
-        let (run, _) = try await sqlite.createRun(record)
+        let (run, _) = try await database.createRun(record)
         if !wait {
             if output.json {
-                printJSON(APIRun(run, tasks: try await sqlite.taskInstances(runID: run.id)))
+                printJSON(APIRun(run, tasks: try await database.taskInstances(runID: run.id)))
             } else {
                 print("triggered run \(run.id) of \(run.pipeline)")
-                if EngineLock.isFree(databasePath: store.databasePath) {
-                    print("note: no `baton up` is running on \(store.databasePath); the run starts when one does (or use --wait)")
+                // With PostgreSQL, servers elsewhere may run it: there is no lock file to look at.
+                if !store.isPostgres && EngineLock.isFree(databasePath: store.databasePath) {
+                    print("note: no `baton up` is running on \(store.shownDatabase); the run starts when one does (or use --wait)")
                 }
             }
             return
         }
-        let final = try await follow(runID: run.id, sqlite: sqlite, store: store, folder: folder.pipelines, json: output.json)
+        let final = try await follow(runID: run.id, database: database, store: store, folder: folder.pipelines, json: output.json)
         if final != .success { throw ExitCode(1) }
     }
 
@@ -121,12 +122,12 @@ extension EngineLock {
 
 /// Follows a run until it ends, printing progress; runs an engine in this process when no
 /// `baton up` holds the database.
-func follow(runID: Int64, sqlite: SQLiteStore, store: StoreOptions, folder: String, json: Bool) async throws -> RunState {
-    let local = LocalEngine.startIfNoServer(sqlite: sqlite, store: store, folder: folder, json: json)
+func follow(runID: Int64, database: any Store, store: StoreOptions, folder: String, json: Bool) async throws -> RunState {
+    let local = LocalEngine.startIfNoServer(database: database, store: store, folder: folder, json: json)
     return try await withLocalEngine(local) {
         try await watch(runID: runID, json: json, local: local) {
-            guard let run = try await sqlite.run(id: runID) else { throw CLIError("run \(runID) disappeared") }
-            return APIRun(run, tasks: try await sqlite.taskInstances(runID: runID))
+            guard let run = try await database.run(id: runID) else { throw CLIError("run \(runID) disappeared") }
+            return APIRun(run, tasks: try await database.taskInstances(runID: runID))
         }
     }
 }
@@ -165,16 +166,22 @@ final class LocalEngine {
         return handler
     }
 
-    static func startIfNoServer(sqlite: SQLiteStore, store: StoreOptions, folder: String, json: Bool) -> LocalEngine? {
+    static func startIfNoServer(database: any Store, store: StoreOptions, folder: String, json: Bool) -> LocalEngine? {
+        // Servers sharing PostgreSQL elect one engine among themselves; an engine in the CLI
+        // would run beside theirs, so with PostgreSQL the run waits for a server.
+        if store.isPostgres {
+            if !json { writeOut("with PostgreSQL the run is started by a Baton server on \(store.shownDatabase); waiting for it") }
+            return nil
+        }
         guard let lock = EngineLock(databasePath: store.databasePath) else { return nil }
         _ = errorOnlyLogging
         let engine = Engine(
-            store: sqlite,
+            store: database,
             configuration: EngineConfiguration(
                 pipelinesDirectory: folder, dataDirectory: store.dataDirectory, watchFiles: false,
                 schedulerEnabled: false),
             logger: Logger(label: "baton"))
-        if !json { writeOut("no `baton up` is running on \(store.databasePath): running the pipeline in this process") }
+        if !json { writeOut("no `baton up` is running on \(store.shownDatabase): running the pipeline in this process") }
         let environment = cliEnvironment(databasePath: store.databasePath)
         return LocalEngine(
             lock: lock,
@@ -295,21 +302,21 @@ struct LogsCommand: AsyncParsableCommand {
             try await printRemotely(client, runID: id)
             return
         }
-        let sqlite = try store.openStore()
-        guard let run = try await sqlite.run(id: id) else { throw CLIError("no run \(id) in \(store.databasePath)") }
+        let database = try await store.openStore()
+        guard let run = try await database.run(id: id) else { throw CLIError("no run \(id) in \(store.shownDatabase)") }
         guard run.spec.task(named: task) != nil else {
             throw CLIError("run \(id) of \(run.pipeline) has no task '\(task)'; " + Suggest.hint(for: task, in: run.spec.tasks.map(\.name)))
         }
-        var attempts = try await sqlite.attempts(runID: id, task: task)
+        var attempts = try await database.attempts(runID: id, task: task)
         if follow && attempts.isEmpty {
             while attempts.isEmpty {
-                if let current = try await sqlite.run(id: id), current.state.isTerminal { break }
+                if let current = try await database.run(id: id), current.state.isTerminal { break }
                 try await Task.sleep(for: .milliseconds(200))
-                attempts = try await sqlite.attempts(runID: id, task: task)
+                attempts = try await database.attempts(runID: id, task: task)
             }
         }
         guard !attempts.isEmpty else {
-            let state = try await sqlite.taskInstances(runID: id).first { $0.task == task }?.state.rawValue ?? "unknown"
+            let state = try await database.taskInstances(runID: id).first { $0.task == task }?.state.rawValue ?? "unknown"
             throw CLIError("task \(task) of run \(id) has no attempts yet (state: \(state))")
         }
         let chosen: AttemptRecord
@@ -330,7 +337,7 @@ struct LogsCommand: AsyncParsableCommand {
                 let data = handle.readDataToEndOfFile()
                 offset += UInt64(data.count)
                 FileHandle.standardOutput.write(data)
-            } else if let data = try await sqlite.attemptLog(chosen.key, from: Int(offset), limit: 64 << 20) {
+            } else if let data = try await database.attemptLog(chosen.key, from: Int(offset), limit: 64 << 20) {
                 offset += UInt64(data.count)
                 FileHandle.standardOutput.write(data)
             }
@@ -338,7 +345,7 @@ struct LogsCommand: AsyncParsableCommand {
         try await drain()
         guard follow else { return }
         while true {
-            let current = try await sqlite.attempts(runID: id, task: task).first { $0.attempt == chosen.attempt }
+            let current = try await database.attempts(runID: id, task: task).first { $0.attempt == chosen.attempt }
             if !(current?.state.isOpen ?? false) {
                 try await drain()
                 return
@@ -397,18 +404,18 @@ struct CancelCommand: AsyncParsableCommand {
             print("cancelled run \(run.id) (\(run.state))")
             return
         }
-        let sqlite = try store.openStore()
-        guard let run = try await sqlite.run(id: id) else { throw CLIError("no run \(id) in \(store.databasePath)") }
+        let database = try await store.openStore()
+        guard let run = try await database.run(id: id) else { throw CLIError("no run \(id) in \(store.shownDatabase)") }
         guard !run.state.isTerminal else {
             print("run \(id) already ended: \(run.state.rawValue)")
             return
         }
-        _ = try await sqlite.requestCancel(runID: id)
-        if let lock = EngineLock(databasePath: store.databasePath) {
+        _ = try await database.requestCancel(runID: id)
+        if !store.isPostgres, let lock = EngineLock(databasePath: store.databasePath) {
             // No engine is running: apply the cancellation here.
             var machine = RunStateMachine(
                 spec: run.spec, params: run.params, state: run.state,
-                tasks: Dictionary(uniqueKeysWithValues: try await sqlite.taskInstances(runID: id).map { ($0.task, $0.progress) }))
+                tasks: Dictionary(uniqueKeysWithValues: try await database.taskInstances(runID: id).map { ($0.task, $0.progress) }))
             let effects = machine.handle(.cancel(reason: "cancelled by request"))
             var changes: [StoreChange] = []
             let now = Date()
@@ -419,13 +426,13 @@ struct CancelCommand: AsyncParsableCommand {
                     changes.append(.runState(runID: id, state: state, at: now))
                 }
             }
-            try await sqlite.commit(changes)
+            try await database.commit(changes)
             withExtendedLifetime(lock) {}
             print("cancelled run \(id)")
             return
         }
         for _ in 0..<50 {
-            if let current = try await sqlite.run(id: id), current.state.isTerminal {
+            if let current = try await database.run(id: id), current.state.isTerminal {
                 print("cancelled run \(id)")
                 return
             }
@@ -467,8 +474,8 @@ struct BackfillCommand: AsyncParsableCommand {
     func run() async throws {
         let start = try parseDateArgument(from, name: "--from")
         let end = try parseDateArgument(to, name: "--to")
-        let sqlite = try store.openStore()
-        let spec = try await resolvePipeline(pipeline, store: sqlite, folder: folder.pipelines)
+        let database = try await store.openStore()
+        let spec = try await resolvePipeline(pipeline, store: database, folder: folder.pipelines)
         let records: [RunRecord]
         do {
             records = try RunFactory.backfill(spec, from: start, to: end, now: Date())
@@ -478,7 +485,7 @@ struct BackfillCommand: AsyncParsableCommand {
         var created: [RunRecord] = []
         var existing = 0
         for record in records {
-            let (run, isNew) = try await sqlite.createRun(record)
+            let (run, isNew) = try await database.createRun(record)
             if isNew { created.append(run) } else { existing += 1 }
         }
         if output.json && !wait {
@@ -488,13 +495,13 @@ struct BackfillCommand: AsyncParsableCommand {
         }
         guard wait else { return }
         // One engine for all the runs (it runs them per max_active_runs), not one per run.
-        let local = LocalEngine.startIfNoServer(sqlite: sqlite, store: store, folder: folder.pipelines, json: output.json)
+        let local = LocalEngine.startIfNoServer(database: database, store: store, folder: folder.pipelines, json: output.json)
         let failed = try await withLocalEngine(local) {
             var failed = 0
             for run in created {
                 let state = try await watch(runID: run.id, json: output.json, local: local) {
-                    guard let current = try await sqlite.run(id: run.id) else { throw CLIError("run \(run.id) disappeared") }
-                    return APIRun(current, tasks: try await sqlite.taskInstances(runID: run.id))
+                    guard let current = try await database.run(id: run.id) else { throw CLIError("run \(run.id) disappeared") }
+                    return APIRun(current, tasks: try await database.taskInstances(runID: run.id))
                 }
                 if state != .success { failed += 1 }
             }
@@ -512,11 +519,11 @@ struct PauseCommand: AsyncParsableCommand {
     @OptionGroup var store: StoreOptions
 
     func run() async throws {
-        let sqlite = try store.openStore()
-        guard try await sqlite.pipeline(named: pipeline) != nil else {
-            throw CLIError("unknown pipeline '\(pipeline)' in \(store.databasePath) (pipelines appear once `baton up` has loaded them)")
+        let database = try await store.openStore()
+        guard try await database.pipeline(named: pipeline) != nil else {
+            throw CLIError("unknown pipeline '\(pipeline)' in \(store.shownDatabase) (pipelines appear once `baton up` has loaded them)")
         }
-        try await sqlite.setPaused(true, pipeline: pipeline)
+        try await database.setPaused(true, pipeline: pipeline)
         print("paused \(pipeline)")
     }
 }
@@ -528,11 +535,11 @@ struct UnpauseCommand: AsyncParsableCommand {
     @OptionGroup var store: StoreOptions
 
     func run() async throws {
-        let sqlite = try store.openStore()
-        guard try await sqlite.pipeline(named: pipeline) != nil else {
-            throw CLIError("unknown pipeline '\(pipeline)' in \(store.databasePath)")
+        let database = try await store.openStore()
+        guard try await database.pipeline(named: pipeline) != nil else {
+            throw CLIError("unknown pipeline '\(pipeline)' in \(store.shownDatabase)")
         }
-        try await sqlite.setPaused(false, pipeline: pipeline)
+        try await database.setPaused(false, pipeline: pipeline)
         print("unpaused \(pipeline)")
     }
 }

@@ -36,8 +36,8 @@ struct CreateTokenCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let sqlite = try store.openStore()
-        let created = try await TokenService(store: sqlite).create(
+        let database = try await store.openStore()
+        let created = try await TokenService(store: database).create(
             team: team, role: TokenRole(rawValue: role)!, description: description)
         if output.json {
             printJSON(["id": created.record.id, "team": team, "role": role, "token": created.token])

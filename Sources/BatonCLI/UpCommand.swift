@@ -167,14 +167,27 @@ struct ServeOptions: ParsableArguments {
             return handler
         }
         let logger = Logger(label: "baton")
-        guard let lock = EngineLock(databasePath: store.databasePath) else {
-            let holder = EngineLock.holder(databasePath: store.databasePath).map { " (pid \($0))" } ?? ""
-            throw CLIError("another `baton up` is already running on \(store.databasePath)\(holder); stop it first or use another --db")
+        // One engine per SQLite file, by a lock the kernel releases if the process dies. Servers
+        // sharing PostgreSQL need no such file: they elect one leader through the database.
+        let lock: EngineLock?
+        if store.isPostgres {
+            lock = nil
+        } else {
+            guard let held = EngineLock(databasePath: store.databasePath) else {
+                let holder = EngineLock.holder(databasePath: store.databasePath).map { " (pid \($0))" } ?? ""
+                throw CLIError("another `baton up` is already running on \(store.databasePath)\(holder); stop it first or use another --db")
+            }
+            lock = held
         }
-        let sqlite = try store.openStore()
+        let database: any Store
+        do {
+            database = try await BatonStore.openStore(store.location, logger: logger)
+        } catch {
+            throw CLIError("\(error)")
+        }
         let metrics = MetricsRegistry.shared
         let engine = Engine(
-            store: sqlite,
+            store: database,
             configuration: EngineConfiguration(
                 pipelinesDirectory: folder.pipelines, dataDirectory: store.dataDirectory, slots: slots,
                 maxCatchupRuns: maxCatchup, leaseSeconds: (try? DurationText.seconds(lease)) ?? 30,
@@ -183,13 +196,13 @@ struct ServeOptions: ParsableArguments {
             logger: logger)
         let initial = PipelineRepository.load(directory: folder.pipelines)
         logger.info(
-            "baton up: \(initial.pipelines.count) pipelines from \(folder.pipelines), \(slots) slots, database \(store.databasePath)")
+            "baton up: \(initial.pipelines.count) pipelines from \(folder.pipelines), \(slots) slots, database \(store.shownDatabase)")
         if !initial.errors.isEmpty {
             logger.warning("\(initial.errors.count) problems in pipeline files; run `baton validate \(folder.pipelines)` for details")
         }
         let serverConfiguration = ServerConfiguration(host: host, port: port, requireAuth: requireAuth)
         let context = ServerContext(
-            store: sqlite, engine: engine, configuration: serverConfiguration, metrics: metrics,
+            store: database, engine: engine, configuration: serverConfiguration, metrics: metrics,
             pipelinesDirectory: folder.pipelines, leadership: Leadership(advertisedURL: advertise))
         let host = self.host
         let authNote = requireAuth
@@ -215,20 +228,26 @@ struct ServeOptions: ParsableArguments {
                 services: [
                     .init(
                         service: LeaderElectionService(
-                            engine: engine, store: sqlite, leadership: context.leadership!, logger: logger)),
+                            engine: engine, store: database, leadership: context.leadership!, logger: logger)),
                     .init(service: application),
                     .init(
                         service: MetricsRetentionService(
-                            store: sqlite, retention: metricsRetentionSeconds, logger: logger)),
+                            store: database, retention: metricsRetentionSeconds, logger: logger)),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
+        let outcome: Result<Void, any Error>
         do {
             try await group.run()
+            outcome = .success(())
         } catch {
-            throw CLIError("\(error)")
+            outcome = .failure(error)
         }
+        // Closed on every way out: the leader lock's connection ends with a goodbye, so the next
+        // leader takes over at once instead of when the server notices the connection is gone.
+        if let postgres = database as? PostgresStore { await postgres.close() }
         withExtendedLifetime(lock) {}
+        if case .failure(let error) = outcome { throw CLIError("\(error)") }
     }
 
     /// The id of this process's own slots in claims. One process holds a SQLite database, so a

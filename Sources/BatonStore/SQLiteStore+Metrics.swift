@@ -172,15 +172,6 @@ extension SQLiteStore {
         }
     }
 
-    // MARK: - Tags
-
-    /// Tags as one canonical text: JSON with sorted keys, so equal tag sets are equal strings.
-    static func canonicalTags(_ tags: [String: String]) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: (try? encoder.encode(tags)) ?? Data("{}".utf8), as: UTF8.self)
-    }
-
     /// Restricts a points query to the series whose tags include every given key and value.
     /// `json_each` compares keys and values as bound parameters, so no key is ever spliced into
     /// a JSON path; the check runs once per series, not once per point.
@@ -194,17 +185,5 @@ extension SQLiteStore {
         }
         let sql = "AND tags IN (SELECT s.tags FROM metric_series s WHERE s.name = ? AND \(conditions.joined(separator: " AND ")))"
         return (sql, arguments)
-    }
-
-    /// Decodes each distinct tag text once per query; a series' points all share one.
-    struct TagCache {
-        var decoded: [String: [String: String]] = [:]
-
-        mutating func tags(_ text: String) throws -> [String: String] {
-            if let tags = decoded[text] { return tags }
-            let tags = try SQLiteStore.decode([String: String].self, text, table: "metric_points")
-            decoded[text] = tags
-            return tags
-        }
     }
 }

@@ -7,6 +7,8 @@ import Synchronization
 public enum StoreError: Error, CustomStringConvertible {
     case cannotOpen(path: String, underlying: any Error)
     case corruptRow(table: String, detail: String)
+    /// PostgreSQL refused or could not run a statement (shown shortened, without its values).
+    case postgres(statement: String, sqlState: String?, message: String)
 
     public var description: String {
         switch self {
@@ -14,6 +16,8 @@ public enum StoreError: Error, CustomStringConvertible {
             return "cannot open the Baton database at \(path): \(underlying)"
         case .corruptRow(let table, let detail):
             return "unreadable row in \(table): \(detail)"
+        case .postgres(let statement, let sqlState, let message):
+            return "PostgreSQL: \(message)\(sqlState.map { " (SQLSTATE \($0))" } ?? "") in `\(statement)`"
         }
     }
 }
@@ -23,7 +27,7 @@ public enum StoreError: Error, CustomStringConvertible {
 /// Durability: `synchronous=NORMAL`, so a committed transaction survives the Baton process
 /// being killed at any point; only an operating-system crash or power loss can lose the last
 /// commits. `durability: .full` trades about 10x write latency for surviving those too.
-public final class SQLiteStore: Store {
+public final class SQLiteStore: Store, RecordCoding {
     public enum Durability: Sendable { case normal, full }
 
     let pool: DatabasePool
@@ -132,57 +136,6 @@ public final class SQLiteStore: Store {
         registerMetricsMigrations(&migrator)
         registerDispatchMigrations(&migrator)
         return migrator
-    }
-
-    // MARK: - Encoding helpers
-
-    static func encode<T: Encodable>(_ value: T) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        encoder.dateEncodingStrategy = .secondsSince1970
-        return String(decoding: (try? encoder.encode(value)) ?? Data("null".utf8), as: UTF8.self)
-    }
-
-    static func decode<T: Decodable>(_ type: T.Type, _ text: String, table: String) throws -> T {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .secondsSince1970
-        do {
-            return try decoder.decode(type, from: Data(text.utf8))
-        } catch {
-            throw StoreError.corruptRow(table: table, detail: "\(error)")
-        }
-    }
-
-    static func date(_ value: Double?) -> Date? { value.map { Date(timeIntervalSince1970: $0) } }
-
-    /// Every run stores the definition it runs with, and most runs of a pipeline share one.
-    /// Decoding it is the dominant cost of listing runs, so decoded definitions are kept by
-    /// their exact text (bounded; cleared when full).
-    static let specCache = Mutex<[String: PipelineSpec]>([:])
-    static let specCacheLimit = 256
-
-    /// Params repeat across runs too (usually the defaults); cached like definitions.
-    static let paramsCache = Mutex<[String: [String: JSONValue]]>([:])
-
-    static func decodeParams(_ text: String) throws -> [String: JSONValue] {
-        if text == "{}" { return [:] }
-        if let cached = paramsCache.withLock({ $0[text] }) { return cached }
-        let params = try decode([String: JSONValue].self, text, table: "runs")
-        paramsCache.withLock { cache in
-            if cache.count >= specCacheLimit { cache.removeAll(keepingCapacity: true) }
-            cache[text] = params
-        }
-        return params
-    }
-
-    static func decodeSpec(_ text: String, table: String = "runs") throws -> PipelineSpec {
-        if let cached = specCache.withLock({ $0[text] }) { return cached }
-        let spec = try decode(PipelineSpec.self, text, table: table)
-        specCache.withLock { cache in
-            if cache.count >= specCacheLimit { cache.removeAll(keepingCapacity: true) }
-            cache[text] = spec
-        }
-        return spec
     }
 
     static func pipeline(from row: Row) throws -> PipelineRecord {

@@ -1,0 +1,232 @@
+import BatonCore
+import Foundation
+import Testing
+
+@testable import BatonStore
+
+/// The `Store` contract, run against every backend on a fresh database per test.
+@Suite struct StoreTests {
+    @Test(arguments: Backend.allCases) func aRunIsCreatedOncePerKeyWithPendingTasks(_ backend: Backend) async throws {
+        try await withStore(backend) { store, _ in
+            let spec = sampleSpec(tasks: ["extract", "load", "a_report", "Zeta"])
+            let first = try await store.createRun(sampleRun(spec))
+            let second = try await store.createRun(sampleRun(spec))
+            #expect(first.created)
+            #expect(!second.created)
+            #expect(first.run.id == second.run.id)
+            let tasks = try await store.taskInstances(runID: first.run.id)
+            #expect(tasks.map(\.task) == ["extract", "load", "a_report", "Zeta"], "in the definition's order")
+            #expect(tasks.allSatisfy { $0.state == .pending })
+            let stored = try #require(try await store.run(id: first.run.id))
+            #expect(stored.spec == spec)
+            #expect(stored.params == ["region": "eu"])
+            #expect(stored.state == .queued)
+            #expect(stored.logicalDate == Date(timeIntervalSince1970: 1_790_000_000))
+            #expect(stored.trigger == .schedule)
+            #expect(stored.cancelRequested == false)
+            #expect(stored.event == nil)
+        }
+    }
+
+    @Test(arguments: Backend.allCases) func concurrentCreatorsOfOneIntervalGetOneRun(_ backend: Backend) async throws {
+        try await withStore(backend) { store, database in
+            let other = try await database.open()
+            let spec = sampleSpec()
+            let results = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for index in 0..<20 {
+                    let target = index.isMultiple(of: 2) ? store : other
+                    group.addTask { try await target.createRun(sampleRun(spec)).created }
+                }
+                return try await group.reduce(into: [Bool]()) { $0.append($1) }
+            }
+            #expect(results.filter { $0 }.count == 1)
+            #expect(try await store.runs(RunQuery(pipeline: "etl")).count == 1)
+            let run = try #require(try await other.runs(RunQuery(pipeline: "etl")).first)
+            #expect(try await store.taskInstances(runID: run.id).count == 2, "the tasks were inserted once")
+        }
+    }
+
+    @Test(arguments: Backend.allCases) func transitionsCommitTogetherAndSurviveReopening(_ backend: Backend) async throws {
+        try await withStore(backend) { store, database in
+            let run = try await store.createRun(sampleRun(sampleSpec())).run
+            let now = Date(timeIntervalSince1970: 1_790_000_123.456)
+            try await store.commit([
+                .runState(runID: run.id, state: .running, at: now),
+                .taskState(runID: run.id, task: "extract", state: .running, attempts: 1, output: nil, reason: nil, retryAt: nil, at: now),
+                .attemptStarted(AttemptRecord(runID: run.id, task: "extract", attempt: 1, startedAt: now, logPath: "/tmp/x.log")),
+            ])
+            try await store.commit([
+                .attemptProcess(runID: run.id, task: "extract", attempt: 1, pid: 4242, startTicks: 99),
+                .attemptFinished(runID: run.id, task: "extract", attempt: 1, state: .success, exitCode: 0, reason: nil, at: now),
+                .taskState(
+                    runID: run.id, task: "extract", state: .success, attempts: 1, output: ["rows": 10], reason: nil,
+                    retryAt: nil, at: now),
+            ])
+            let reopened = try await database.open()
+            let tasks = try await reopened.taskInstances(runID: run.id)
+            #expect(tasks.first?.state == .success)
+            #expect(tasks.first?.output == ["rows": 10])
+            #expect(tasks.first?.startedAt == now, "times keep their fractions")
+            #expect(tasks.first?.endedAt == now)
+            let attempts = try await reopened.attempts(runID: run.id, task: "extract")
+            #expect(attempts.count == 1)
+            #expect(attempts.first?.pid == 4242)
+            #expect(attempts.first?.processStartTicks == 99)
+            #expect(attempts.first?.exitCode == 0)
+            #expect(attempts.first?.state == .success)
+            #expect(try await reopened.attempts(runID: run.id, task: nil).map(\.task) == ["extract"])
+            #expect(try await reopened.run(id: run.id)?.state == .running)
+            #expect(try await reopened.run(id: run.id)?.startedAt == now)
+            #expect(try await reopened.unfinishedRuns().map(\.id) == [run.id])
+            #expect(try await reopened.openAttempts().isEmpty)
+        }
+    }
+
+    @Test(arguments: Backend.allCases) func aFailingChangeRollsBackTheWholeCommit(_ backend: Backend) async throws {
+        try await withStore(backend) { store, _ in
+            let run = try await store.createRun(sampleRun(sampleSpec())).run
+            let now = Date()
+            // The attempt refers to a run that does not exist: the foreign key refuses it, and the
+            // run's state change before it in the same commit must not stay behind.
+            await #expect(throws: (any Error).self) {
+                try await store.commit([
+                    .runState(runID: run.id, state: .running, at: now),
+                    .attemptStarted(AttemptRecord(runID: run.id + 1000, task: "extract", attempt: 1, startedAt: now, logPath: "x")),
+                ])
+            }
+            #expect(try await store.run(id: run.id)?.state == .queued)
+            // The store stays usable after a failed transaction.
+            try await store.commit([.runState(runID: run.id, state: .running, at: now)])
+            #expect(try await store.run(id: run.id)?.state == .running)
+        }
+    }
+
+    @Test(arguments: Backend.allCases) func aFinishedAttemptIsNotReopenedByALateUpdate(_ backend: Backend) async throws {
+        try await withStore(backend) { store, _ in
+            let run = try await store.createRun(sampleRun(sampleSpec())).run
+            let now = Date()
+            try await store.commit([.attemptStarted(AttemptRecord(runID: run.id, task: "extract", attempt: 1, startedAt: now, logPath: "x"))])
+            #expect(try await store.openAttempts().map(\.attempt) == [1])
+            try await store.commit([.attemptFinished(runID: run.id, task: "extract", attempt: 1, state: .lost, exitCode: nil, reason: "lost", at: now)])
+            try await store.commit([.attemptFinished(runID: run.id, task: "extract", attempt: 1, state: .success, exitCode: 0, reason: nil, at: now)])
+            #expect(try await store.attempts(runID: run.id, task: "extract").first?.state == .lost)
+            #expect(try await store.attempts(runID: run.id, task: "extract").first?.reason == "lost")
+        }
+    }
+
+    @Test(arguments: Backend.allCases) func cancellationRequestsAreVisibleToOtherConnections(_ backend: Backend) async throws {
+        try await withStore(backend) { store, database in
+            let run = try await store.createRun(sampleRun(sampleSpec())).run
+            let tokenBefore = try await store.externalChangeToken()
+            let cli = try await database.open()
+            #expect(try await cli.requestCancel(runID: run.id))
+            #expect(try await store.externalChangeToken() != tokenBefore)
+            #expect(try await store.cancelRequestedRunIDs() == [run.id])
+            #expect(try await store.run(id: run.id)?.cancelRequested == true)
+            try await store.commit([.runCleared(runID: run.id)])
+            #expect(try await store.cancelRequestedRunIDs().isEmpty)
+            #expect(try await cli.requestCancel(runID: run.id))
+            try await store.commit([.runState(runID: run.id, state: .cancelled, at: Date())])
+            #expect(try await store.cancelRequestedRunIDs().isEmpty)
+            #expect(try await cli.requestCancel(runID: run.id) == false)
+        }
+    }
+
+    @Test(arguments: Backend.allCases) func ownWritesDoNotChangeTheExternalToken(_ backend: Backend) async throws {
+        try await withStore(backend) { store, _ in
+            let before = try await store.externalChangeToken()
+            let run = try await store.createRun(sampleRun(sampleSpec())).run
+            _ = try await store.requestCancel(runID: run.id)
+            try await store.commit([.runState(runID: run.id, state: .running, at: Date())])
+            #expect(try await store.externalChangeToken() == before)
+        }
+    }
+
+    @Test(arguments: Backend.allCases) func pipelinesKeepFirstSeenAndScheduleOnlyMovesForward(_ backend: Backend) async throws {
+        try await withStore(backend) { store, _ in
+            let t0 = Date(timeIntervalSince1970: 1_000)
+            let first = try await store.upsertPipeline(name: "etl", file: "p/etl.yaml", spec: sampleSpec(), now: t0)
+            var changed = sampleSpec()
+            changed.owner = "ml_engineering"
+            let second = try await store.upsertPipeline(name: "etl", file: "p/etl.yaml", spec: changed, now: t0.addingTimeInterval(60))
+            #expect(first.firstSeen == t0)
+            #expect(second.firstSeen == t0)
+            #expect(second.updatedAt == t0.addingTimeInterval(60))
+            #expect(second.spec.owner == "ml_engineering")
+            #expect(try await store.pipeline(named: "etl")?.lastScheduledEnd == nil)
+            try await store.setLastScheduledEnd(t0.addingTimeInterval(7200), pipeline: "etl")
+            try await store.setLastScheduledEnd(t0.addingTimeInterval(3600), pipeline: "etl")
+            #expect(try await store.pipeline(named: "etl")?.lastScheduledEnd == t0.addingTimeInterval(7200))
+            try await store.setPaused(true, pipeline: "etl")
+            #expect(try await store.pipelines().first?.paused == true)
+            #expect(try await store.pipeline(named: "nope") == nil)
+            // Byte order, as SQLite sorts: upper case before lower case.
+            for name in ["b", "B", "a", "_x"] {
+                _ = try await store.upsertPipeline(name: name, file: "p/\(name).yaml", spec: sampleSpec(name: name), now: t0)
+            }
+            #expect(try await store.pipelines().map(\.name) == ["B", "_x", "a", "b", "etl"])
+        }
+    }
+
+    @Test(arguments: Backend.allCases) func runsAreListedNewestFirstWithFiltersAndCursor(_ backend: Backend) async throws {
+        try await withStore(backend) { store, _ in
+            for index in 0..<5 {
+                _ = try await store.createRun(sampleRun(sampleSpec(name: index < 3 ? "a" : "b"), key: "k\(index)"))
+            }
+            let all = try await store.runs(RunQuery())
+            #expect(all.map(\.id) == [5, 4, 3, 2, 1])
+            #expect(try await store.runs(RunQuery(pipeline: "a")).count == 3)
+            let page = try await store.runs(RunQuery(limit: 2, beforeID: 4))
+            #expect(page.map(\.id) == [3, 2])
+            try await store.commit([.runState(runID: 2, state: .failed, at: Date())])
+            #expect(try await store.runs(RunQuery(states: [.failed])).map(\.id) == [2])
+            #expect(try await store.runs(RunQuery(pipeline: "a", states: [.queued, .failed], limit: 10, beforeID: 3)).map(\.id) == [2, 1])
+            #expect(try await store.unfinishedRuns().map(\.id) == [1, 3, 4, 5])
+            #expect(try await store.run(id: 2)?.endedAt != nil)
+        }
+    }
+
+    @Test(arguments: Backend.allCases) func eventRunsKeepTheirEvent(_ backend: Backend) async throws {
+        try await withStore(backend) { store, _ in
+            var run = sampleRun(sampleSpec(), key: "event:e1")
+            run.trigger = .event
+            run.event = ["id": "e1", "payload": ["rows": 3]]
+            _ = try await store.createRun(run)
+            let stored = try #require(try await store.runs(RunQuery()).first)
+            #expect(stored.trigger == .event)
+            #expect(stored.event == ["id": "e1", "payload": ["rows": 3]])
+        }
+    }
+
+    @Test(arguments: Backend.allCases) func tokensAreStoredRevokedOnceAndMarkedUsed(_ backend: Backend) async throws {
+        try await withStore(backend) { store, _ in
+            let created = Date(timeIntervalSince1970: 1_000)
+            try await store.createToken(
+                TokenRecord(id: "bt_1", team: "data", role: .operator, description: "ci", secretHash: "ab", createdAt: created))
+            try await store.createToken(
+                TokenRecord(id: "bt_2", team: "ml", role: .viewer, description: nil, secretHash: "cd", createdAt: created.addingTimeInterval(1)))
+            #expect(try await store.tokens().map(\.id) == ["bt_1", "bt_2"])
+            #expect(try await store.token(id: "bt_1")?.role == .operator)
+            #expect(try await store.token(id: "bt_2")?.description == nil)
+            try await store.markTokenUsed(id: "bt_1", at: created.addingTimeInterval(5))
+            #expect(try await store.token(id: "bt_1")?.lastUsedAt == created.addingTimeInterval(5))
+            #expect(try await store.revokeToken(id: "bt_1", at: created.addingTimeInterval(9)))
+            #expect(try await store.revokeToken(id: "bt_1", at: created.addingTimeInterval(10)) == false)
+            #expect(try await store.token(id: "bt_1")?.revokedAt == created.addingTimeInterval(9))
+            #expect(try await store.revokeToken(id: "missing", at: created) == false)
+            #expect(try await store.token(id: "missing") == nil)
+        }
+    }
+
+    @Test(arguments: Backend.allCases) func thePingAnswers(_ backend: Backend) async throws {
+        try await withStore(backend) { store, _ in try await store.ping() }
+    }
+
+    @Test func aDatabaseInAnUnwritablePlaceGivesAClearError() throws {
+        #expect {
+            _ = try SQLiteStore(path: "/proc/baton-cannot-write-here/baton.db")
+        } throws: { error in
+            "\(error)".contains("/proc/baton-cannot-write-here/baton.db")
+        }
+    }
+}
