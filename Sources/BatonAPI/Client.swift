@@ -9,8 +9,18 @@ import Foundation
 public struct BatonClient: Sendable {
     public let baseURL: URL
     public let token: String?
+    let session: URLSession
 
-    public init(server: String, token: String?) throws(ClientError) {
+    /// A session for clients that keep a long poll open beside other calls (workers): the
+    /// shared session's per-host connection limit would queue those calls behind the poll.
+    public static let concurrentSession: URLSession = {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.httpMaximumConnectionsPerHost = 256
+        return URLSession(configuration: configuration)
+    }()
+
+    public init(server: String, token: String?, session: URLSession = .shared) throws(ClientError) {
+        self.session = session
         let trimmed = server.hasSuffix("/") ? String(server.dropLast()) : server
         guard let url = URL(string: trimmed), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
             throw ClientError(message: "--server '\(server)' is not an http(s) URL such as http://127.0.0.1:8080")
@@ -84,7 +94,7 @@ public struct BatonClient: Sendable {
         let data: Data
         let response: URLResponse
         do {
-            (data, response) = try await URLSession.shared.data(for: request)
+            (data, response) = try await session.data(for: request)
         } catch {
             throw ClientError(message: "cannot reach Baton at \(baseURL.absoluteString): \(error.localizedDescription)")
         }

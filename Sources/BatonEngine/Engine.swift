@@ -237,6 +237,13 @@ public actor Engine {
         }
         // Attempts whose end a worker reported but the previous engine never applied.
         for attempt in try await store.unappliedAttempts() { await attemptReported(attempt) }
+        // Workers could not renew their leases while no engine led (a leader change): give every
+        // running attempt a fresh lease, so only workers that stay silent are declared lost.
+        let renewUntil = clock().addingTimeInterval(configuration.leaseSeconds)
+        for (worker, attempts) in Dictionary(grouping: open.filter { $0.state == .running }, by: { $0.workerID ?? "" })
+        where !worker.isEmpty && worker != configuration.workerID {
+            _ = try? await store.renewLeases(workerID: worker, attempts: attempts.map(\.key), until: renewUntil)
+        }
         // This process's own slots died with the previous process: those attempts are lost now.
         // Remote workers' attempts keep running; their leases tell if they are gone.
         for attempt in open where attempt.state == .running && (attempt.workerID ?? configuration.workerID) == configuration.workerID {

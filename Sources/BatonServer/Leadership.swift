@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import BatonAPI
 import BatonEngine
 import BatonStore
@@ -5,13 +6,11 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import NIOHTTP1
 import Logging
 import ServiceLifecycle
 import Synchronization
 
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
 
 /// Which replica schedules. Several servers may share one PostgreSQL database; exactly one of
 /// them (the holder of the store's leader lock) runs the scheduler and the work queue's engine.
@@ -128,69 +127,64 @@ struct LeaderForwardingMiddleware: RouterMiddleware {
     let leadership: Leadership
     let maxBodyBytes: Int
 
+    /// NIO's HTTP client: workers' long polls hold forwarded requests open for up to 30 s, and
+    /// the pool must not queue other changes behind them (URLSession on Linux did).
+    static let client: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 1024)
+        configuration.timeout = .init(connect: .seconds(5), read: .seconds(Int64(WorkerProtocol.maxWaitSeconds) + 15))
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
     func handle(
         _ request: Request, context: BatonRequestContext, next: (Request, BatonRequestContext) async throws -> Response
     ) async throws -> Response {
         let path = request.uri.path
-        guard !leadership.isLeader, request.method != .get, request.method != .head, path != "/login", path != "/logout"
+        guard !leadership.isLeader, request.method != .get, request.method != .head, path != "/login", path != "/logout",
+            !Self.servedByAnyReplica(path)
         else {
             return try await next(request, context)
         }
-        guard let leader = leadership.leaderURL, let url = URL(string: leader + request.uri.description) else {
+        guard let leader = leadership.leaderURL else {
             throw APIError(
                 .serviceUnavailable, code: "no_leader",
                 "no Baton server leads yet (a new leader takes over within seconds); retry shortly")
         }
         var request = request
         let body = try await request.collectBody(upTo: maxBodyBytes + WorkerProtocol.maxLogChunkBytes)
-        var forwarded = URLRequest(url: url)
-        forwarded.httpMethod = request.method.rawValue
-        // Long polls of workers wait up to 30 s on the leader.
-        forwarded.timeoutInterval = WorkerProtocol.maxWaitSeconds + 15
+        var forwarded = HTTPClientRequest(url: leader + request.uri.description)
+        forwarded.method = .init(rawValue: request.method.rawValue)
         for field in request.headers where Self.forwardedRequestHeaders.contains(field.name.canonicalName) {
-            forwarded.addValue(field.value, forHTTPHeaderField: field.name.rawName)
+            forwarded.headers.add(name: field.name.rawName, value: field.value)
         }
-        forwarded.httpBody = Data(body.readableBytesView)
-        let data: Data
-        let response: URLResponse
+        forwarded.body = .bytes(body)
+        let response: HTTPClientResponse
+        let data: ByteBuffer
         do {
-            (data, response) = try await ForwardingSession.shared.data(for: forwarded)
+            response = try await Self.client.execute(forwarded, timeout: .seconds(Int64(WorkerProtocol.maxWaitSeconds) + 15))
+            data = try await response.body.collect(upTo: 64 << 20)
         } catch {
             throw APIError(
                 .serviceUnavailable, code: "leader_unreachable",
-                "the leading server at \(leader) does not answer (\(error.localizedDescription)); retry shortly")
-        }
-        guard let http = response as? HTTPURLResponse else {
-            throw APIError(.badGateway, code: "bad_gateway", "the leading server at \(leader) sent no HTTP answer")
+                "the leading server at \(leader) does not answer (\(error)); retry shortly")
         }
         var headers = HTTPFields()
-        for (name, value) in http.allHeaderFields {
-            guard let name = name as? String, let value = value as? String,
-                Self.relayedResponseHeaders.contains(name.lowercased()), let field = HTTPField.Name(name)
-            else { continue }
-            headers[field] = value
+        for header in response.headers where Self.relayedResponseHeaders.contains(header.name.lowercased()) {
+            if let name = HTTPField.Name(header.name) { headers.append(HTTPField(name: name, value: header.value)) }
         }
         headers[.init("X-Baton-Forwarded-To")!] = leader
-        return Response(
-            status: .init(code: http.statusCode), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(status: .init(code: Int(response.status.code)), headers: headers, body: ResponseBody(byteBuffer: data))
+    }
+
+    /// Lease renewals and log chunks only touch the store: any replica takes them, so workers
+    /// keep their leases and stream logs while a new leader takes over.
+    static func servedByAnyReplica(_ path: String) -> Bool {
+        path == "/api/v1/workers/heartbeat" || (path.hasPrefix("/api/v1/workers/attempts/") && path.hasSuffix("/log"))
     }
 
     static let forwardedRequestHeaders: Set<String> = [
         "authorization", "content-type", "accept", "cookie", "origin", "referer", "sec-fetch-site", "user-agent",
     ]
     static let relayedResponseHeaders: Set<String> = ["content-type", "location", "set-cookie", "retry-after"]
-}
-
-/// A URLSession that hands redirects back to the client instead of following them (the UI's
-/// forms answer 303 See Other).
-final class ForwardingSession: NSObject, URLSessionTaskDelegate, Sendable {
-    static let shared: URLSession = URLSession(
-        configuration: .ephemeral, delegate: ForwardingSession(), delegateQueue: nil)
-
-    func urlSession(
-        _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
-        newRequest request: URLRequest, completionHandler: @escaping @Sendable (URLRequest?) -> Void
-    ) {
-        completionHandler(nil)
-    }
 }

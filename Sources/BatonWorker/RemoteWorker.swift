@@ -60,7 +60,9 @@ public actor RemoteWorker {
             throw BatonClient.ClientError(status: nil, code: nil, message: "name at least one server with --server URL")
         }
         self.configuration = configuration
-        self.clients = try configuration.servers.map { try BatonClient(server: $0, token: configuration.token) }
+        self.clients = try configuration.servers.map {
+            try BatonClient(server: $0, token: configuration.token, session: BatonClient.concurrentSession)
+        }
         self.logger = logger
     }
 
@@ -142,7 +144,8 @@ public actor RemoteWorker {
     func call<T: Sendable>(_ body: @Sendable (BatonClient) async throws -> T) async -> T? {
         var delay = 0.1
         while !Task.isCancelled {
-            let client = clients[current % clients.count]
+            let index = current % clients.count
+            let client = clients[index]
             do {
                 return try await body(client)
             } catch {
@@ -154,7 +157,9 @@ public actor RemoteWorker {
                     return nil
                 }
                 logger.warning("\(client.baseURL.absoluteString): \(failure?.message ?? "\(error)"); trying again")
-                current += 1
+                // Several calls fail on the same server at once: move past it once, not once each
+                // (two moves would bring them back to it).
+                if current % clients.count == index { current += 1 }
                 try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
                 delay = min(delay * 2, 5)
             }
@@ -251,8 +256,13 @@ public actor RemoteWorker {
 
     /// Renews the leases of running attempts; stops the ones the server revoked.
     private func heartbeats() async {
+        var last = ContinuousClock.now
         while !Task.isCancelled {
-            try? await Task.sleep(for: .milliseconds(Int(max(0.2, leaseSeconds / 3) * 1000)))
+            // Short naps: the lease is learnt from the first claim, and may be much shorter than
+            // the default the loop started with.
+            try? await Task.sleep(for: .milliseconds(100))
+            guard ContinuousClock.now - last >= .milliseconds(Int(max(0.2, leaseSeconds / 3) * 1000)) else { continue }
+            last = ContinuousClock.now
             let keys = Array(running.keys)
             guard !keys.isEmpty else { continue }
             let body = APIHeartbeatRequest(worker: configuration.workerID, attempts: keys)

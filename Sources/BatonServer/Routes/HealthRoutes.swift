@@ -20,6 +20,8 @@ enum HealthRoutes {
             // A follower is ready when it serves: another replica schedules.
             let follows = context.leadership.map { !$0.isLeader } ?? false
             if !follows, await !context.engine.isRunning() { problems.append("scheduler not running yet") }
+            // A follower forwards changes: until it knows the leader, it cannot take them.
+            if follows, context.leadership?.leaderURL == nil { problems.append("no leader known yet") }
             if problems.isEmpty {
                 return APIResponse.json(["status": "ready", "role": follows ? "follower" : "leader"])
             }
