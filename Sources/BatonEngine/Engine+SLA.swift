@@ -137,6 +137,15 @@ extension Engine {
     }
 
     /// Posts an alert to a webhook, logging (not retrying) failures.
+    /// Webhooks get their own session: a slow or hanging receiver, or other HTTP work in the
+    /// process, must not hold them up behind the shared session's per-host connection limit.
+    static let webhookSession: URLSession = {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.httpMaximumConnectionsPerHost = 64
+        configuration.timeoutIntervalForRequest = 10
+        return URLSession(configuration: configuration)
+    }()
+
     nonisolated func postWebhook(_ url: URL, body: String) async {
         var request = URLRequest(url: url)
         request.httpMethod = "POST"
@@ -144,7 +153,7 @@ extension Engine {
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.httpBody = Data(body.utf8)
         do {
-            let (_, response) = try await URLSession.shared.data(for: request)
+            let (_, response) = try await Self.webhookSession.data(for: request)
             let status = (response as? HTTPURLResponse)?.statusCode ?? 0
             if !(200..<300).contains(status) { logger.warning("SLA webhook \(url.absoluteString) answered \(status)") }
         } catch {

@@ -133,6 +133,9 @@ struct LeaderForwardingMiddleware: RouterMiddleware {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
         configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 1024)
+        // A pooled connection the leader is closing takes a POST and answers nothing; a POST
+        // cannot be retried blindly. A fresh connection per change costs a loopback handshake.
+        configuration.maximumUsesPerConnection = 1
         configuration.timeout = .init(connect: .seconds(5), read: .seconds(Int64(WorkerProtocol.maxWaitSeconds) + 15))
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()

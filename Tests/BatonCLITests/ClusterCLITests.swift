@@ -137,21 +137,42 @@ enum PostgresForTests {
                 ]))
         }
         // Runs are triggered through the follower, which forwards them to the leader.
+        // A 503 means "retry shortly" (the documented contract for forwarded changes); a
+        // retried trigger that had gone through would show as a fourth run below.
         var runIDs: [Int64] = []
-        for _ in 1...3 {
+        var refusals: [String] = []
+        while runIDs.count < 3, refusals.count < 3 {
             var request = URLRequest(url: try #require(URL(string: follower.url + "/api/v1/runs")))
             request.httpMethod = "POST"
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
             request.httpBody = Data(#"{"pipeline": "work"}"#.utf8)
             let (data, response) = try await URLSession.shared.data(for: request)
-            #expect((response as? HTTPURLResponse)?.statusCode == 201, "\(String(decoding: data, as: UTF8.self))")
+            let status = (response as? HTTPURLResponse)?.statusCode
+            if status == 503 {
+                refusals.append(String(decoding: data, as: UTF8.self))
+                try await Task.sleep(for: .milliseconds(200))
+                continue
+            }
+            #expect(status == 201, "\(String(decoding: data, as: UTF8.self))")
             runIDs.append(try APICoding.decoder().decode(APIRun.self, from: data).id)
         }
+        #expect(refusals.count < 3, "\(refusals)")
         try await waitUntil("six tasks run on the workers", timeout: .seconds(30)) {
             ProcessTable.sleeps(matching: marker).count >= 6
         }
-        // Let the first log lines reach the servers, then lose the leader and a worker at once.
-        try await Task.sleep(for: .milliseconds(800))
+        // Once the running attempts' first log lines reached the servers, lose the leader and a
+        // worker at once.
+        try await waitUntil("the running attempts' logs reach the servers", timeout: .seconds(30)) {
+            var started = 0
+            for id in runIDs {
+                for task in ["a1", "a2", "a3", "a4"] {
+                    let log = try await Self.text(
+                        follower.url + "/api/v1/runs/\(id)/tasks/\(task)/logs?attempt=1&format=text")
+                    if log.hasPrefix("start \(task)") { started += 1 }
+                }
+            }
+            return started >= 6
+        }
         workers[0].signal(SIGKILL)
         leader.child.signal(SIGKILL)
         _ = await leader.child.waitForExit(timeout: .seconds(10))
