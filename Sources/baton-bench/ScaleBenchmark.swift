@@ -123,8 +123,11 @@ enum ScaleBenchmark {
                 percentile(gaps, 50) * 1000, percentile(gaps, 99) * 1000))
     }
 
-    // TODO(pg merge): open through openStore(StoreLocation) for PostgreSQL.
-    static func benchStore(_ database: String) async throws -> any Store { try SQLiteStore(path: database) }
+    static func benchStore(_ database: String) async throws -> any Store {
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        return try await openStore(StoreLocation(parsing: database), logger: logger)
+    }
 
     /// For each worker, replays its attempts in claim order over its slots: the time between a
     /// slot's previous attempt ending and its next claim, when the next was already queued.
