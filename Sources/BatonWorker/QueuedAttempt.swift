@@ -26,7 +26,7 @@ extension AttemptOutcome {
         case .timedOut: state = .timedOut
         case .stopped: state = .cancelled
         case .interrupted: state = .interrupted
-        case .exited, .signalled, .failedToStart, .badOutput: state = .failed
+        case .exited, .signalled, .failedToStart, .badOutput, .threw: state = .failed
         }
         return AttemptResult(state: state, exitCode: exitCode, reason: reason, output: output, at: date)
     }

@@ -50,12 +50,18 @@ public actor RemoteWorker {
     nonisolated let clients: [BatonClient]
     nonisolated let logger: Logger
     nonisolated let runner = TaskProcessRunner()
+    nonisolated let inProcess: InProcessLookup?
     private var current = 0
     private var running: [AttemptKey: AttemptHandle] = [:]
     private var leaseSeconds: Double = 30
     private var slotFreed: [CheckedContinuation<Void, Never>] = []
 
-    public init(configuration: RemoteWorkerConfiguration, logger: Logger = Logger(label: "baton.worker")) throws {
+    /// `inProcess` picks the attempts this process runs itself (a BatonKit worker's Swift
+    /// closures); every other attempt runs its command as a child process.
+    public init(
+        configuration: RemoteWorkerConfiguration, logger: Logger = Logger(label: "baton.worker"),
+        inProcess: InProcessLookup? = nil
+    ) throws {
         guard !configuration.servers.isEmpty else {
             throw BatonClient.ClientError(status: nil, code: nil, message: "name at least one server with --server URL")
         }
@@ -64,6 +70,7 @@ public actor RemoteWorker {
             try BatonClient(server: $0, token: configuration.token, session: BatonClient.concurrentSession)
         }
         self.logger = logger
+        self.inProcess = inProcess
     }
 
     /// Pulls and runs work until the calling task is cancelled; attempts running then are
@@ -195,7 +202,13 @@ public actor RemoteWorker {
             workingDirectory: localPath(claimed.payload.workingDirectory, serverRoot: claimed.payload.pipelinesDirectory))
         let handle = await handle(key)
         let shipper = Task { await self.shipLog(key, path: logPath, untilDone: false) }
-        let outcome = await runner.run(request, handle: handle) { _ in }
+        let outcome: AttemptOutcome
+        if let task = inProcess?(claimed.payload) {
+            outcome = await InProcessTaskRunner().run(
+                task, request: request, key: key, pipeline: claimed.payload.pipeline, handle: handle)
+        } else {
+            outcome = await runner.run(request, handle: handle) { _ in }
+        }
         shipper.cancel()
         _ = await shipper.value
         // The last lines, then the end: the server sees the whole log before the attempt ends.

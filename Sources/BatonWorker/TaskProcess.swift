@@ -52,6 +52,8 @@ public struct AttemptOutcome: Sendable, Hashable {
         case interrupted
         case failedToStart(String)
         case badOutput(String)
+        /// An in-process task (a Swift closure in a BatonKit worker) threw this error.
+        case threw(String)
     }
 
     public var status: Status
@@ -82,13 +84,15 @@ public struct AttemptOutcome: Sendable, Hashable {
         case .interrupted: return "interrupted: Baton was shutting down; the task will run again"
         case .failedToStart(let message): return "could not start: \(message)"
         case .badOutput(let message): return message
+        case .threw(let message): return "threw \(message)"
         }
     }
 }
 
 /// A running attempt that can be told to stop.
 public final class AttemptHandle: Sendable {
-    private let state = Mutex<(pid: Int32?, stopRequested: Bool, timedOut: Bool)>((nil, false, false))
+    private let state = Mutex<(pid: Int32?, stopRequested: Bool, timedOut: Bool, stopper: (@Sendable () -> Void)?)>(
+        (nil, false, false, nil))
 
     public init() {}
 
@@ -112,13 +116,24 @@ public final class AttemptHandle: Sendable {
         }
     }
 
+    /// Registers how to stop an attempt that runs without a process (in-process tasks); returns
+    /// true when a stop was already requested.
+    func setStopper(_ stopper: @escaping @Sendable () -> Void) -> Bool {
+        state.withLock {
+            $0.stopper = stopper
+            return $0.stopRequested
+        }
+    }
+
     /// Terminates the attempt's whole process group: SIGTERM, then SIGKILL after `grace` seconds.
+    /// An in-process task is cancelled instead.
     public func stop(grace: Double = 5) {
-        let pid: Int32? = state.withLock {
+        let (pid, stopper) = state.withLock {
             $0.stopRequested = true
-            return $0.pid
+            return ($0.pid, $0.stopper)
         }
         if let pid { ProcessGroup.terminate(pid, grace: grace) }
+        stopper?()
     }
 }
 
