@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "baton", targets: ["baton"]),
         .executable(name: "baton-bench", targets: ["baton-bench"]),
         .library(name: "BatonCore", targets: ["BatonCore"]),
+        .library(name: "BatonKit", targets: ["BatonKit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -96,7 +97,22 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "BatonKit",
+            dependencies: [
+                "BatonCore", "BatonWorker",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(name: "baton", dependencies: ["BatonCLI"], swiftSettings: strictSettings),
+        // A BatonKit worker for the tests that run Swift pipelines through the real binary.
+        .executableTarget(
+            name: "batonkit-test-worker", dependencies: ["BatonKit"], path: "Tests/BatonKitTestWorker",
+            swiftSettings: strictSettings),
         .executableTarget(
             name: "baton-bench",
             dependencies: ["BatonCore", "BatonStore", "BatonEngine", "BatonWorker"],
@@ -113,6 +129,7 @@ let package = Package(
             swiftSettings: strictSettings),
         .testTarget(name: "BatonWorkerTests", dependencies: ["BatonWorker"], swiftSettings: strictSettings),
         .testTarget(name: "BatonEngineTests", dependencies: ["BatonEngine"], swiftSettings: strictSettings),
+        .testTarget(name: "BatonKitTests", dependencies: ["BatonKit", "BatonWorker"], swiftSettings: strictSettings),
         .testTarget(name: "BatonCLITests", dependencies: ["BatonCore", "BatonAPI"], swiftSettings: strictSettings),
         .testTarget(
             name: "BatonServerTests",

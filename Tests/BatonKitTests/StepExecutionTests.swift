@@ -1,0 +1,178 @@
+import BatonCore
+import BatonWorker
+import Foundation
+import Synchronization
+import Testing
+
+@testable import BatonKit
+
+/// Steps run in-process the way a worker runs a claimed attempt: `Worker.inProcessTask(for:)`
+/// finds the closure from the attempt's payload and `InProcessTaskRunner` runs it with the
+/// payload's variables, writing the log file the worker streams.
+@Suite struct StepExecutionTests {
+    enum CleanError: Error, CustomStringConvertible {
+        case emptyFile(String)
+        var description: String {
+            switch self {
+            case .emptyFile(let path): return "no rows in \(path)"
+            }
+        }
+    }
+
+    static let started = Mutex<Bool>(false)
+
+    static let pipeline = Pipeline("steps", params: [Param("region", default: "eu")]) {
+        Command("extract", "true")
+        Step("clean", needs: "extract") { context in
+            let raw = try context.input("extract", as: Raw.self)
+            context.log("cleaning \(raw.rows) rows")
+            return Clean(rows: raw.rows - 3, region: try context.param("region"))
+        }
+        Step("count", needs: "clean") { context in try context.input("clean", as: Clean.self).rows }
+        Step("wrapped") { _ in ["value": 1] }
+        Step("nothing") { context in context.log("no output") }
+        Step("fails", needs: "extract") { _ in throw CleanError.emptyFile("raw/customers.csv") }
+        Step("asks_for_more", needs: "extract") { context in try context.input("missing", as: Raw.self) }
+        Step("cooperative") { _ in try await Task.sleep(for: .seconds(60)) }
+            .timeout(.milliseconds(200))
+        Step("stubborn") { _ in
+            started.withLock { $0 = true }
+            let end = ContinuousClock.now + .seconds(2)
+            while ContinuousClock.now < end { usleep(10_000) }  // ignores cancellation on purpose
+        }
+        .timeout(.milliseconds(100))
+        Step("huge") { _ in String(repeating: "x", count: 70_000) }
+    }
+
+    struct Attempt {
+        var outcome: AttemptOutcome
+        var log: String
+    }
+
+    static func run(
+        _ task: String, inputs: JSONValue = .object([:]), params: JSONValue = ["region": "us"],
+        handle: AttemptHandle = AttemptHandle(), grace: Duration = .seconds(5)
+    ) async throws -> Attempt {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("batonkit-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let spec = pipeline.spec(executable: "/somewhere/else/worker")
+        let taskSpec = try #require(spec.task(named: task))
+        let payload = DispatchPayload(
+            pipeline: "steps", arguments: { if case .argv(let items) = taskSpec.command { return items }; return [] }(),
+            environment: [
+                "BATON_PIPELINE": "steps", "BATON_TASK": task, "BATON_RUN_ID": "7", "BATON_ATTEMPT": "2",
+                "BATON_LOGICAL_DATE": "2026-11-24T00:00:00Z", "BATON_DATA_INTERVAL_START": "2026-11-24T00:00:00Z",
+                "BATON_DATA_INTERVAL_END": "2026-11-25T00:00:00Z", "BATON_INPUTS": inputs.compactJSON,
+                "BATON_PARAMS": params.compactJSON,
+            ],
+            workingDirectory: folder, pipelinesDirectory: folder, timeout: taskSpec.timeout, maxOutputBytes: 64 * 1024,
+            maxLogBytes: 1 << 20)
+        let found = try #require(Worker(pipeline).inProcessTask(for: payload), "the worker finds its own step")
+        let request = AttemptRequest(
+            payload: payload, logPath: folder + "/log.txt", outputPath: folder + "/out.json", baseEnvironment: [:])
+        let outcome = await InProcessTaskRunner(grace: grace).run(
+            found, request: request, key: AttemptKey(runID: 7, task: task, attempt: 2), pipeline: "steps", handle: handle)
+        let log = (try? String(contentsOfFile: folder + "/log.txt", encoding: .utf8)) ?? ""
+        return Attempt(outcome: outcome, log: log)
+    }
+
+    @Test func aStepReadsItsInputsAndParamsAndReturnsItsOutput() async throws {
+        let attempt = try await Self.run("clean", inputs: ["extract": ["path": "raw.csv", "rows": 41]])
+        #expect(attempt.outcome.status == .succeeded, "\(attempt.outcome) \(attempt.log)")
+        #expect(attempt.outcome.output == ["region": "us", "rows": 38])
+        #expect(attempt.log == "cleaning 41 rows\n")
+        #expect(attempt.outcome.result(at: Date()).state == .success)
+    }
+
+    @Test func valuesThatAreNotObjectsAreWrappedAndUnwrapped() async throws {
+        let count = try await Self.run("count", inputs: ["clean": ["rows": 38, "region": "eu"]])
+        #expect(count.outcome.output == ["value": 38])
+        // Like the Python SDK: an object whose only key is `value` is wrapped too, so unwrapping
+        // gives back exactly what was returned.
+        let wrapped = try await Self.run("wrapped")
+        #expect(wrapped.outcome.output == ["value": ["value": 1]])
+        let nothing = try await Self.run("nothing")
+        #expect(nothing.outcome.status == .succeeded)
+        #expect(nothing.outcome.output == nil)
+        #expect(TaskOutput.unwrap(["value": 38]) == 38)
+        #expect(TaskOutput.unwrap(["value": 38, "other": 1]) == ["value": 38, "other": 1])
+    }
+
+    @Test func aThrownErrorFailsTheAttemptWithItsMessage() async throws {
+        let attempt = try await Self.run("fails", inputs: ["extract": [:]])
+        #expect(attempt.outcome.status == .threw("CleanError: no rows in raw/customers.csv"))
+        #expect(attempt.outcome.reason == "threw CleanError: no rows in raw/customers.csv")
+        #expect(attempt.outcome.result(at: Date()).state == .failed)
+        #expect(attempt.log.contains("baton: the task threw CleanError: no rows in raw/customers.csv"), "\(attempt.log)")
+    }
+
+    @Test func inputsThatAreMissingOrDoNotDecodeSayWhatToFix() async throws {
+        let missing = try await Self.run("asks_for_more", inputs: ["extract": [:]])
+        let reason = try #require(missing.outcome.reason)
+        #expect(reason.contains("step 'asks_for_more' of steps has no input 'missing'"), "\(reason)")
+        #expect(reason.contains("its inputs are extract; add 'missing' to the step's needs"), "\(reason)")
+        let wrongShape = try await Self.run("clean", inputs: ["extract": ["path": "raw.csv", "rows": "many"]])
+        let wrong = try #require(wrongShape.outcome.reason)
+        #expect(wrong.contains("got an input 'extract' it cannot read: cannot decode it as Raw: expected Int at rows"), "\(wrong)")
+        let noParam = try await Self.run("clean", inputs: ["extract": ["path": "p", "rows": 1]], params: [:])
+        #expect(noParam.outcome.reason?.contains("has no param 'region'") == true, "\(noParam.outcome)")
+    }
+
+    @Test func aTimeoutCancelsTheStep() async throws {
+        let started = ContinuousClock.now
+        let attempt = try await Self.run("cooperative")
+        #expect(attempt.outcome.status == .timedOut(after: 0.2))
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(attempt.log.contains("baton: timed out after 200ms; the task was cancelled"), "\(attempt.log)")
+        #expect(!attempt.log.contains("did not return"))
+    }
+
+    @Test func aStepIgnoringCancellationIsReportedAfterTheGrace() async throws {
+        let attempt = try await Self.run("stubborn", grace: .milliseconds(100))
+        #expect(attempt.outcome.status == .timedOut(after: 0.1))
+        #expect(attempt.log.contains("did not return within"), "\(attempt.log)")
+    }
+
+    @Test func aStopCancelsARunningStep() async throws {
+        let handle = AttemptHandle()
+        async let attempt = Self.run("cooperative", handle: handle)
+        // The attempt registers its stopper before it waits; a stop before that is kept too.
+        handle.stop()
+        let result = try await attempt
+        #expect(result.outcome.status == .stopped)
+        #expect(result.outcome.result(at: Date()).state == .cancelled)
+    }
+
+    @Test func anOutputOverTheLimitFailsLikeABigOutputFile() async throws {
+        let attempt = try await Self.run("huge")
+        guard case .badOutput(let message) = attempt.outcome.status else {
+            Issue.record("expected a bad output, got \(attempt.outcome)")
+            return
+        }
+        #expect(message.contains("over the 65536-byte limit"), "\(message)")
+    }
+
+    @Test func onlyThisWorkersStepsRunInProcess() {
+        let worker = Worker(Self.pipeline)
+        func payload(_ arguments: [String], pipeline: String = "steps") -> DispatchPayload {
+            DispatchPayload(
+                pipeline: pipeline, arguments: arguments, environment: [:], workingDirectory: "/", pipelinesDirectory: "/",
+                timeout: nil, maxOutputBytes: 1, maxLogBytes: 1)
+        }
+        #expect(worker.inProcessTask(for: payload(["/x/w", "run-task", "steps", "clean"])) != nil)
+        #expect(worker.inProcessTask(for: payload(["/x/w", "run-task", "steps", "extract"])) == nil, "a command")
+        #expect(worker.inProcessTask(for: payload(["/x/w", "run-task", "steps", "gone"])) == nil)
+        #expect(worker.inProcessTask(for: payload(["/x/w", "run-task", "steps", "clean"], pipeline: "other")) == nil)
+        #expect(worker.inProcessTask(for: payload(["/bin/sh", "-c", "run-task steps clean"])) == nil)
+    }
+
+    @Test func errorsReadLikeTheirTypeAndMessage() {
+        struct Plain: Error {}
+        struct Localized: LocalizedError { var errorDescription: String? { "disk full" } }
+        enum Coded: Error { case badRow(Int) }
+        #expect(InProcessTaskRunner.describe(Plain()) == "Plain()", "the type is named once")
+        #expect(InProcessTaskRunner.describe(Coded.badRow(3)) == "Coded: badRow(3)")
+        #expect(InProcessTaskRunner.describe(Localized()) == "Localized: disk full")
+        #expect(InProcessTaskRunner.describe(CleanError.emptyFile("a")) == "CleanError: no rows in a")
+    }
+}
