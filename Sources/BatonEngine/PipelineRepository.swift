@@ -63,6 +63,7 @@ public enum PipelineRepository {
         let files = files(in: directory)
         var texts: [(path: String, display: String, text: String)] = []
         var pythonFiles: [(path: String, display: String)] = []
+        var swiftManifests: [(path: String, display: String, text: String)] = []
         var filesRead = 0
         for path in files {
             let display = displayPath(path)
@@ -74,6 +75,11 @@ public enum PipelineRepository {
                 issues.append(
                     ValidationIssue(file: display, line: 0, column: 0, message: "the file is not UTF-8 text",
                                     fix: "save it as UTF-8"))
+                continue
+            }
+            if SwiftManifest.isManifest(path) {
+                swiftManifests.append((path, display, text))
+                filesRead += 1
                 continue
             }
             if path.lowercased().hasSuffix(".py") {
@@ -131,6 +137,16 @@ public enum PipelineRepository {
                 }
             }
         }
+        for manifest in swiftManifests {
+            switch SwiftPipelines.describe(manifest: manifest.path, display: manifest.display, text: manifest.text) {
+            case .failed(let problems):
+                outcomes.append((manifest.path, manifest.display, nil, problems, 0))
+            case .answer(let answer):
+                for described in SwiftPipelines.pipelines(from: answer, display: manifest.display, datasets: datasetNames) {
+                    outcomes.append((manifest.path, manifest.display, described.spec, described.issues, 0))
+                }
+            }
+        }
         for (path, display, parsedSpec, parsedIssues, line) in outcomes {
             var fileIssues = parsedIssues
             if var spec = parsedSpec {
@@ -159,7 +175,9 @@ public enum PipelineRepository {
         return absolute
     }
 
-    /// A cheap fingerprint of the folder (paths, sizes, modification times) for the safety-net rescan.
+    /// A cheap fingerprint of the folder (paths, sizes, modification times) for the safety-net
+    /// rescan. A Swift manifest counts with the executable it names, which usually lives
+    /// outside the folder: rebuilding it reloads its pipelines.
     public static func fingerprint(directory: String) -> [String: String] {
         var result: [String: String] = [:]
         for path in files(in: directory) {
@@ -167,6 +185,9 @@ public enum PipelineRepository {
             let size = (attributes?[.size] as? NSNumber)?.int64Value ?? -1
             let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
             result[path] = "\(size)-\(modified)"
+            if SwiftManifest.isManifest(path) {
+                result[path, default: ""] += "|" + (SwiftPipelines.executableStamp(manifest: path) ?? "none")
+            }
         }
         return result
     }

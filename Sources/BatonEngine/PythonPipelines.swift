@@ -137,36 +137,23 @@ enum PythonPipelines {
         return "\(size)-\(modified)"
     }
 
-    /// One `python -m baton.describe` process. Its answer goes to a file of its own, so what the
-    /// user's code prints cannot corrupt it; its stdout and stderr go to a second file, read
-    /// when something went wrong.
+    /// One `python -m baton.describe` process.
     final class DescribeJob {
         let path: String
         let display: String
         let stamp: String
         let settings: Settings
-        let answerPath: String
-        let logPath: String
-        let started: Result<Process, ValidationIssue>
-        let exited = DispatchSemaphore(value: 0)
+        let started: Result<DescribeProcess, ValidationIssue>
 
         init(path: String, display: String, stamp: String, settings: Settings) {
             self.path = path
             self.display = display
             self.stamp = stamp
             self.settings = settings
-            let scratch = FileManager.default.temporaryDirectory.appendingPathComponent(
-                "baton-describe-\(getpid())-\(UUID().uuidString.prefix(8))").path
-            answerPath = scratch + ".json"
-            logPath = scratch + ".log"
-            started = Self.start(path: path, display: display, settings: settings, answerPath: answerPath, logPath: logPath,
-                                 exited: exited)
+            started = Self.start(path: path, display: display, settings: settings)
         }
 
-        private static func start(
-            path: String, display: String, settings: Settings, answerPath: String, logPath: String,
-            exited: DispatchSemaphore
-        ) -> Result<Process, ValidationIssue> {
+        private static func start(path: String, display: String, settings: Settings) -> Result<DescribeProcess, ValidationIssue> {
             guard let interpreter = PythonPipelines.resolve(settings.interpreter, path: settings.environment["PATH"]) else {
                 return .failure(
                     ValidationIssue(
@@ -182,56 +169,36 @@ enum PythonPipelines {
                     .joined(separator: ":")
             }
             // Pipeline code reads the file's folder as its working directory, as its tasks do.
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: interpreter)
-            process.arguments = ["-m", "baton.describe", path, "--output", answerPath]
-            process.environment = environment
-            process.currentDirectoryURL = URL(fileURLWithPath: (path as NSString).deletingLastPathComponent)
-            process.standardInput = FileHandle.nullDevice
-            _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-            guard let log = FileHandle(forWritingAtPath: logPath) else {
-                return .failure(ValidationIssue(file: display, line: 0, column: 0, message: "cannot create \(logPath)"))
-            }
-            defer { try? log.close() }
-            process.standardOutput = log
-            process.standardError = log
-            process.terminationHandler = { _ in exited.signal() }
-            do {
-                try process.run()
-            } catch {
-                return .failure(
-                    ValidationIssue(
-                        file: display, line: 0, column: 0, message: "cannot start \(interpreter): \(error)",
-                        fix: "set BATON_PYTHON to a working Python 3.9+ interpreter"))
-            }
-            return .success(process)
+            return .success(
+                DescribeProcess(
+                    executable: interpreter, arguments: { ["-m", "baton.describe", path, "--output", $0] },
+                    environment: environment, directory: (path as NSString).deletingLastPathComponent))
         }
 
         /// Waits for the answer (killing the process at the time limit) and reads it.
         func wait() -> DescribeOutcome {
-            defer {
-                unlink(answerPath)
-                unlink(logPath)
-            }
-            let process: Process
+            let process: DescribeProcess
             switch started {
             case .failure(let issue): return .failed(issue)
             case .success(let running): process = running
             }
-            if exited.wait(timeout: .now() + settings.timeout) == .timedOut {
-                // describe moves into a process group of its own first, so its children go too.
-                let pid = process.processIdentifier
-                if kill(-pid, SIGKILL) != 0 { kill(pid, SIGKILL) }
-                exited.wait()
+            let data: Data
+            switch process.wait(timeout: settings.timeout) {
+            case .couldNotStart(let message):
+                return .failed(
+                    ValidationIssue(
+                        file: display, line: 0, column: 0, message: "cannot start \(settings.interpreter): \(message)",
+                        fix: "set BATON_PYTHON to a working Python 3.9+ interpreter"))
+            case .timedOut:
                 return .failed(
                     ValidationIssue(
                         file: display, line: 0, column: 0,
                         message: "reading the file took longer than \(DurationText.format(settings.timeout)); the Python process was stopped",
                         fix: "move slow work done at import time or in the pipeline function into tasks (or raise BATON_PYTHON_TIMEOUT, in seconds)"))
-            }
-            let log = String(decoding: FileManager.default.contents(atPath: logPath)?.suffix(4000) ?? Data(), as: UTF8.self)
-            guard process.terminationStatus == 0, let data = FileManager.default.contents(atPath: answerPath) else {
-                return .failed(failure(status: process.terminationStatus, log: log))
+            case .failed(let status, let log):
+                return .failed(failure(status: status, log: log))
+            case .answered(let answer):
+                data = answer
             }
             do {
                 let answer = try JSONDecoder().decode(Answer.self, from: data)
