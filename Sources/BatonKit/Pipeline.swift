@@ -80,7 +80,7 @@ public struct Pipeline: Sendable {
 
     /// The closure of a `Step`, by task name.
     func body(of task: String) -> StepBody? {
-        tasks.last { $0.spec.name == task }?.body
+        tasks.first { $0.spec.name == task }?.body
     }
 }
 

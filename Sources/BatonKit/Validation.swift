@@ -8,7 +8,7 @@ extension Pipeline {
         let described = describe(executable: Worker.executablePath)
         var issues = described.problems.map { problem in
             ValidationIssue(
-                file: problem.location.file, line: problem.location.line, column: 0, message: problem.message,
+                file: problem.location.file, line: problem.location.line, column: 1, message: problem.message,
                 fix: problem.fix)
         }
         if let pipeline = described.pipeline {
@@ -18,7 +18,7 @@ extension Pipeline {
                 let location = pipeline.location(ofLine: issue.line)
                 located.file = location.file
                 located.line = location.line
-                located.column = 0
+                located.column = 1
                 return located
             }
         }

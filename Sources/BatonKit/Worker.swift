@@ -87,7 +87,7 @@ public struct Worker: Sendable {
             if let earlier = seen[pipeline.name] {
                 issues.append(
                     ValidationIssue(
-                        file: pipeline.location.file, line: pipeline.location.line, column: 0,
+                        file: pipeline.location.file, line: pipeline.location.line, column: 1,
                         message: "pipeline '\(pipeline.name)' is registered twice (first at \(earlier))",
                         fix: "give one of them another name, or register it once"))
             }
@@ -98,13 +98,18 @@ public struct Worker: Sendable {
     }
 
     /// The step behind a claimed attempt: its command is `run-task PIPELINE TASK` naming one of
-    /// this worker's steps. Anything else runs as an ordinary command.
+    /// this worker's pipelines. Anything else runs as an ordinary command.
     func inProcessTask(for payload: DispatchPayload) -> InProcessTask? {
         let arguments = payload.arguments
         guard arguments.count == 4, arguments[1] == Self.runTaskCommand, arguments[2] == payload.pipeline,
-            let pipeline = pipelines.first(where: { $0.name == payload.pipeline }),
-            let body = pipeline.body(of: arguments[3])
+            let pipeline = pipelines.first(where: { $0.name == payload.pipeline })
         else { return nil }
+        guard let body = pipeline.body(of: arguments[3]) else {
+            // Baton read another build of this executable: fail with the fix rather than start
+            // a command that names the same missing step.
+            let error = StaleStepError(pipeline: pipeline.name, task: arguments[3])
+            return InProcessTask { _ in throw error }
+        }
         return InProcessTask { attempt in
             let context = try TaskContext(
                 environment: attempt.environment, workingDirectory: attempt.workingDirectory,
@@ -130,6 +135,16 @@ public struct Worker: Sendable {
         } catch {
             WorkerCommandLine.exit(withError: error)
         }
+    }
+}
+
+/// A claimed step this worker does not have: Baton read another build of the executable.
+public struct StaleStepError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var pipeline: String
+    public var task: String
+
+    public var description: String {
+        "this worker's pipeline '\(pipeline)' has no step '\(task)': Baton read another build of it; rebuild and restart the worker, and let Baton reread the manifest"
     }
 }
 
@@ -307,7 +322,7 @@ struct RunTaskCommand: ParsableCommand {
                 "this executable has no pipeline '\(pipeline)' (it has \(worker.pipelines.map(\.name).joined(separator: ", "))); rebuild it or fix the manifest")
         }
         guard let body = found.body(of: task) else {
-            throw ValidationError("pipeline '\(pipeline)' has no step '\(task)'; rebuild the worker so Baton reads its current pipelines")
+            throw ValidationError("\(StaleStepError(pipeline: pipeline, task: task))")
         }
         let environment = ProcessInfo.processInfo.environment
         do {

@@ -160,10 +160,23 @@ import Testing
                 timeout: nil, maxOutputBytes: 1, maxLogBytes: 1)
         }
         #expect(worker.inProcessTask(for: payload(["/x/w", "run-task", "steps", "clean"])) != nil)
-        #expect(worker.inProcessTask(for: payload(["/x/w", "run-task", "steps", "extract"])) == nil, "a command")
-        #expect(worker.inProcessTask(for: payload(["/x/w", "run-task", "steps", "gone"])) == nil)
+        #expect(worker.inProcessTask(for: payload(["/bin/sh", "-c", "true"])) == nil, "a command")
         #expect(worker.inProcessTask(for: payload(["/x/w", "run-task", "steps", "clean"], pipeline: "other")) == nil)
         #expect(worker.inProcessTask(for: payload(["/bin/sh", "-c", "run-task steps clean"])) == nil)
+    }
+
+    @Test func aStepThisBuildDoesNotHaveFailsWithTheFix() async throws {
+        let payload = DispatchPayload(
+            pipeline: "steps", arguments: ["/x/w", "run-task", "steps", "renamed"], environment: [:], workingDirectory: "/",
+            pipelinesDirectory: "/", timeout: nil, maxOutputBytes: 1024, maxLogBytes: 1024)
+        let task = try #require(Worker(Self.pipeline).inProcessTask(for: payload))
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("batonkit-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let request = AttemptRequest(payload: payload, logPath: folder + "/log", outputPath: folder + "/out", baseEnvironment: [:])
+        let outcome = await InProcessTaskRunner().run(
+            task, request: request, key: AttemptKey(runID: 1, task: "renamed", attempt: 1), pipeline: "steps",
+            handle: AttemptHandle())
+        #expect(outcome.reason?.contains("has no step 'renamed': Baton read another build of it; rebuild and restart the worker") == true, "\(outcome)")
     }
 
     @Test func errorsReadLikeTheirTypeAndMessage() {
