@@ -71,12 +71,13 @@ enum SwiftPipelines {
                 fix: "keep slow work out of the code that builds the pipelines (it runs on every describe), or raise `timeout:` in the manifest")
         case .failed(let status, let log):
             let lastLine = log.split(separator: "\n").last.map(String.init) ?? ""
-            let notBatonKit = log.contains("Unexpected argument") || log.contains("Error: Unknown") || status == 127
+            let batonKitFix = "point `executable:` at an executable whose main.swift runs `await Worker(...).main()` from BatonKit"
+            if status == 0 {
+                return failure("`\(manifest.executable) describe` wrote no answer", fix: batonKitFix)
+            }
             return failure(
                 "`\(manifest.executable) describe` failed (exit status \(status))" + (lastLine.isEmpty ? "" : ": \(lastLine)"),
-                fix: notBatonKit
-                    ? "point `executable:` at an executable whose main.swift runs `await Worker(...).main()` from BatonKit"
-                    : "run `\(executable) describe` to see the whole output")
+                fix: "run `\(executable) describe` to see the whole output; if it is not a BatonKit worker, \(batonKitFix)")
         case .answered(let answer):
             data = answer
         }
