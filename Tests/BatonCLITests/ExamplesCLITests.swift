@@ -15,13 +15,17 @@ import Testing
     static let pythonPipelines = Set(yamlPipelines.map { $0 + "_py" })
     static let pipelines = yamlPipelines.union(pythonPipelines)
 
-    /// Copies `examples/` into the sandbox, so the scripts write their `var/` there.
+    /// Copies `examples/` into the sandbox, so the scripts write their `var/` there. Not its
+    /// `var/`, nor the Swift example package, whose `.build` may hold a gigabyte.
     func copyExamples(into sandbox: Sandbox) throws -> String {
         let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
+        let source = repository.path + "/examples"
         let target = sandbox.root + "/examples"
-        try FileManager.default.copyItem(atPath: repository.path + "/examples", toPath: target)
-        try? FileManager.default.removeItem(atPath: target + "/var")
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        for entry in try FileManager.default.contentsOfDirectory(atPath: source) where !["var", "swift-dsl"].contains(entry) {
+            try FileManager.default.copyItem(atPath: source + "/" + entry, toPath: target + "/" + entry)
+        }
         return target
     }
 
