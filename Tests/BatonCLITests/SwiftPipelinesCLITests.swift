@@ -70,6 +70,21 @@ import Testing
         #expect(!server.log.contains("ERROR"), "\(server.log)")
     }
 
+    @Test func aStepsCommandRunsTheClosureInAProcessWhereNoSwiftWorkerServes() async throws {
+        let sandbox = try Sandbox()
+        defer { sandbox.shutdown() }
+        try Self.writeManifest(sandbox, executable: try Self.workerBinary())
+        // baton up's own slots serve the steps' queue too: they start `EXECUTABLE run-task ...`.
+        let server = try await sandbox.startUpAndWait(["--slots", "2", "--queue", "default", "--queue", "swift_flow", "--queue", "swift_failing"])
+        let (run, result) = try await sandbox.triggerAndWait("swift_flow", params: ["who=spawned"], timeout: .seconds(60))
+        #expect(run.state == "success", "\(run.summary)\n\(result)\n\(server.log)")
+        #expect(run.task("clean")?.output == ["rows": 42, "who": "spawned", "attempt": 1])
+        #expect(try await sandbox.logs(run.id, "report").contains("rows=42 count=42 who=spawned\n"))
+        #expect(try await sandbox.logs(run.id, "clean").contains("cleaning 41 rows from raw/customers.csv"))
+        let failing = try await sandbox.triggerAndWait("swift_failing", timeout: .seconds(60)).0
+        #expect(failing.task("explode")?.reason == "exited with code 1: FixtureError: bad row 12", "\(failing.summary)")
+    }
+
     @Test func aThrowingStepFailsWithItsMessageAndATimedOutStepIsCancelled() async throws {
         let sandbox = try Sandbox()
         defer { sandbox.shutdown() }
