@@ -100,7 +100,7 @@ let package = Package(
         .target(
             name: "BatonKit",
             dependencies: [
-                "BatonCore", "BatonWorker",
+                "BatonCore", "BatonWorker", "BatonAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

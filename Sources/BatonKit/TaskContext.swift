@@ -24,6 +24,7 @@ public struct TaskContext: Sendable {
     /// The task's working directory (the process's own is shared by every step it runs).
     public let workingDirectory: String
     let logSink: @Sendable (String) -> Void
+    let published = PublishedNames()
 
     /// The logical date as `YYYY-MM-DD`, like `{{ ds }}`.
     public var ds: String { String(Self.iso(logicalDate).prefix(10)) }
@@ -203,17 +204,26 @@ public struct TaskOutputError: Error, Sendable, Hashable, CustomStringConvertibl
 /// as `{"value": ...}` and unwrapped again for the downstream task.
 enum TaskOutput {
     static func encode<Value: Encodable>(_ value: Value, task: String) throws(TaskOutputError) -> JSONValue {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
-        encoder.outputFormatting = [.sortedKeys]
         let json: JSONValue
         do {
-            json = try JSONValue.parse(try encoder.encode(value))
+            json = try Self.json(value)
         } catch {
-            throw TaskOutputError(task: task, detail: TaskContext.explain(error))
+            throw TaskOutputError(task: task, detail: error.detail)
         }
         if case .object(let members) = json, Set(members.keys) != ["value"] { return json }
         return .object(["value": json])
+    }
+
+    /// A value as JSON, dates as ISO 8601 text.
+    static func json<Value: Encodable>(_ value: Value) throws(TaskOutputError) -> JSONValue {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys]
+        do {
+            return try JSONValue.parse(try encoder.encode(value))
+        } catch {
+            throw TaskOutputError(task: "", detail: TaskContext.explain(error))
+        }
     }
 
     static func unwrap(_ output: JSONValue) -> JSONValue {

@@ -3,6 +3,10 @@ import BatonCore
 import Foundation
 import Testing
 
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
 /// Pipelines written in Swift with BatonKit, through the real binaries: `baton` reads them from
 /// a `*.baton-swift.yaml` manifest naming the test worker (Tests/BatonKitTestWorker, built with
 /// the package), and that worker runs their steps in its own process over the remote-worker
@@ -36,9 +40,12 @@ import Testing
         let sandbox = try Sandbox()
         defer { sandbox.shutdown() }
         try Self.writeManifest(sandbox, executable: try Self.workerBinary())
+        // Started by the event a step publishes.
+        try sandbox.writePipeline(
+            "on_counted", "name: on_counted\ntriggers: [swift.counted]\ntasks:\n  echo: echo counted {{ event.payload.rows }}\n")
         let validate = try await sandbox.baton("validate")
         #expect(validate.exitCode == 0, "\(validate)")
-        #expect(validate.stdout.contains("1 file checked: 2 pipelines valid, 0 errors"), "\(validate)")
+        #expect(validate.stdout.contains("2 files checked: 3 pipelines valid, 0 errors"), "\(validate)")
 
         let server = try await sandbox.startUpAndWait(["--slots", "2"])
         let base = try await RemoteWorkerCLITests.url(of: server)
@@ -63,6 +70,16 @@ import Testing
         #expect(cleanAttempts.first?.queue == "swift_flow")
         let extract = try await RemoteWorkerCLITests.attempts(base, run: run.id, task: "extract")
         #expect(extract.first?.worker != "swift-1" && extract.first?.queue == "default", "commands run in baton up's slots")
+
+        // The step published an event (starting on_counted) and a metric point.
+        let triggered = try await sandbox.waitForRuns(pipeline: "on_counted", count: 1)
+        #expect(triggered.first?.state == "success", "\(triggered.map(\.summary))")
+        if let id = triggered.first?.id {
+            #expect(try await sandbox.logs(id, "echo") == "counted 42\n")
+        }
+        let metrics = try #require(URL(string: "\(base)/api/v1/metrics"))
+        let (body, _) = try await URLSession.shared.data(from: metrics)
+        #expect(String(decoding: body, as: UTF8.self).contains("swift.rows"))
 
         // The CLI lists it like any pipeline, with the owner declared in Swift.
         let pipelines = try await sandbox.baton("pipelines")

@@ -33,7 +33,10 @@ let flow = Pipeline("swift_flow", owner: "data_engineering", params: [Param("who
         return Cleaned(rows: raw.rows + 1, who: try context.param("who", as: String.self), attempt: context.attempt)
     }
     Step("count", needs: "clean") { context in
-        try context.input("clean", as: Cleaned.self).rows
+        let rows = try context.input("clean", as: Cleaned.self).rows
+        try await context.publishEvent("swift.counted", payload: ["rows": rows])
+        try await context.emitMetric("swift.rows", Double(rows), tags: ["pipeline": context.pipeline])
+        return rows
     }
     Command("report", "echo rows={{ tasks.clean.output.rows }} count={{ tasks.count.output.value }} who={{ tasks.clean.output.who }}")
         .needs("count")

@@ -179,6 +179,32 @@ import Testing
         #expect(outcome.reason?.contains("has no step 'renamed': Baton read another build of it; rebuild and restart the worker") == true, "\(outcome)")
     }
 
+    @Test func eventIdsRepeatPerAttemptAndCallsWithoutAServerSayWhy() async throws {
+        let names = PublishedNames()
+        #expect(names.nextID(for: "data.updated", run: 3, task: "load") == "run-3-load-data.updated")
+        #expect(names.nextID(for: "data.updated", run: 3, task: "load") == "run-3-load-data.updated-2")
+        #expect(names.nextID(for: "other", run: 3, task: "load") == "run-3-load-other")
+        let context = try TaskContext(
+            environment: [
+                "BATON_PIPELINE": "steps", "BATON_TASK": "load", "BATON_RUN_ID": "3",
+                "BATON_LOGICAL_DATE": "2026-11-24T00:00:00Z", "BATON_DATA_INTERVAL_START": "2026-11-24T00:00:00Z",
+                "BATON_DATA_INTERVAL_END": "2026-11-25T00:00:00Z",
+            ], workingDirectory: "/", log: { _ in })
+        #expect(context.ds == "2026-11-24")
+        do {
+            try await context.publishEvent("data.updated", payload: ["rows": 1])
+            Issue.record("published without a server")
+        } catch {
+            #expect(error.description == "cannot publish event data.updated: BATON_SERVER is not set; this works in steps run by a worker of a Baton server")
+        }
+        do {
+            try await context.publishEvent("data.updated", payload: [1, 2])
+            Issue.record("published a list as payload")
+        } catch {
+            #expect(error.message.contains("must encode to a JSON object, got a"), "\(error)")
+        }
+    }
+
     @Test func errorsReadLikeTheirTypeAndMessage() {
         struct Plain: Error {}
         struct Localized: LocalizedError { var errorDescription: String? { "disk full" } }
