@@ -109,13 +109,18 @@ public struct InProcessTaskRunner: Sendable {
         let ending = Once<Ending>()
         // True when the closure returned, false when the grace after its cancellation ran out.
         let settled = Once<Bool>()
-        let work = Task {
+        // The closure gets a thread of its own: a step that blocks or computes for minutes must
+        // not hold one of the few cooperative threads the worker's heartbeats, log shipping and
+        // this attempt's timeout run on.
+        let thread = StepThread(name: "baton-step-\(key.task)")
+        let work = Task(executorPreference: thread) {
             do {
                 ending.finish(.returned(try await task.body(attempt)))
             } catch {
                 ending.finish(.threw(Self.describe(error)))
             }
             settled.finish(true)
+            thread.finishWhenIdle()
         }
         let timer = request.timeout.map { seconds in
             Task {
@@ -208,6 +213,63 @@ public struct InProcessTaskRunner: Sendable {
                     message: "the task's output is \(size) bytes, over the \(limit)-byte limit; pass large data through files or datasets and keep outputs small"))
         }
         return .success(value)
+    }
+}
+
+/// A task executor with one thread, for one in-process attempt. The thread ends once the
+/// attempt's closure has returned and no job is left (a closure that ignores cancellation keeps
+/// it until it returns); jobs that arrive later, from tasks the closure left behind, go to the
+/// global executor.
+final class StepThread: TaskExecutor, Sendable {
+    private let state = Mutex<(jobs: [UnownedJob], finishing: Bool, exited: Bool)>(([], false, false))
+    private let available = DispatchSemaphore(value: 0)
+
+    init(name: String) {
+        let thread = Thread { [self] in loop() }
+        thread.name = name
+        thread.start()
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let accepted = state.withLock { state -> Bool in
+            guard !state.exited else { return false }
+            state.jobs.append(job)
+            return true
+        }
+        if accepted {
+            available.signal()
+        } else {
+            globalConcurrentExecutor.enqueue(ExecutorJob(job))
+        }
+    }
+
+    func finishWhenIdle() {
+        state.withLock { $0.finishing = true }
+        available.signal()
+    }
+
+    private enum Next {
+        case run(UnownedJob)
+        case wait
+        case exit
+    }
+
+    private func loop() {
+        while true {
+            available.wait()
+            let next = state.withLock { state -> Next in
+                if !state.jobs.isEmpty { return .run(state.jobs.removeFirst()) }
+                guard state.finishing else { return .wait }
+                state.exited = true
+                return .exit
+            }
+            switch next {
+            case .run(let job): job.runSynchronously(on: asUnownedTaskExecutor())
+            case .wait: continue
+            case .exit: return
+            }
+        }
     }
 }
 

@@ -42,6 +42,10 @@ import Testing
         }
         .timeout(.milliseconds(100))
         Step("huge") { _ in String(repeating: "x", count: 70_000) }
+        Step("blocking") { _ in
+            let end = ContinuousClock.now + .seconds(3)
+            while ContinuousClock.now < end { usleep(10_000) }
+        }
     }
 
     struct Attempt {
@@ -131,6 +135,24 @@ import Testing
         let attempt = try await Self.run("stubborn", grace: .milliseconds(100))
         #expect(attempt.outcome.status == .timedOut(after: 0.1))
         #expect(attempt.log.contains("did not return within"), "\(attempt.log)")
+    }
+
+    @Test func blockingStepsLeaveTheWorkersOwnTasksRunning() async throws {
+        // More blocked steps than the cooperative pool has threads: each runs on a thread of its
+        // own, so timers, heartbeats and log shipping (here: a short sleep) still run on time.
+        let steps = ProcessInfo.processInfo.activeProcessorCount + 1
+        let started = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<steps {
+                group.addTask {
+                    let attempt = try await Self.run("blocking")
+                    #expect(attempt.outcome.status == .succeeded)
+                }
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(ContinuousClock.now - started < .seconds(2), "the sleep waited for the blocked steps")
+            try await group.waitForAll()
+        }
     }
 
     @Test func aStopCancelsARunningStep() async throws {
