@@ -110,9 +110,18 @@ public struct LeaderElectionService: Service {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await engine.run() }
             group.addTask {
+                // A graceful stop cancels this loop: that ends it quietly, not as an error.
                 while !Task.isCancelled {
-                    try await Task.sleep(for: checkInterval)
-                    guard try await store.tryLead() else { throw LeadershipLost() }
+                    try? await Task.sleep(for: checkInterval)
+                    if Task.isCancelled { return }
+                    let leading: Bool
+                    do {
+                        leading = try await store.tryLead()
+                    } catch {
+                        if Task.isCancelled { return }
+                        throw error
+                    }
+                    guard leading else { throw LeadershipLost() }
                 }
             }
             try await group.next()
