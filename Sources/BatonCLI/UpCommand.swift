@@ -203,7 +203,7 @@ struct ServeOptions: ParsableArguments {
         let serverConfiguration = ServerConfiguration(host: host, port: port, requireAuth: requireAuth)
         let context = ServerContext(
             store: database, engine: engine, configuration: serverConfiguration, metrics: metrics,
-            pipelinesDirectory: folder.pipelines, leadership: Leadership(advertisedURL: advertise))
+            pipelinesDirectory: folder.pipelines, leadership: Leadership(advertisedURL: advertise, alone: !store.isPostgres))
         let host = self.host
         let authNote = requireAuth
             ? "API tokens required (create one with `baton tokens create --team T --role operator`)"

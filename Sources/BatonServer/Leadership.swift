@@ -26,8 +26,10 @@ public final class Leadership: Sendable {
     private let state: Mutex<State>
 
     /// `advertisedURL` nil: set by `listening(at:)` once the port is known (`--port 0`).
-    public init(advertisedURL: String?) {
-        state = Mutex(State(advertisedURL: advertisedURL))
+    /// `alone`: the only server on its store (SQLite): it leads from the start and never
+    /// forwards, even before the engine has started.
+    public init(advertisedURL: String?, alone: Bool = false) {
+        state = Mutex(State(isLeader: alone, advertisedURL: advertisedURL))
     }
 
     public var isLeader: Bool { state.withLock { $0.isLeader } }

@@ -101,7 +101,15 @@ enum ScaleBenchmark {
             processes.append(worker)
         }
         let store = try await benchStore(database)
-        try await Task.sleep(for: .milliseconds(500))
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            if let (_, response) = try? await URLSession.shared.data(from: URL(string: server.url + "/readyz")!),
+                (response as? HTTPURLResponse)?.statusCode == 200
+            {
+                break
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
         let chain = try await timeRun(server.url, pipeline: "chain_scale")
         let fanout = try await timeRun(server.url, pipeline: "fanout_scale")
         let attempts = try await store.attempts(runID: fanout.id, task: nil)
