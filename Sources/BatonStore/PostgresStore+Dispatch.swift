@@ -70,18 +70,19 @@ extension PostgresStore {
             let leaseExpires = request.now.addingTimeInterval(request.leaseSeconds)
             let runIDs = chosen.map(\.runID)
             let tasks = chosen.map(\.task)
+            // Both updates in one statement: one round trip less per claim.
             try await fetch(
                 """
-                UPDATE attempts SET state = 'running', worker_id = \(request.workerID),
-                    lease_expires = \(leaseExpires.timeIntervalSince1970), started_at = \(now)
-                WHERE (run_id, task, attempt) IN (
-                    SELECT * FROM unnest(\(runIDs)::int8[], \(tasks)::text[], \(chosen.map(\.attempt))::int8[]))
-                    AND state = 'queued'
-                """, on: connection)
-            try await fetch(
-                """
-                UPDATE task_instances SET state = 'running', started_at = coalesce(started_at, \(now))
-                WHERE (run_id, task) IN (SELECT * FROM unnest(\(runIDs)::int8[], \(tasks)::text[])) AND state = 'queued'
+                WITH claimed AS (
+                    UPDATE attempts SET state = 'running', worker_id = \(request.workerID),
+                        lease_expires = \(leaseExpires.timeIntervalSince1970), started_at = \(now)
+                    WHERE (run_id, task, attempt) IN (
+                        SELECT * FROM unnest(\(runIDs)::int8[], \(tasks)::text[], \(chosen.map(\.attempt))::int8[]))
+                        AND state = 'queued'
+                    RETURNING run_id, task
+                )
+                UPDATE task_instances t SET state = 'running', started_at = coalesce(t.started_at, \(now))
+                FROM claimed c WHERE t.run_id = c.run_id AND t.task = c.task AND t.state = 'queued'
                 """, on: connection)
             return chosen.map { attempt in
                 var attempt = attempt
