@@ -215,8 +215,14 @@ extension PostgresStore {
 
     public func commit(_ changes: [StoreChange]) async throws {
         guard !changes.isEmpty else { return }
-        try await transaction { connection in
-            for change in changes { try await apply(change, on: connection) }
+        let steps = Self.plan(changes)
+        if steps.count == 1, Self.isOneStatement(steps[0]) {
+            // One statement is atomic on its own: no BEGIN and COMMIT round trips.
+            try await run(steps[0], on: nil)
+        } else {
+            try await transaction { connection in
+                for step in steps { try await run(step, on: connection) }
+            }
         }
         await bumpChangeCounter()
     }

@@ -132,6 +132,31 @@ import Testing
         }
     }
 
+    @Test(.timeLimit(.minutes(1))) func aClaimLeavesATaskTheEngineIsChangingAndNeverWaitsForIt() async throws {
+        try await TestDatabase.with(.postgres) { database in
+            let worker = try await database.openPostgres()
+            let engine = try await database.openPostgres()
+            _ = try await DispatchStoreTests.queued(worker, tasks: ["x", "y"])
+            let (locked, signalLocked) = AsyncStream<Void>.makeStream()
+            let (release, signalRelease) = AsyncStream<Void>.makeStream()
+            // The engine, mid-transaction, holds task x's row.
+            let holder = Task {
+                try await engine.transaction { connection in
+                    try await engine.fetch("SELECT 1 FROM task_instances WHERE task = 'x' FOR UPDATE", on: connection)
+                    signalLocked.yield()
+                    for await _ in release { break }
+                }
+            }
+            for await _ in locked { break }
+            let started = ContinuousClock.now
+            #expect(try await DispatchStoreTests.claim(worker, worker: "w1").map(\.task) == ["y"])
+            #expect(ContinuousClock.now - started < .seconds(3), "the claim did not wait for the engine")
+            signalRelease.yield()
+            try await holder.value
+            #expect(try await DispatchStoreTests.claim(worker, worker: "w1").map(\.task) == ["x"])
+        }
+    }
+
     @Test func aMissingDatabaseIsReportedWithTheServerAndTheFix() async throws {
         try await TestDatabase.with(.postgres) { database in
             guard case .postgres(var location) = database.location else { return }

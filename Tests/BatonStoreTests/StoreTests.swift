@@ -82,6 +82,62 @@ import Testing
         }
     }
 
+    @Test(arguments: Backend.allCases) func aLargeCommitAppliesEveryChangeAsInItsOrder(_ backend: Backend) async throws {
+        try await withStore(backend) { store, _ in
+            let names = (0..<30).map { "t\($0)" }
+            let run = try await store.createRun(sampleRun(sampleSpec(tasks: names))).run
+            let t1 = Date(timeIntervalSince1970: 1_790_000_100.25)
+            let t2 = t1.addingTimeInterval(10)
+            var changes: [StoreChange] = [.runState(runID: run.id, state: .running, at: t1)]
+            for (index, task) in names.enumerated() {
+                changes.append(
+                    .taskState(
+                        runID: run.id, task: task, state: .running, attempts: 1, interruptions: index % 4,
+                        output: index.isMultiple(of: 2) ? ["i": .number(Double(index))] : nil,
+                        reason: index.isMultiple(of: 3) ? "reason \(index)" : nil, retryAt: index.isMultiple(of: 5) ? t2 : nil,
+                        at: t1))
+                changes.append(
+                    .attemptStarted(
+                        AttemptRecord(
+                            runID: run.id, task: task, attempt: 1, state: .queued, pid: index.isMultiple(of: 2) ? Int32(index) : nil,
+                            startedAt: t1, logPath: "/logs/\(task).log", pool: index.isMultiple(of: 2) ? "warehouse" : nil,
+                            queuedAt: index.isMultiple(of: 3) ? t1 : nil)))
+            }
+            // Later changes to the same rows in the same commit see the earlier ones.
+            changes.append(.taskState(runID: run.id, task: "t0", state: .running, attempts: 1, output: nil, reason: nil, retryAt: nil, at: t2))
+            changes.append(.taskState(runID: run.id, task: "t1", state: .success, attempts: 1, output: nil, reason: nil, retryAt: nil, at: t2))
+            changes.append(.attemptFinished(runID: run.id, task: "t2", attempt: 1, state: .cancelled, exitCode: nil, reason: "stop", at: t2))
+            changes.append(.attemptStarted(AttemptRecord(runID: run.id, task: "t2", attempt: 1, state: .queued, startedAt: t2, logPath: "again")))
+            try await store.commit(changes)
+
+            let instances = try await store.taskInstances(runID: run.id)
+            #expect(instances.map(\.task) == names)
+            for (index, instance) in instances.enumerated() where index > 1 {
+                #expect(instance.state == .running && instance.attempts == 1 && instance.interruptions == index % 4)
+                #expect(instance.output == (index.isMultiple(of: 2) ? ["i": .number(Double(index))] : nil))
+                #expect(instance.reason == (index.isMultiple(of: 3) ? "reason \(index)" : nil))
+                #expect(instance.retryAt == (index.isMultiple(of: 5) ? t2 : nil))
+                #expect(instance.startedAt == t1 && instance.endedAt == nil)
+            }
+            #expect(instances[0].startedAt == t1, "a second running update keeps the first start")
+            #expect(instances[0].output == nil)
+            #expect(instances[1].state == .success && instances[1].endedAt == t2 && instances[1].startedAt == t1)
+
+            let open = try await store.openAttempts()
+            #expect(open.map(\.task) == names.filter { $0 != "t2" }, "in the order they were queued")
+            for attempt in open {
+                let index = Int(attempt.task.dropFirst())!
+                #expect(attempt.state == .queued && attempt.logPath == "/logs/\(attempt.task).log")
+                #expect(attempt.pid == (index.isMultiple(of: 2) ? Int32(index) : nil))
+                #expect(attempt.pool == (index.isMultiple(of: 2) ? "warehouse" : nil))
+                #expect(attempt.queuedAt == (index.isMultiple(of: 3) ? t1 : nil))
+                #expect(attempt.queue == "default" && attempt.payload == nil)
+            }
+            let stopped = try #require(try await store.attempts(runID: run.id, task: "t2").first)
+            #expect(stopped.state == .cancelled && stopped.logPath == "/logs/t2.log", "an existing attempt is not inserted again")
+        }
+    }
+
     @Test(arguments: Backend.allCases) func aFailingChangeRollsBackTheWholeCommit(_ backend: Backend) async throws {
         try await withStore(backend) { store, _ in
             let run = try await store.createRun(sampleRun(sampleSpec())).run
