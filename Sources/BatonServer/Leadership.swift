@@ -33,7 +33,14 @@ public final class Leadership: Sendable {
     }
 
     public var isLeader: Bool { state.withLock { $0.isLeader } }
-    public var leaderURL: String? { state.withLock { $0.isLeader ? $0.advertisedURL : $0.leaderURL } }
+    /// Where changes go. A leader entry naming this server itself while it does not lead (left
+    /// by its previous process on the same address) counts as no leader, not as a loop.
+    public var leaderURL: String? {
+        state.withLock { state in
+            if state.isLeader { return state.advertisedURL }
+            return state.leaderURL == state.advertisedURL ? nil : state.leaderURL
+        }
+    }
     public var advertisedURL: String? { state.withLock { $0.advertisedURL } }
 
     /// Records where this server listens, unless `--advertise` named an address.

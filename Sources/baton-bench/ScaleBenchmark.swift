@@ -85,7 +85,9 @@ enum ScaleBenchmark {
             ], root: root)
         var processes = [server.process]
         defer {
-            for process in processes where process.isRunning { process.terminate() }
+            // SIGKILL: a child started by Foundation's Process from async code may block SIGTERM
+            // (swift-corelibs-foundation#4772), and waiting for it would hang the benchmark.
+            for process in processes where process.isRunning { kill(process.processIdentifier, SIGKILL) }
             for process in processes { process.waitUntilExit() }
         }
         for index in 0..<configuration.workers {
