@@ -199,22 +199,11 @@ struct WorkCommand: ParsableCommand {
     @Option(help: "Log level: trace, debug, info, warning, error.")
     var logLevel: String = "info"
 
-    var serverList: [String] {
-        let given = servers.isEmpty ? [ProcessInfo.processInfo.environment["BATON_SERVER"] ?? ""] : servers
-        return given.flatMap { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
-            .filter { !$0.isEmpty }
-    }
+    var serverList: [String] { RemoteWorkerConfiguration.servers(from: servers) }
 
     func validate() throws {
-        guard !serverList.isEmpty else {
-            throw ValidationError("name the server to work for: --server http://HOST:PORT (or set BATON_SERVER)")
-        }
-        guard (1...1000).contains(slots) else { throw ValidationError("--slots must be between 1 and 1000") }
-        for queue in queues where !PipelineParser.isValidWorkName(queue) {
-            throw ValidationError("--queue '\(queue)' is not a queue name: use letters, digits, '_', '-' and '.', starting with a letter")
-        }
-        guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("--log-level '\(logLevel)' is not one of trace, debug, info, warning, error")
+        if let problem = RemoteWorkerConfiguration.problem(servers: serverList, slots: slots, queues: queues, logLevel: logLevel) {
+            throw ValidationError(problem)
         }
     }
 

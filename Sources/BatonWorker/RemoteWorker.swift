@@ -32,6 +32,30 @@ public struct RemoteWorkerConfiguration: Sendable {
         self.logFlushInterval = logFlushInterval
     }
 
+    /// `--server` values (repeatable, or comma-separated), else `BATON_SERVER`.
+    public static func servers(
+        from given: [String], environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> [String] {
+        let values = given.isEmpty ? [environment["BATON_SERVER"] ?? ""] : given
+        return values.flatMap { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
+            .filter { !$0.isEmpty }
+    }
+
+    /// What is wrong with a worker's command line, as the message to print, or nil.
+    public static func problem(servers: [String], slots: Int, queues: [String], logLevel: String) -> String? {
+        guard !servers.isEmpty else {
+            return "name the server to work for: --server http://HOST:PORT (or set BATON_SERVER)"
+        }
+        guard (1...1000).contains(slots) else { return "--slots must be between 1 and 1000" }
+        for queue in queues where !PipelineParser.isValidWorkName(queue) {
+            return "--queue '\(queue)' is not a queue name: use letters, digits, '_', '-' and '.', starting with a letter"
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            return "--log-level '\(logLevel)' is not one of trace, debug, info, warning, error"
+        }
+        return nil
+    }
+
     /// `host-pid`: unique among live workers, and readable in the UI and logs.
     public static func defaultWorkerID() -> String {
         "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"

@@ -62,27 +62,11 @@ enum APIBenchmark {
     }
 
     static func start(binary: String, pipelines: String, root: String) async throws -> Server {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["up", "--pipelines", pipelines, "--db", root + "/baton.db", "--port", "0"]
         var environment = ProcessInfo.processInfo.environment
         environment["BATON_EXAMPLES_VAR"] = root + "/var"
-        process.environment = environment
-        let logPath = root + "/up.log"
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        process.standardError = FileHandle(forWritingAtPath: logPath)
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-            if let range = text.range(of: #"http://127\.0\.0\.1:\d+"#, options: .regularExpression) {
-                return Server(process: process, url: String(text[range]))
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        process.terminate()
-        throw BenchError("baton up did not report its address; log: \((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "")")
+        return try await ScaleBenchmark.start(
+            binary: binary, arguments: ["up", "--pipelines", pipelines, "--db", root + "/baton.db", "--port", "0"],
+            root: root, environment: environment)
     }
 
     static func waitForRuns(_ url: String, minimum: Int, finished: Bool, timeout: Double) async throws {

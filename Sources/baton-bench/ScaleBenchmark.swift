@@ -188,10 +188,14 @@ enum ScaleBenchmark {
         }
     }
 
-    static func start(binary: String, arguments: [String], root: String) async throws -> APIBenchmark.Server {
+    /// Starts a `baton` server and returns once it logs the address it listens on.
+    static func start(binary: String, arguments: [String], root: String, environment: [String: String]? = nil)
+        async throws -> APIBenchmark.Server
+    {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
+        if let environment { process.environment = environment }
         let logPath = root + "/server.log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.standardError = FileHandle(forWritingAtPath: logPath)
