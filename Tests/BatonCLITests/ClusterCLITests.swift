@@ -94,7 +94,9 @@ enum PostgresForTests {
         defer { PostgresForTests.dropDatabase(admin, database) }
         let sandbox = try Sandbox()
         defer { sandbox.shutdown() }
-        let marker = sandbox.uniqueSeconds(2)
+        // Long enough that the kill lands while the first wave of tasks runs, even on a loaded
+        // machine where the log wait below takes seconds.
+        let marker = sandbox.uniqueSeconds(6)
         try sandbox.writePipeline(
             "work",
             """
