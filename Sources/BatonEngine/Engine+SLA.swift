@@ -1,6 +1,9 @@
+import AsyncHTTPClient
 import BatonCore
 import BatonStore
 import Foundation
+import NIOCore
+import NIOHTTP1
 import Logging
 import Metrics
 
@@ -137,27 +140,21 @@ extension Engine {
     }
 
     /// Posts an alert to a webhook, logging (not retrying) failures.
-    /// Webhooks get their own session: a slow or hanging receiver, or other HTTP work in the
-    /// process, must not hold them up behind the shared session's per-host connection limit.
-    static let webhookSession: URLSession = {
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.httpMaximumConnectionsPerHost = 64
-        configuration.timeoutIntervalForRequest = 10
-        return URLSession(configuration: configuration)
-    }()
-
+    /// NIO's HTTP client rather than URLSession, whose Linux implementation stalled requests
+    /// behind unrelated HTTP work in the same process.
     nonisolated func postWebhook(_ url: URL, body: String) async {
-        var request = URLRequest(url: url)
-        request.httpMethod = "POST"
-        request.timeoutInterval = 10
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.httpBody = Data(body.utf8)
+        var request = HTTPClientRequest(url: url.absoluteString)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(string: body))
         do {
-            let (_, response) = try await Self.webhookSession.data(for: request)
-            let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-            if !(200..<300).contains(status) { logger.warning("SLA webhook \(url.absoluteString) answered \(status)") }
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+            _ = try? await response.body.collect(upTo: 64 * 1024)
+            if !(200..<300).contains(Int(response.status.code)) {
+                logger.warning("SLA webhook \(url.absoluteString) answered \(response.status.code)")
+            }
         } catch {
-            logger.warning("SLA webhook \(url.absoluteString) failed: \(error.localizedDescription)")
+            logger.warning("SLA webhook \(url.absoluteString) failed: \(error)")
         }
     }
 }

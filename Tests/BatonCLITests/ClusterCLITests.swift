@@ -210,9 +210,13 @@ enum PostgresForTests {
                 for attempt in attempts {
                     let log = try await Self.text(
                         follower.url + "/api/v1/runs/\(id)/tasks/\(task)/logs?attempt=\(attempt.attempt)&format=text")
-                    #expect(log.hasPrefix("start \(task)"), "run \(id) \(task) attempt \(attempt.attempt): \(log)")
+                    // A finished attempt's log is whole; a lost one keeps what its worker sent
+                    // before it died (the last quarter second may not have left the machine).
                     if attempt.state == "success" {
+                        #expect(log.hasPrefix("start \(task)"), "run \(id) \(task) attempt \(attempt.attempt): \(log)")
                         #expect(log.contains("end \(task)\n"), "run \(id) \(task) attempt \(attempt.attempt): \(log)")
+                    } else {
+                        #expect(log.isEmpty || log.hasPrefix("start \(task)"), "run \(id) \(task) attempt \(attempt.attempt): \(log)")
                     }
                 }
             }

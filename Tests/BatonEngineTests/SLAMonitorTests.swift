@@ -100,7 +100,11 @@ final class WebhookReceiver: Sendable {
             }
             let deadline = ContinuousClock.now + .seconds(30)
             while try await openMissAfterUpdate() == nil || receiver.received.count < 1 {
-                guard ContinuousClock.now < deadline else { throw RunRequestError("no SLA miss or webhook within 30 s") }
+                guard ContinuousClock.now < deadline else {
+                    let open = try await openMissAfterUpdate() != nil
+                    throw RunRequestError(
+                        "within 30 s: \(open ? "a miss opened" : "no miss opened"), \(receiver.received.count) webhooks arrived")
+                }
                 try await Task.sleep(for: .milliseconds(50))
             }
             let miss = try #require(try await openMissAfterUpdate())
