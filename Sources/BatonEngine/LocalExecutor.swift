@@ -105,7 +105,10 @@ actor LocalExecutor {
         wake()
     }
 
-    private func handle(_ key: AttemptKey) -> AttemptHandle { running[key] ?? AttemptHandle() }
+    /// What an attempt needs from this actor, in one hop on the per-task path.
+    private func launchState(_ key: AttemptKey) -> (environment: [String: String], handle: AttemptHandle) {
+        (baseEnvironment, running[key] ?? AttemptHandle())
+    }
 
     nonisolated func execute(_ attempt: AttemptRecord, report: @Sendable (AttemptRecord) async -> Void) async {
         let key = attempt.key
@@ -114,11 +117,11 @@ actor LocalExecutor {
             let outputPath =
                 payload.environment["BATON_OUTPUT"]
                 ?? NSTemporaryDirectory() + "baton-output-\(key.runID)-\(key.task)-\(key.attempt).json"
+            let (environment, handle) = await launchState(key)
             let request = AttemptRequest(
-                payload: payload, logPath: attempt.logPath, outputPath: outputPath,
-                baseEnvironment: await baseEnvironment)
+                payload: payload, logPath: attempt.logPath, outputPath: outputPath, baseEnvironment: environment)
             let store = self.store
-            outcome = await runner.run(request, handle: await handle(key)) { pid in
+            outcome = await runner.run(request, handle: handle) { pid in
                 try? await store.commit([
                     .attemptProcess(
                         runID: key.runID, task: key.task, attempt: key.attempt, pid: pid,

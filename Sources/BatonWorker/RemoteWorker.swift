@@ -205,7 +205,7 @@ public actor RemoteWorker {
         let report = APIFinishRequest(
             worker: configuration.workerID, state: .interrupted, exit_code: nil,
             reason: "interrupted: worker \(configuration.workerID) was stopping", output: nil)
-        let path = "/api/v1/workers/attempts/\(key.runID)/\(Self.pathSegment(key.task))/\(key.attempt)/finish"
+        let path = Self.route(key, "finish")
         // One try, outside the cancelled task: if it fails, the lease runs out and it runs again.
         let client = await currentClient()
         _ = await Task { try? await client.post(path, body: report, as: APIFinishResponse.self) }.value
@@ -241,7 +241,7 @@ public actor RemoteWorker {
         let report = APIFinishRequest(
             worker: configuration.workerID, state: result.state, exit_code: result.exitCode, reason: result.reason,
             output: result.output, claim_from: claimNext ? configuration.queues : nil)
-        let path = "/api/v1/workers/attempts/\(key.runID)/\(Self.pathSegment(key.task))/\(key.attempt)/finish"
+        let path = Self.route(key, "finish")
         let answer = await call { client in try await client.post(path, body: report, as: APIFinishResponse.self) }
         if answer?.accepted == false {
             logger.warning("the server no longer expected \(key) (declared lost or cancelled); its result was dropped")
@@ -258,7 +258,7 @@ public actor RemoteWorker {
 
     /// Sends the log's new bytes every flush interval (and once more at the end).
     nonisolated func shipLog(_ key: AttemptKey, path: String, untilDone final: Bool) async {
-        let route = "/api/v1/workers/attempts/\(key.runID)/\(Self.pathSegment(key.task))/\(key.attempt)/log"
+        let route = Self.route(key, "log")
         let worker = Self.queryValue(configuration.workerID)
         repeat {
             if !final {
@@ -322,6 +322,11 @@ public actor RemoteWorker {
             return path
         }
         return local + path.dropFirst(serverRoot.count)
+    }
+
+    /// `/api/v1/workers/attempts/RUN/TASK/ATTEMPT/ACTION`.
+    static func route(_ key: AttemptKey, _ action: String) -> String {
+        "/api/v1/workers/attempts/\(key.runID)/\(pathSegment(key.task))/\(key.attempt)/\(action)"
     }
 
     static func fileSafe(_ text: String) -> String {
