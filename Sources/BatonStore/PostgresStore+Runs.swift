@@ -224,7 +224,9 @@ extension PostgresStore {
                 for step in steps { try await run(step, on: connection) }
             }
         }
-        await bumpChangeCounter()
+        // Other processes rescan runs, cancellations, pauses and events on a bump, never attempts
+        // (as finishAttempt): a per-task pid record must not cost another round trip.
+        if !changes.allSatisfy({ Self.table(of: $0) == "attempts" }) { await bumpChangeCounter() }
     }
 
     func apply(_ change: StoreChange, on connection: PostgresConnection) async throws {
