@@ -106,6 +106,7 @@ public actor Engine {
     private(set) var folderIssues: [ValidationIssue] = []
     private var reportedIssues: Set<String> = []
     private var reportedUnsizedPools: Set<String> = []
+    private var leaseChecks = 0
     var machines: [Int64: RunStateMachine] = [:]
     var runs: [Int64: RunRecord] = [:]
     private var waiting: [String: [Int64]] = [:]
@@ -593,7 +594,11 @@ public actor Engine {
 
     // MARK: - Effects
 
-    func storeChanges(for effects: [RunStateMachine.Effect], runID: Int64) -> [StoreChange] {
+    /// `runningIs`: how a task the machine calls running is stored; `.queued` when dispatching,
+    /// since the store shows it queued until a worker's claim marks it running.
+    func storeChanges(for effects: [RunStateMachine.Effect], runID: Int64, runningIs: TaskState = .running)
+        -> [StoreChange]
+    {
         let now = clock()
         var retryAt: [String: Date] = [:]
         for case .retryAfter(let task, _, let seconds) in effects { retryAt[task] = now.addingTimeInterval(seconds) }
@@ -607,7 +612,8 @@ public actor Engine {
                 let progress = machine?.progress(of: task)
                 changes.append(
                     .taskState(
-                        runID: runID, task: task, state: state, attempts: progress?.attempts ?? 0,
+                        runID: runID, task: task, state: state == .running ? runningIs : state,
+                        attempts: progress?.attempts ?? 0,
                         interruptions: progress?.interruptions ?? 0, output: progress?.output, reason: reason,
                         retryAt: retryAt[task], at: now))
             case .enqueue, .retryAfter, .stopAttempt:
@@ -703,14 +709,7 @@ public actor Engine {
             let attempt = machine.progress(of: key.task)?.attempts ?? 1
             let launch = TaskLaunch(
                 run: run, machine: machine, task: taskSpec, attempt: attempt, dataDirectory: configuration.dataDirectory)
-            // The store shows the task queued until a worker claims it; the claim marks it running.
-            let changes = storeChanges(for: effects, runID: key.runID).map { change -> StoreChange in
-                guard case .taskState(let runID, let task, .running, let attempts, let interruptions, let output, let reason, let retryAt, let at) = change
-                else { return change }
-                return .taskState(
-                    runID: runID, task: task, state: .queued, attempts: attempts, interruptions: interruptions,
-                    output: output, reason: reason, retryAt: retryAt, at: at)
-            }
+            let changes = storeChanges(for: effects, runID: key.runID, runningIs: .queued)
             var record = AttemptRecord(
                 runID: key.runID, task: key.task, attempt: attempt, state: .queued, startedAt: now,
                 logPath: launch.logPath, queue: taskSpec.queue ?? TaskSpec.defaultQueue, pool: taskSpec.pool,
@@ -862,11 +861,7 @@ public actor Engine {
             logger.error("could not record the loss of \(attempt.key): \(error)")
             return
         }
-        var ended = attempt
-        ended.state = .lost
-        ended.reason = reason
-        ended.endedAt = result.at
-        await attemptReported(ended)
+        await attemptReported(attempt.ended(with: result))
     }
 
     var leaseCheckInterval: Double { max(0.2, min(configuration.leaseSeconds / 2, 10)) }
@@ -882,7 +877,12 @@ public actor Engine {
                         "attempt \(attempt.attempt) was lost: worker \(worker) stopped renewing its lease (expired \(Self.format(attempt.leaseExpires ?? clock())))"
                 )
             }
-            for attempt in try await store.unappliedAttempts() { await attemptReported(attempt) }
+            // Reports are applied as they arrive; recorded-but-unapplied ones only follow a crash or
+            // a leader change, which recover() handles. This net is for the rest, and rarely needed.
+            leaseChecks += 1
+            if leaseChecks % 10 == 0 {
+                for attempt in try await store.unappliedAttempts() { await attemptReported(attempt) }
+            }
         } catch {
             logger.error("could not check the leases of running tasks: \(error)")
         }

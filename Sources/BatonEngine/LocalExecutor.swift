@@ -142,14 +142,7 @@ actor LocalExecutor {
         }
         await finished(key)
         guard accepted else { return }
-        var ended = attempt
-        ended.state = result.state
-        ended.exitCode = result.exitCode
-        ended.reason = result.reason
-        ended.output = result.output
-        ended.endedAt = result.at
-        ended.payload = nil
-        await report(ended)
+        await report(attempt.ended(with: result))
     }
 
     /// Keeps this worker's leases alive, and stops attempts it no longer holds (declared lost

@@ -61,3 +61,18 @@ public protocol DispatchStore: Sendable {
     /// Cheap to call again: it re-checks that the hold is still alive.
     func tryLead() async throws -> Bool
 }
+
+extension AttemptRecord {
+    /// The attempt as its report leaves it in the store: state, exit code, reason, output and
+    /// end time from `result`, the payload dropped.
+    public func ended(with result: AttemptResult) -> AttemptRecord {
+        var ended = self
+        ended.state = result.state
+        ended.exitCode = result.exitCode
+        ended.reason = result.reason
+        ended.output = result.output
+        ended.endedAt = result.at
+        ended.payload = nil
+        return ended
+    }
+}

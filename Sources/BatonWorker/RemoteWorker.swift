@@ -297,8 +297,13 @@ public actor RemoteWorker {
         while !Task.isCancelled {
             // Short naps: the lease is learnt from the first claim, and may be much shorter than
             // the default the loop started with.
-            try? await Task.sleep(for: .milliseconds(100))
-            guard ContinuousClock.now - last >= .milliseconds(Int(max(0.2, leaseSeconds / 3) * 1000)) else { continue }
+            let interval = Duration.milliseconds(Int(max(0.2, leaseSeconds / 3) * 1000))
+            let remaining = interval - (ContinuousClock.now - last)
+            if remaining > .zero {
+                // At most a second at a time: the first claim may teach a much shorter lease.
+                try? await Task.sleep(for: min(remaining, .seconds(1)))
+                continue
+            }
             last = ContinuousClock.now
             let keys = Array(running.keys)
             guard !keys.isEmpty else { continue }
