@@ -157,6 +157,15 @@ extension Registry {
     ) async throws -> JSONValue {
         guard !source.isEmpty else { throw MLflowError.missing("source") }
         let model = try await modelObject(name)
+        var runID = runID
+        var modelID = modelID
+        // A version of an MLflow 3 logged model (`models:/m-...`) belongs to the run that logged it.
+        if modelID == nil, source.hasPrefix("models:/m-") {
+            modelID = String(source.dropFirst("models:/".count).split(separator: "/").first ?? "")
+        }
+        if let id = modelID, !id.isEmpty, runID?.isEmpty ?? true {
+            runID = try DocumentCoding.decode(LoggedModelDocument.self, try await loggedModelObject(id)).sourceRunID
+        }
         var pipelineRunID = origin?.runID
         var originDocument = origin.map(OriginDocument.init)
         if let runID, !runID.isEmpty {
