@@ -95,7 +95,7 @@ let package = Package(
         .target(
             name: "BatonCLI",
             dependencies: [
-                "BatonCore", "BatonStore", "BatonEngine", "BatonWorker", "BatonAPI", "BatonServer",
+                "BatonCore", "BatonStore", "BatonEngine", "BatonWorker", "BatonAPI", "BatonServer", "BatonRegistry",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

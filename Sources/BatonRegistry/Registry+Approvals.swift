@@ -118,3 +118,53 @@ extension Registry {
         try await store.registryObjects(pipelineRunID: pipelineRunID)
     }
 }
+
+// The shapes of Baton's own model API (`/api/v1/models`), which the CLI prints from too.
+extension ModelSummary {
+    public var json: JSONValue {
+        .object([
+            "name": .string(name), "description": .string(description), "created_at": .string(Self.iso(createdAt)),
+            "updated_at": .string(Self.iso(updatedAt)), "tags": .object(tags.mapValues(JSONValue.string)),
+            "aliases": .object(aliases.mapValues(JSONValue.string)),
+            "approved_version": aliases[Registry.approvalAlias].map(JSONValue.string) ?? .null,
+            "versions": .array(versions.map(\.json)),
+        ])
+    }
+
+    static func iso(_ date: Date) -> String { date.formatted(.iso8601) }
+}
+
+extension VersionSummary {
+    public var json: JSONValue {
+        var object: [String: JSONValue] = [
+            "model": .string(model), "version": .number(Double(version)), "source": .string(source), "stage": .string(stage),
+            "status": .string(status), "description": .string(description), "tags": .object(tags.mapValues(JSONValue.string)),
+            "aliases": .array(aliases.map(JSONValue.string)), "approved": .bool(aliases.contains(Registry.approvalAlias)),
+            "created_at": .string(ModelSummary.iso(createdAt)),
+            "uri": .string("models:/\(model)/\(version)"),
+        ]
+        if let runID { object["run_id"] = .string(runID) }
+        if let loggedModelID { object["logged_model_id"] = .string(loggedModelID) }
+        if let userID { object["user_id"] = .string(userID) }
+        if let artifactURI { object["artifact_uri"] = .string(artifactURI) }
+        if let localPath { object["artifact_path"] = .string(localPath) }
+        if let origin {
+            object["pipeline_run_id"] = .number(Double(origin.runID))
+            object["task"] = .string(origin.task)
+            if let pipeline = origin.pipeline { object["pipeline"] = .string(pipeline) }
+        }
+        return .object(object)
+    }
+}
+
+extension ModelEventRecord {
+    public var json: JSONValue {
+        var object: [String: JSONValue] = [
+            "action": .string(action), "actor": .string(actor), "at": .string(ModelSummary.iso(at)),
+        ]
+        if let version { object["version"] = .string(version) }
+        if let alias { object["alias"] = .string(alias) }
+        if let detail { object["note"] = .string(detail) }
+        return .object(object)
+    }
+}

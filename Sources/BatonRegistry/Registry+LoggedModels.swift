@@ -8,6 +8,7 @@ extension Registry {
         experimentID: String, name: String?, sourceRunID: String?, modelType: String?, tags: [(key: String, value: String)],
         params: [(key: String, value: String)], origin: TaskOrigin?
     ) async throws -> JSONValue {
+        let origin = try await resolve(origin)
         let experiment = try await experimentObject(experimentID)
         let experimentDocument = try DocumentCoding.decode(ExperimentDocument.self, experiment)
         if let sourceRunID { _ = try await runObject(sourceRunID) }

@@ -157,6 +157,7 @@ extension Registry {
     ) async throws -> JSONValue {
         guard !source.isEmpty else { throw MLflowError.missing("source") }
         let model = try await modelObject(name)
+        let origin = try await resolve(origin)
         var runID = runID
         var modelID = modelID
         // A version of an MLflow 3 logged model (`models:/m-...`) belongs to the run that logged it.

@@ -9,6 +9,7 @@ extension Registry {
         experimentID: String?, userID: String?, runName: String?, startTime: Int64?, tags: [(key: String, value: String)],
         origin: TaskOrigin?
     ) async throws -> JSONValue {
+        let origin = try await resolve(origin)
         let experimentID = experimentID ?? Self.defaultExperimentID
         let experiment = try await experimentObject(experimentID)
         guard experiment.lifecycle == "active" else {
@@ -43,6 +44,15 @@ extension Registry {
             throw Self.error(for: refusal, runID: id)
         }
         return try await runJSON(try await runObject(id))
+    }
+
+    /// The origin with its pipeline's name, or nil when the pipeline run does not exist (a
+    /// stale or made-up path must not link to someone else's run).
+    func resolve(_ origin: TaskOrigin?) async throws -> TaskOrigin? {
+        guard var origin else { return nil }
+        guard let run = try await store.run(id: origin.runID) else { return nil }
+        origin.pipeline = run.pipeline
+        return origin
     }
 
     /// Two words, as MLflow names runs nobody named.

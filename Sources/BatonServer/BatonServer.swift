@@ -91,6 +91,7 @@ public enum BatonHTTP {
         WorkerRoutes.register(on: router, context: context)
         MetricsAPIRoutes.register(on: router, context: context)
         MLflowRoutes.register(on: router, context: context, registry: context.registry)
+        ModelRoutes.register(on: router, context: context)
         OpenAPIRoutes.register(on: router)
         WebUI.register(on: router, context: context)
         DashboardPage.register(on: router, context: context)
