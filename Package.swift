@@ -59,7 +59,7 @@ let package = Package(
         .target(
             name: "BatonEngine",
             dependencies: [
-                "BatonCore", "BatonStore", "BatonWorker",
+                "BatonCore", "BatonStore", "BatonWorker", "BatonRegistry",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Metrics", package: "swift-metrics"),
