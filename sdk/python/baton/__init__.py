@@ -30,13 +30,15 @@ from ._context import TaskContext, get_context  # noqa: E402
 from ._errors import BatonAPIError, BatonError, DataSLAViolation, PipelineDefinitionError  # noqa: E402
 from ._pipeline import EventTrigger, Pipeline, Task, dag, flow, task  # noqa: E402
 from ._registry import (  # noqa: E402
-    ModelNotApproved, TrackingRun, approve_model, download_artifacts, get_approved_model_from_registry, register_model,
+    ModelNotApproved, TrackingRun, approve_model, download_artifacts, get_approved_model_from_registry, get_model_version,
+    register_model,
     start_run,
 )
 
 __all__ = [
     "BatonAPIError", "BatonError", "DataSLAViolation", "EventTrigger", "ModelNotApproved", "Pipeline",
     "PipelineDefinitionError", "Task", "TaskContext", "TrackingRun", "approve_model", "check_data_freshness", "dag",
-    "download_artifacts", "emit_metric", "flow", "get_approved_model_from_registry", "get_context", "publish_event",
+    "download_artifacts", "emit_metric", "flow", "get_approved_model_from_registry", "get_context", "get_model_version",
+    "publish_event",
     "register_model", "start_run", "task",
 ]

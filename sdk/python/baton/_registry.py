@@ -257,6 +257,15 @@ def get_approved_model_from_registry(name, alias=APPROVAL_ALIAS, download_to=Non
     return version
 
 
+def get_model_version(name, version, download_to=None):
+    """One version of model `name`, as `get_approved_model_from_registry` answers it."""
+    quoted = urllib.parse.quote(name, safe="")
+    found = _baton("GET", f"/api/v1/models/{quoted}/versions/{int(version)}")
+    if download_to is not None:
+        found["local_path"] = str(download_artifacts(found["artifact_uri"], download_to))
+    return found
+
+
 def download_artifacts(artifact_uri, destination):
     """Downloads every file under an artifact URI into `destination`; returns the folder."""
     root = _relative(artifact_uri)
