@@ -1,3 +1,4 @@
+import BatonCore
 import BatonStore
 import Foundation
 
@@ -20,8 +21,8 @@ struct RunDocument: Codable, Sendable, Hashable {
     var origin: OriginDocument?
     /// Logged models linked as this run's outputs.
     var outputModels: [String] = []
-    /// Datasets the client logged as inputs (`runs/log-inputs`), as given.
-    var inputs: [String] = []
+    /// Datasets the client logged as inputs (`runs/log-inputs`): `{"dataset": {...}, "tags": [...]}` as given.
+    var inputs: [JSONValue] = []
 }
 
 struct OriginDocument: Codable, Sendable, Hashable {

@@ -112,9 +112,12 @@ public struct MLflowAPI: Sendable {
             try await r.logOutputs(runID: try p.runID(), modelIDs: p.objects("models").compactMap { $0.string("model_id") })
             return [:]
         case ("POST", "runs/log-inputs"):
-            let datasets = p.objects("datasets").compactMap { input -> String? in
-                guard case .object(let dataset)? = input.values["dataset"] else { return nil }
-                return MLflowParams(dataset).string("name")
+            var datasets: [JSONValue] = []
+            for (index, input) in p.objects("datasets").enumerated() {
+                guard case .object(let dataset)? = input.values["dataset"], MLflowParams(dataset).string("name") != nil else {
+                    throw MLflowError.invalidParameter("datasets[\(index)] has no dataset with a name")
+                }
+                datasets.append(.object(input.values))
             }
             try await r.logInputs(runID: try p.runID(), datasets: datasets)
             return [:]

@@ -181,11 +181,18 @@ extension Registry {
         }
     }
 
-    public func logInputs(runID: String, datasets: [String]) async throws {
+    /// Records datasets as the run's inputs; one entry per dataset name and digest.
+    public func logInputs(runID: String, datasets: [JSONValue]) async throws {
+        func identity(_ input: JSONValue) -> String {
+            let dataset = MLflowParams(input.objectValue?["dataset"]?.objectValue ?? [:])
+            return "\(dataset.string("name") ?? "")\u{1}\(dataset.string("digest") ?? "")"
+        }
         try await modify(.run, id: runID, missing: .notFound("Run '\(runID)' not found")) { object in
             var document = try DocumentCoding.decode(RunDocument.self, object)
-            let new = datasets.filter { !document.inputs.contains($0) }
+            let known = Set(document.inputs.map(identity))
+            let new = datasets.filter { !known.contains(identity($0)) }
             guard !new.isEmpty else { return false }
+            // Bounded: a run that logs a new dataset every step keeps its latest 100.
             document.inputs = Array((document.inputs + new).suffix(100))
             object.document = DocumentCoding.encode(document)
             return true
@@ -253,6 +260,7 @@ extension Registry {
         ]
         if data.latestMetrics.isEmpty { runData["metrics"] = nil }
         var run: [String: JSONValue] = ["info": try runInfoJSON(object, document), "data": .object(runData)]
+        if !document.inputs.isEmpty { run["inputs"] = .object(["dataset_inputs": .array(document.inputs)]) }
         if !document.outputModels.isEmpty {
             run["outputs"] = .object([
                 "model_outputs": .array(document.outputModels.map { .object(["model_id": .string($0), "step": .number(0)]) })
