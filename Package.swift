@@ -143,7 +143,7 @@ let package = Package(
         .testTarget(
             name: "BatonServerTests",
             dependencies: [
-                "BatonServer", "BatonAPI", "BatonCore", "BatonEngine", "BatonStore",
+                "BatonServer", "BatonAPI", "BatonCore", "BatonEngine", "BatonStore", "BatonRegistry",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
