@@ -167,7 +167,7 @@ struct RegistryUITests {
             #expect(page.count("</title></circle>") == 5, "one dot per value of the two metrics")
             #expect(page.count("stroke-linejoin=\"round\"") == 1, "a line for the loss; one value of auc is a dot")
             #expect(page.body.contains("href=\"/runs/77\""), "the Baton pipeline run")
-            #expect(page.body.contains("href=\"/runs/77/tasks/train?attempt=2\""), "and its task attempt")
+            #expect(page.body.contains("<a class=\"muted\" href=\"/runs/77/tasks/train\">ui_trainer.train</a>"), "and its task")
             let download = "/api/2.0/mlflow-artifacts/artifacts/\(experiment)/\(id)/artifacts/model/weights.bin"
             #expect(page.body.contains("<a href=\"\(download)\" download=\"weights.bin\""), "\(page.body)")
             #expect(page.body.contains(">model/</th>"), "folders are listed")
@@ -238,6 +238,7 @@ struct RegistryUITests {
             #expect(before.body.contains("<tr id=\"v2\"><th scope=\"row\">v2</th>"))
             #expect(before.body.contains("href=\"/experiments/\(experiment)/runs/\(run)\""), "the source run")
             #expect(before.body.contains("<a class=\"nowrap\" href=\"/runs/31\">#31</a>"), "lineage: the pipeline run behind the run")
+            #expect(before.body.contains("href=\"/runs/31/tasks/train?attempt=1\">ui_trainer.train</a>"), "and the task attempt")
             #expect(before.body.contains("Predicts &lt;churn&gt;"))
             #expect(before.body.contains("action=\"/models/churn-model/approve\""))
 
