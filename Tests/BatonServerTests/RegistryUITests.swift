@@ -90,7 +90,7 @@ struct RegistryUITests {
             #expect(page.status == 200, "\(page)")
             #expect(page.body.contains("<span class=\"col-kind\">param</span> lr</th>"), "params become columns")
             #expect(page.body.contains("<code class=\"value\">&lt;xgb&gt;</code>"), "param values escaped")
-            #expect(page.body.contains("<td class=\"num\" title=\"step 1\">0.93</td>"), "the latest metric value")
+            #expect(page.body.contains("<td class=\"num\" title=\"0.93 at step 1\">0.93</td>"), "the latest metric value")
             #expect(page.body.contains("<a class=\"nowrap\" href=\"/runs/4242\">#4242</a>"), "the Baton pipeline run")
             #expect(page.body.contains("<input type=\"checkbox\" name=\"runs\""), "runs can be picked to compare")
             #expect(page.body.contains("action=\"/experiments/\(experiment)/compare\""))
@@ -162,10 +162,12 @@ struct RegistryUITests {
             #expect(page.body.contains("<h1>good-run <span class=\"badge st-success\">"))
             #expect(page.body.contains("<tr><th scope=\"row\">depth</th><td><code class=\"value\">6</code></td></tr>"))
             #expect(page.body.contains("<th scope=\"row\">team</th><td><span class=\"value\">&lt;ml&gt;</span></td>"), "tags, escaped")
-            #expect(page.body.contains("id=\"metric-loss\""), "a chart for each metric")
+            #expect(page.body.contains("id=\"metric-loss\""), "a chart for the metric with a history")
             #expect(page.body.contains("4 values"), "the chart reads the whole history")
-            #expect(page.count("</title></circle>") == 5, "one dot per value of the two metrics")
-            #expect(page.count("stroke-linejoin=\"round\"") == 1, "a line for the loss; one value of auc is a dot")
+            #expect(page.count("</title></circle>") == 4, "one dot per value of the loss")
+            #expect(page.count("stroke-linejoin=\"round\"") == 1, "a line for the loss")
+            #expect(!page.body.contains("id=\"metric-auc\""), "a single value is not drawn")
+            #expect(page.body.contains("Not drawn, one value each: auc."))
             #expect(page.body.contains("href=\"/runs/77\""), "the Baton pipeline run")
             #expect(page.body.contains("<a class=\"muted\" href=\"/runs/77/tasks/train\">ui_trainer.train</a>"), "and its task")
             let download = "/api/2.0/mlflow-artifacts/artifacts/\(experiment)/\(id)/artifacts/model/weights.bin"
@@ -192,10 +194,11 @@ struct RegistryUITests {
             let registry = server.context.registry
             let experiment = try await registry.createExperiment(name: "churn", artifactLocation: nil, tags: [])
             let a = try await RegistryUIFixtures.run(
-                registry, experiment: experiment, name: "alpha", params: ["lr": "0.1", "seed": "1"], metrics: ["acc": [0.5, 0.8]])
+                registry, experiment: experiment, name: "alpha", params: ["lr": "0.1", "seed": "1"],
+                metrics: ["acc": [0.5, 0.8], "final": [0.7]])
             let b = try await RegistryUIFixtures.run(
                 registry, experiment: experiment, name: "beta", params: ["lr": "0.2", "seed": "1"],
-                metrics: ["acc": [0.4, 0.9], "only_b": [1]])
+                metrics: ["acc": [0.4, 0.9], "only_b": [1], "final": [-0.25]])
 
             let page = try await server.page("/experiments/\(experiment)/compare?runs=\(a),\(b)")
             #expect(page.status == 200, "\(page)")
@@ -205,6 +208,9 @@ struct RegistryUITests {
             #expect(page.body.contains("<figcaption>acc</figcaption>"), "a chart for the shared metric")
             #expect(!page.body.contains("<figcaption>only_b</figcaption>"), "no chart for a metric one run has")
             #expect(page.count("stroke-linejoin=\"round\"") == 2, "one line per run")
+            #expect(page.body.contains("<figcaption>final</figcaption><div class=\"chart-scroll\"><svg class=\"bar-chart\""), "one value per run: bars")
+            #expect(page.count("</title></rect>") == 2, "a bar per run")
+            #expect(page.body.contains(">-0.25</text>"), "labelled with its value")
 
             // The runs table's boxes send the runs as repeated fields.
             let boxes = try await server.page("/experiments/\(experiment)/compare?runs=\(a)&runs=\(b)")

@@ -118,15 +118,16 @@ enum ExperimentPage {
         let base: [(String, String?)] = [("filter", filter)]
         let path = UIPath.experiment(id)
 
-        func sortHeader(_ label: String, key: String, numeric: Bool = false) -> HTML {
+        func sortHeader(_ label: String, key: String, numeric: Bool = false, name: Bool = false) -> HTML {
             let descending = "\(key) DESC"
             let ascending = "\(key) ASC"
             let current: String? = order == descending ? "descending" : order == ascending ? "ascending" : nil
             let target = order == descending ? ascending : descending
             let arrow = current == "descending" ? " ▼" : current == "ascending" ? " ▲" : ""
             let sortAttribute: HTML = current.map { " aria-sort=\"\($0)\"" } ?? .empty
+            let classes = [numeric ? "num" : nil, name ? "key-col" : nil].compactMap { $0 }.joined(separator: " ")
             return """
-                <th scope="col"\(sortAttribute)\(numeric ? " class=\"num\"" : HTML.empty)><a class="sort" href="\(UIPath.with(path, base + [("order", target)]))" \
+                <th scope="col"\(sortAttribute)\(classes.isEmpty ? HTML.empty : " class=\"\(classes)\"")><a class="sort" href="\(UIPath.with(path, base + [("order", target)]))" \
                 title="Sort by \(label)">\(label)\(arrow)</a></th>
                 """
         }
@@ -139,8 +140,11 @@ enum ExperimentPage {
             "<th scope=\"col\">User</th>",
             "<th scope=\"col\">Pipeline run</th>",
         ]
-        header += paramKeys.map { key -> HTML in "<th scope=\"col\" class=\"param-col\" title=\"param \(key)\"><span class=\"col-kind\">param</span> \(key)</th>" }
-        header += metricKeys.map { sortHeader($0, key: "metrics.`\($0)`", numeric: true) }
+        // Metrics first: they are what runs are compared and sorted by.
+        header += metricKeys.map { sortHeader($0, key: "metrics.`\($0)`", numeric: true, name: true) }
+        header += paramKeys.map { key -> HTML in
+            "<th scope=\"col\" class=\"key-col\" title=\"param \(key)\"><span class=\"col-kind\">param</span> \(key)</th>"
+        }
 
         let now = Date()
         let rows = runs.map { run -> HTML in
@@ -148,18 +152,19 @@ enum ExperimentPage {
                 "<td><input type=\"checkbox\" name=\"runs\" value=\"\(run.id)\" aria-label=\"Compare \(run.displayName)\"></td>",
                 "<th scope=\"row\"><a class=\"strong\" href=\"\(run.href)\">\(Format.truncated(run.displayName, 60))</a></th>",
                 "<td>\(RegistryUI.statusBadge(run.status))</td>",
-                "<td>\(Format.time(run.start))</td>",
+                "<td>\(Format.time(run.start, seconds: false))</td>",
                 "<td class=\"num\">\(Format.duration(run.duration(now: now)))</td>",
                 "<td>\(run.user.isEmpty ? RegistryUI.dash() : "\(run.user)")</td>",
                 "<td>\(RegistryUI.pipelineRunLink(tags: run.tags, compact: true))</td>",
             ]
+            cells += metricKeys.map { key -> HTML in
+                guard let metric = run.metrics[key] else { return "<td class=\"num\">\(RegistryUI.dash())</td>" }
+                let full = RegistryUI.metricText(metric.value)
+                return "<td class=\"num\" title=\"\(full) at step \(metric.step)\">\(RegistryUI.metricText(metric.value, digits: 4))</td>"
+            }
             cells += paramKeys.map { key -> HTML in
                 guard let value = run.params[key] else { return "<td>\(RegistryUI.dash())</td>" }
                 return "<td title=\"\(Format.truncated(value, 500))\"><code class=\"value\">\(Format.truncated(value, 40))</code></td>"
-            }
-            cells += metricKeys.map { key -> HTML in
-                guard let metric = run.metrics[key] else { return "<td class=\"num\">\(RegistryUI.dash())</td>" }
-                return "<td class=\"num\" title=\"step \(metric.step)\">\(RegistryUI.metricText(metric.value))</td>"
             }
             return "<tr>\(cells)</tr>"
         }

@@ -57,12 +57,12 @@ enum RegistryUI {
     }
 
     /// Metric values as people read them: six significant digits, NaN and infinities spelled out.
-    static func metricText(_ value: Double?) -> String {
+    static func metricText(_ value: Double?, digits: Int = 6) -> String {
         guard let value else { return "NaN" }
         if value.isNaN { return "NaN" }
         if value.isInfinite { return value > 0 ? "∞" : "−∞" }
         if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
-        return String(format: "%.6g", value)
+        return String(format: "%.\(digits)g", value)
     }
 
     static func dash() -> HTML { "<span class=\"muted\">—</span>" }
@@ -298,24 +298,29 @@ enum StepChart {
         guard !finite.isEmpty else {
             return "<p class=\"muted\">No finite values of <code>\(metric)</code> to draw.</p>"
         }
+        // One value per run (a final score) reads better as bars than as dots stacked on one step.
+        if series.allSatisfy({ line in line.points.filter { $0.value?.isFinite ?? false }.count <= 1 }) {
+            return bars(series, metric: metric)
+        }
 
         let width = 520.0
         let height = 200.0
         let left = 58.0
         let right = 14.0
         let top = 12.0
-        let bottom = 30.0
+        let bottom = 34.0
         let plotWidth = width - left - right
         let plotHeight = height - top - bottom
 
         var (low, high) = (finite.map(\.1).min() ?? 0, finite.map(\.1).max() ?? 1)
-        if high == low { (low, high) = (low - max(abs(low) * 0.1, 1), high + max(abs(high) * 0.1, 1)) }
+        if high == low { (low, high) = (low - max(abs(low) * 0.1, 0.01), high + max(abs(high) * 0.1, 0.01)) }
         let yStep = LineChart.niceStep((high - low) / 4)
         low = (low / yStep).rounded(.down) * yStep
         high = (high / yStep).rounded(.up) * yStep
         var (xLow, xHigh) = (finite.map(\.0).min() ?? 0, finite.map(\.0).max() ?? 1)
         if xHigh == xLow { (xLow, xHigh) = (xLow - 1, xHigh + 1) }
-        let xStep = LineChart.niceStep((xHigh - xLow) / 5)
+        // Steps are whole numbers: no tick between two of them.
+        let xStep = byTime ? LineChart.niceStep((xHigh - xLow) / 5) : max(1, LineChart.niceStep((xHigh - xLow) / 5).rounded(.up))
         func x(_ value: Double) -> Double { left + plotWidth * (value - xLow) / (xHigh - xLow) }
         func y(_ value: Double) -> Double { top + plotHeight * (1 - (value - low) / (high - low)) }
 
@@ -333,14 +338,14 @@ enum StepChart {
         while xTick <= xHigh + xStep / 1000 {
             parts.append(
                 """
-                <text x="\(x(xTick))" y="\(height - 14)" text-anchor="middle" font-size="10.5" fill="currentColor" fill-opacity="0.65">\(LineChart.label(xTick, .number))</text>
+                <text x="\(x(xTick))" y="\(height - 18)" text-anchor="middle" font-size="10.5" fill="currentColor" fill-opacity="0.65">\(LineChart.label(xTick, .number))</text>
                 """)
             xTick += xStep
         }
         parts.append(
             """
             <line x1="\(left)" y1="\(top + plotHeight)" x2="\(width - right)" y2="\(top + plotHeight)" stroke="currentColor" stroke-opacity="0.35"/>\
-            <text x="\(left + plotWidth / 2)" y="\(height - 1)" text-anchor="middle" font-size="10.5" fill="currentColor" fill-opacity="0.55">\(byTime ? "seconds since the first value" : "step")</text>
+            <text x="\(left + plotWidth / 2)" y="\(height - 3)" text-anchor="middle" font-size="10.5" fill="currentColor" fill-opacity="0.55">\(byTime ? "seconds since the first value" : "step")</text>
             """)
 
         var legend: [HTML] = []
@@ -381,6 +386,47 @@ enum StepChart {
             <div class="chart-scroll"><svg class="line-chart" role="img" aria-label="\(metric) by \(byTime ? "time" : "step"). \(summary)" \
             viewBox="0 0 \(width) \(height)" width="100%" preserveAspectRatio="xMidYMid meet">\(parts)</svg></div>
             <ul class="legend">\(legend)</ul>\(more)
+            """
+    }
+
+    /// One horizontal bar per run, from zero (or from the smallest value when all are negative),
+    /// labelled with the value.
+    static func bars(_ series: [Series], metric: String) -> HTML {
+        let values = series.map { line in line.points.last { $0.value?.isFinite ?? false }?.value }
+        let finite = values.compactMap { $0 }
+        let low = min(0, finite.min() ?? 0)
+        let high = max(0, finite.max() ?? 1)
+        let span = high - low == 0 ? 1 : high - low
+        let width = 520.0
+        let labelWidth = 150.0
+        let valueWidth = 80.0
+        let rowHeight = 24.0
+        let barWidth = width - labelWidth - valueWidth
+        let height = rowHeight * Double(series.count) + 4
+        var parts: [HTML] = []
+        for (index, (line, value)) in zip(series, values).enumerated() {
+            let colour = LineChart.palette[index % LineChart.palette.count]
+            let y = 2 + rowHeight * Double(index)
+            let label = Format.truncated(line.label, 22)
+            let name: HTML = line.href.map { "<a href=\"\($0)\"><text x=\"\(labelWidth - 8)\" y=\"\(y + 15)\" text-anchor=\"end\" font-size=\"11.5\" fill=\"currentColor\">\(label)</text></a>" }
+                ?? "<text x=\"\(labelWidth - 8)\" y=\"\(y + 15)\" text-anchor=\"end\" font-size=\"11.5\" fill=\"currentColor\">\(label)</text>"
+            parts.append(name)
+            guard let value else {
+                parts.append("<text x=\"\(labelWidth)\" y=\"\(y + 15)\" font-size=\"11.5\" fill=\"currentColor\" fill-opacity=\"0.55\">no value</text>")
+                continue
+            }
+            let start = labelWidth + barWidth * (min(value, 0) - low) / span
+            let length = max(barWidth * abs(value) / span, 1)
+            parts.append(
+                """
+                <rect x="\(start)" y="\(y + 4)" width="\(length)" height="\(rowHeight - 8)" rx="2" fill="\(colour)"><title>\(line.label) · \(RegistryUI.metricText(value))</title></rect>\
+                <text x="\(start + length + 6)" y="\(y + 15)" font-size="11.5" fill="currentColor" fill-opacity="0.8">\(RegistryUI.metricText(value, digits: 4))</text>
+                """)
+        }
+        let summary = zip(series, values).map { "\($0.label): \(RegistryUI.metricText($1))" }.joined(separator: "; ")
+        return """
+            <div class="chart-scroll"><svg class="bar-chart" role="img" aria-label="\(metric), one value per run. \(summary)" \
+            viewBox="0 0 \(width) \(height)" width="100%" preserveAspectRatio="xMinYMin meet">\(parts)</svg></div>
             """
     }
 }

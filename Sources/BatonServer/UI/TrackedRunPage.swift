@@ -68,8 +68,14 @@ enum TrackedRunPage {
         }
 
         var charts: [HTML] = []
+        var single: [String] = []
         for key in metricKeys.prefix(maxCharts) {
             let history = try await MetricHistory.read(registry, runID: run.id, key: key)
+            // One value is a number, not a curve: the table has it.
+            guard history.points.count > 1 else {
+                single.append(key)
+                continue
+            }
             let note: HTML = history.truncated ? "<p class=\"muted\">The first \(MetricHistory.limit) values.</p>" : .empty
             charts.append(
                 """
@@ -77,6 +83,9 @@ enum TrackedRunPage {
                 <span class="muted">\(Format.plural(history.points.count, "value"))</span></figcaption>\
                 \(StepChart.svg(series: [.init(label: run.displayName, points: history.points)], metric: key))\(note)</figure>
                 """)
+        }
+        if !single.isEmpty, !charts.isEmpty {
+            charts.append("<p class=\"muted\">Not drawn, one value each: \(single.joined(separator: ", ")).</p>")
         }
         if metricKeys.count > maxCharts {
             charts.append("<p class=\"muted\">\(metricKeys.count - maxCharts) more metrics are in the table but not drawn.</p>")
@@ -123,7 +132,8 @@ enum TrackedRunPage {
             let shown: HTML = code ? "<code class=\"value\">\(value)</code>" : "<span class=\"value\">\(value)</span>"
             return "<tr><th scope=\"row\">\(key)</th><td>\(shown)</td></tr>"
         }
-        return "<div class=\"table-scroll\"><table class=\"table compact kv\"><tbody>\(rows)</tbody></table></div>"
+        // Not in a scrolling wrapper: values wrap instead (`code.value`), as on the pipeline run page.
+        return "<table class=\"table compact kv\"><tbody>\(rows)</tbody></table>"
     }
 
     /// An id for a metric's chart: letters and digits kept, everything else a dash.
