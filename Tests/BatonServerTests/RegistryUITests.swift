@@ -261,6 +261,10 @@ struct RegistryUITests {
             #expect(after.body.contains("<td>local</td>"), "who approved")
             #expect(after.body.contains("beats v1 &lt;by far&gt;"), "the note, escaped")
 
+            let runPage = try await server.page("/experiments/\(experiment)/runs/\(run)")
+            #expect(runPage.body.contains("<a href=\"/models/churn-model#v2\">churn-model v2</a> <span class=\"alias champion\">champion</span>"),
+                "the run's page names the versions registered from it")
+
             let list = try await server.page("/models")
             #expect(list.status == 200)
             #expect(list.body.contains("<a href=\"/models\" aria-current=\"page\">Models</a>"))
@@ -306,6 +310,56 @@ struct RegistryUITests {
             #expect(unknown.body.contains("Registered Model with name=nope not found"))
             let unknownPost = try await server.submit("/models/nope/approve", [("version", "1")])
             #expect(unknownPost.status == 404)
+        }
+    }
+
+    @Test("names with spaces, slashes and markup work in links and forms")
+    func oddNames() async throws {
+        try await UITestServer.with(pipelines: [:]) { server in
+            let registry = server.context.registry
+            let name = "team/churn <v2> model"
+            _ = try await registry.createRegisteredModel(name: name, description: nil, tags: [], actor: "alice")
+            _ = try await registry.createModelVersion(
+                name: name, source: "s3://b/m", runID: nil, runLink: nil, description: nil, modelID: nil, tags: [], actor: "alice",
+                origin: nil)
+            let path = "/models/team%2Fchurn%20%3Cv2%3E%20model"
+            let list = try await server.page("/models")
+            #expect(list.body.contains("href=\"\(path)\">team/churn &lt;v2&gt; model</a>"))
+            let page = try await server.page(path)
+            #expect(page.status == 200, "\(page)")
+            #expect(page.body.contains("<h1>team/churn &lt;v2&gt; model</h1>"))
+            #expect(page.body.contains("action=\"\(path)/approve\""))
+            let approved = try await server.submit(path + "/approve", [("version", "1"), ("alias", "champion")])
+            #expect(approved.status == 303, "\(approved)")
+            #expect(try await registry.version(model: name).version == 1)
+        }
+    }
+
+    @Test("a viewer sees the approval forms disabled and cannot post them")
+    func viewer() async throws {
+        try await UITestServer.with(pipelines: [:], requireAuth: true) { server in
+            let registry = server.context.registry
+            _ = try await registry.createRegisteredModel(name: "m", description: nil, tags: [], actor: "alice")
+            _ = try await registry.createModelVersion(
+                name: "m", source: "s3://b/m", runID: nil, runLink: nil, description: nil, modelID: nil, tags: [], actor: "alice",
+                origin: nil)
+            let viewer = try await server.tokens.create(team: "data_team", role: .viewer, description: nil)
+            let cookie = ["Cookie": "baton_token=\(viewer.token)"]
+            let page = try await server.fetch("GET", "/models/m", headers: cookie)
+            #expect(page.status == 200, "\(page)")
+            #expect(page.body.contains("<button type=\"submit\" class=\"button primary\" disabled"))
+            let refused = try await server.fetch("POST", "/models/m/approve", form: [("version", "1"), ("alias", "champion")], headers: cookie)
+            #expect(refused.status == 403, "\(refused)")
+            #expect(try await registry.model(named: "m").aliases.isEmpty)
+
+            let operatorToken = try await server.tokens.create(team: "ml_team", role: .operator, description: nil)
+            let approved = try await server.fetch(
+                "POST", "/models/m/approve", form: [("version", "1"), ("alias", "champion"), ("note", "ok")],
+                headers: ["Cookie": "baton_token=\(operatorToken.token)"])
+            #expect(approved.status == 303, "\(approved)")
+            let trail = try await registry.history(model: "m")
+            #expect(trail.first?.action == "approved")
+            #expect(trail.first?.actor == "ml_team", "the token's team is recorded as who approved")
         }
     }
 

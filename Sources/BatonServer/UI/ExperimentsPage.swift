@@ -205,7 +205,12 @@ enum ExperimentPage {
         let pager: HTML = pages.isEmpty ? .empty : "<p class=\"pager\"><span class=\"muted\">Page \(pageNumber)</span>\(pages)</p>"
 
         let error: HTML = failure.map {
-            "<div class=\"flash error\" role=\"alert\" id=\"filter-error\"><strong>The filter was not understood:</strong> \($0)</div>"
+            """
+            <div class="flash error" role="alert" id="filter-error"><strong>The filter was not understood:</strong> \($0)\
+            <p class="help">Write clauses such as <code>metrics.accuracy &gt; 0.9</code>, <code>params.model = 'xgb'</code>, \
+            <code>tags.team LIKE 'ml%'</code> or <code>attributes.status = 'FINISHED'</code>, joined with <code>and</code>; quote keys \
+            with odd characters in backticks: <code>metrics.`val loss` &lt; 0.2</code>.</p></div>
+            """
         } ?? .empty
         let orderField: HTML = order.map { "<input type=\"hidden\" name=\"order\" value=\"\($0)\">" } ?? .empty
         let clear: HTML = filter == nil && order == nil ? .empty : "<a class=\"button small ghost\" href=\"\(path)\">Clear</a>"

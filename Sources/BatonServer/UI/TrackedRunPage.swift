@@ -44,6 +44,18 @@ enum TrackedRunPage {
             ("Pipeline run", RegistryUI.pipelineRunLink(tags: run.tags)),
         ]
         if run.lifecycle == "deleted" { facts.append(("State", "<span class=\"tag subtle\">deleted</span>")) }
+        let registered = try await registry.searchModelVersions(
+            filter: "run_id = '\(run.id.replacingOccurrences(of: "'", with: ""))'", orderBy: [], maxResults: 20, pageToken: nil
+        ).versions
+        if !registered.isEmpty {
+            let links = registered.compactMap { version -> HTML? in
+                guard let name = version["name"]?.uiString, let number = version["version"]?.uiString else { return nil }
+                let aliases = version["aliases"]?.uiArray.compactMap(\.uiString) ?? []
+                let chips = aliases.map { "<span class=\"alias\($0 == Registry.approvalAlias ? " champion" : "")\">\($0)</span>" as HTML }
+                return "<a href=\"\(UIPath.model(name))#v\(number)\">\(name) v\(number)</a>\(chips.isEmpty ? HTML.empty : " " + HTML.join(chips, separator: " "))"
+            }
+            facts.append(("Registered as", HTML.join(links, separator: "<br>")))
+        }
 
         let params: HTML = run.params.isEmpty
             ? "<p class=\"muted\">No params.</p>"
