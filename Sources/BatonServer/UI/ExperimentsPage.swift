@@ -98,10 +98,12 @@ enum ExperimentPage {
         var runs: [TrackedRun] = []
         var next: String?
         var failure: String?
+        // A deleted experiment's runs were deleted with it; its page still shows them.
+        let viewType = experiment.lifecycle == "deleted" ? "ALL" : "ACTIVE_ONLY"
         do {
             let found = try await ui.context.registry.searchRuns(
-                experimentIDs: [id], filter: filter, viewType: "ACTIVE_ONLY", orderBy: order.map { [$0] } ?? [],
-                maxResults: pageSize, pageToken: token)
+                experimentIDs: [id], filter: filter, viewType: viewType, orderBy: order.map { [$0] } ?? [], maxResults: pageSize,
+                pageToken: token)
             runs = found.runs.map(TrackedRun.init)
             next = found.next
         } catch let error as MLflowError where error.status == 400 {
@@ -109,7 +111,9 @@ enum ExperimentPage {
             // the box, as the MLflow client would get it.
             failure = error.message
         }
-        let total = try await ui.store.registryObjects(.run, parents: [id]).filter { $0.lifecycle == "active" }.count
+        let total = try await ui.store.registryObjects(.run, parents: [id]).filter {
+            $0.lifecycle == "active" || experiment.lifecycle == "deleted"
+        }.count
 
         let metricKeys = commonKeys(runs.map { Array($0.metrics.keys) }, limit: maxMetricColumns)
         let paramKeys = commonKeys(runs.map { Array($0.params.keys) }, limit: maxParamColumns)
