@@ -235,6 +235,7 @@ enum ModelPage {
     static func approve(name: String, form: FormData, request: WebUI.PageRequest, ui: UIEnvironment) async throws
         -> WebUI.ActionResult
     {
+        // An unknown model is the 404 page, not a form error on a page that cannot be drawn.
         _ = try await model(name, ui)
         let alias = form["alias"]?.trimmingCharacters(in: .whitespaces) ?? ""
         let note = form["note"].flatMap { $0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? nil : $0 }
