@@ -66,9 +66,17 @@ struct RegistryUITests {
             #expect(!page.body.contains("<b>model</b>"))
             #expect(page.body.contains("<td><code>\(churn)</code></td><td class=\"num\">3</td>"), "id and run count")
             #expect(!page.body.contains("old-experiment"), "deleted experiments are hidden by default")
+            #expect(page.body.contains("href=\"/experiments/0\">Default</a>"), "MLflow's default experiment")
 
             let all = try await server.page("/experiments?deleted=1")
             #expect(all.body.contains("old-experiment</a> <span class=\"tag subtle\">deleted</span>"))
+
+            let searched = try await server.page("/experiments?q=CHURN")
+            #expect(searched.body.contains("href=\"/experiments/\(churn)\""), "names match regardless of case")
+            #expect(!searched.body.contains("href=\"/experiments/0\""), "the Default experiment does not match")
+            let none = try await server.page("/experiments?q=%27%3Cx%3E")
+            #expect(none.status == 200)
+            #expect(none.body.contains("No experiment matches ‘&#39;&lt;x&gt;’."))
         }
     }
 

@@ -11,10 +11,16 @@ enum ExperimentsPage {
     static let limit = 1000
 
     static func page(_ request: WebUI.PageRequest, _ ui: UIEnvironment) async throws -> Page {
-        let showDeleted = request.request.query("deleted") == "1"
+        let query = RegistryUI.formQuery(request.request)
+        let showDeleted = RegistryUI.formValue(query, "deleted") == "1"
+        let search = RegistryUI.formValue(query, "q")
         let found = try await ui.context.registry.searchExperiments(
             filter: nil, viewType: showDeleted ? "ALL" : "ACTIVE_ONLY", orderBy: [], maxResults: limit, pageToken: nil)
-        let experiments = found.experiments.map(TrackedExperiment.init)
+        // Matched here rather than with an MLflow `LIKE` filter: case-insensitive, and any text
+        // typed (quotes included) is fine.
+        let experiments = found.experiments.map(TrackedExperiment.init).filter { experiment in
+            search.map { experiment.name.localizedCaseInsensitiveContains($0) || experiment.id == $0 } ?? true
+        }
 
         // Counted from the run rows alone: reading every run's params and metrics here would
         // make this page as slow as all the experiments' run tables together.
@@ -44,7 +50,9 @@ enum ExperimentsPage {
                 <td>\(Format.time(lastActivity(experiment)))</td><td>\(Format.time(experiment.created))</td></tr>
                 """
         }
-        let table: HTML = rows.isEmpty
+        let table: HTML = rows.isEmpty && search != nil
+            ? Layout.emptyState("No experiment matches ‘\(search ?? "")’.", hint: "<p><a href=\"/experiments\">Show all experiments</a></p>")
+            : rows.isEmpty
             ? Layout.emptyState(
                 "No experiments yet.",
                 hint: "<p class=\"muted\">Runs logged with the MLflow client (<code>MLFLOW_TRACKING_URI</code> set to this server) appear here.</p>")
@@ -56,8 +64,16 @@ enum ExperimentsPage {
                 """
         let more: HTML = found.next == nil ? .empty : "<p class=\"muted\">Only the first \(limit) experiments are listed.</p>"
         let toggle: HTML = showDeleted
-            ? "<a class=\"button small ghost\" href=\"/experiments\">Hide deleted</a>"
-            : "<a class=\"button small ghost\" href=\"/experiments?deleted=1\">Show deleted</a>"
+            ? "<a class=\"button small ghost\" href=\"\(UIPath.with("/experiments", [("q", search)]))\">Hide deleted</a>"
+            : "<a class=\"button small ghost\" href=\"\(UIPath.with("/experiments", [("q", search), ("deleted", "1")]))\">Show deleted</a>"
+        let deletedField: HTML = showDeleted ? "<input type=\"hidden\" name=\"deleted\" value=\"1\">" : .empty
+        let searchForm: HTML = """
+            <form method="get" action="/experiments" class="filter-form" role="search">\
+            <label class="sr-only" for="experiment-search">Experiment name</label>\
+            <input type="text" id="experiment-search" name="q" value="\(search ?? "")" placeholder="Name or id" autocomplete="off">\
+            \(deletedField)<button type="submit" class="button small">Search</button>\
+            \(search == nil ? HTML.empty : "<a class=\"button small ghost\" href=\"/experiments\">Clear</a>")</form>
+            """
         return Page(
             title: "Experiments",
             section: .experiments,
@@ -65,6 +81,7 @@ enum ExperimentsPage {
                 <div class="page-head"><div><h1>Experiments</h1>\
                 <p class="subtitle">\(Format.plural(experiments.count, "experiment"))\(showDeleted ? ", deleted ones included" : ""), most recently active first</p></div>\
                 <div class="head-actions">\(toggle)<a class="button small ghost" href="/models">Models</a></div></div>
+                <div class="toolbar">\(searchForm)</div>
                 <section class="card flush" aria-label="Experiments">\(table)</section>
                 \(more)
                 """)
