@@ -137,15 +137,24 @@ struct RegistryUITests {
                 try await RegistryUIFixtures.run(
                     registry, experiment: experiment, name: "many-\(index)", metrics: ["loss": [Double(index)]], finished: false)
             }
+            // One wide run: more metrics and params than the table has columns for.
+            try await RegistryUIFixtures.run(
+                registry, experiment: experiment, name: "wide",
+                params: Dictionary(uniqueKeysWithValues: (0..<9).map { ("p\($0)", "v") }),
+                metrics: Dictionary(uniqueKeysWithValues: (0..<12).map { ("m\($0)", [1.0]) }))
             let first = try await server.page("/experiments/\(experiment)")
             #expect(first.status == 200)
             #expect(first.count("name=\"runs\"") == ExperimentPage.pageSize)
+            #expect(first.count("<span class=\"col-kind\">param</span>") == ExperimentPage.maxParamColumns)
+            #expect(first.count("<th scope=\"col\" class=\"num key-col\">") == ExperimentPage.maxMetricColumns)
+            #expect(first.body.contains(">loss</a></th>"), "the metric every run has is among the columns")
+            #expect(first.body.contains("5 metrics and 3 params more on each run's page"))
             let next = try #require(
                 first.body.range(of: "href=\"(/experiments/[^\"]*page=[^\"]*)\">Next page", options: .regularExpression)
                     .map { String(first.body[$0]).dropFirst("href=\"".count).prefix { $0 != "\"" } })
             let second = try await server.page(String(next).replacingOccurrences(of: "&amp;", with: "&"))
             #expect(second.status == 200, "\(second)")
-            #expect(second.count("name=\"runs\"") == 10)
+            #expect(second.count("name=\"runs\"") == 11)
             #expect(second.body.contains("Page 2"))
             #expect(!second.body.contains("Next page"))
         }
