@@ -128,7 +128,7 @@ struct RegistryUITests {
         }
     }
 
-    @Test("a thousand-run experiment is paged fifty at a time")
+    @Test("runs are paged fifty at a time and the columns are capped at the most common keys")
     func pagination() async throws {
         try await UITestServer.with(pipelines: [:]) { server in
             let registry = server.context.registry

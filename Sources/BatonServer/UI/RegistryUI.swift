@@ -408,9 +408,8 @@ enum StepChart {
             let colour = LineChart.palette[index % LineChart.palette.count]
             let y = 2 + rowHeight * Double(index)
             let label = Format.truncated(line.label, 22)
-            let name: HTML = line.href.map { "<a href=\"\($0)\"><text x=\"\(labelWidth - 8)\" y=\"\(y + 15)\" text-anchor=\"end\" font-size=\"11.5\" fill=\"currentColor\">\(label)</text></a>" }
-                ?? "<text x=\"\(labelWidth - 8)\" y=\"\(y + 15)\" text-anchor=\"end\" font-size=\"11.5\" fill=\"currentColor\">\(label)</text>"
-            parts.append(name)
+            let name: HTML = "<text x=\"\(labelWidth - 8)\" y=\"\(y + 15)\" text-anchor=\"end\" font-size=\"11.5\" fill=\"currentColor\">\(label)</text>"
+            parts.append(line.href.map { "<a href=\"\($0)\">\(name)</a>" } ?? name)
             guard let value else {
                 parts.append("<text x=\"\(labelWidth)\" y=\"\(y + 15)\" font-size=\"11.5\" fill=\"currentColor\" fill-opacity=\"0.55\">no value</text>")
                 continue
