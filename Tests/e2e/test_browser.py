@@ -203,3 +203,61 @@ def test_pages_work_without_javascript(tmp_path, baton_server):
         assert expected in page.text, path
     missing = server.get("/pipelines/nope", headers={"Accept": "text/html"})
     assert missing.status == 404 and missing.content_type.startswith("text/html")
+
+
+def mlflow(server, path, body):
+    result = server.post("/api/2.0/mlflow/" + path, body)
+    assert result.status == 200, (path, result)
+    return result.json()
+
+
+def test_approve_a_model_version_from_the_models_page(tmp_path, baton_server, browser):
+    """A tracked run and two versions made through MLflow's REST API; a user approves v2 from
+    the model page's form and the models page then shows it as the approved version."""
+    server = baton_server(write_pipelines(tmp_path / "pipelines", {"browser_demo": DEMO}))
+    driver = browser
+    wait = WebDriverWait(driver, 30)
+    experiment = mlflow(server, "experiments/create", {"name": "browser-churn"})["experiment_id"]
+    run = mlflow(server, "runs/create", {"experiment_id": experiment, "run_name": "browser-run"})["run"]["info"]["run_id"]
+    mlflow(server, "runs/log-batch", {
+        "run_id": run,
+        "params": [{"key": "lr", "value": "0.1"}],
+        "metrics": [{"key": "acc", "value": v, "timestamp": 1_700_000_000_000 + i, "step": i} for i, v in enumerate([0.6, 0.8, 0.9])],
+    })
+    mlflow(server, "registered-models/create", {"name": "browser-model"})
+    for _ in range(2):
+        mlflow(server, "model-versions/create", {"name": "browser-model", "source": f"runs:/{run}/model", "run_id": run})
+
+    with screenshot_on_failure(driver, "approve"):
+        driver.get(server.url + "/models")
+        assert driver.title == "Models · Baton"
+        row = driver.find_element(By.XPATH, "//tr[.//a[@href='/models/browser-model']]")
+        assert "none" in row.text, "nothing approved yet"
+
+        row.find_element(By.LINK_TEXT, "browser-model").click()
+        wait.until(EC.title_is("browser-model · Baton"))
+        form = driver.find_element(By.CSS_SELECTOR, "form[action='/models/browser-model/approve']")
+        form.find_element(By.CSS_SELECTOR, "select[name=version] option[value='2']").click()
+        note = form.find_element(By.NAME, "note")
+        note.send_keys("approved from chromium")
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait.until(EC.url_contains("done=approved"))
+        assert "Approved" in driver.find_element(By.CSS_SELECTOR, ".flash").text
+        audit = driver.find_element(By.ID, "audit").text
+        assert "approved from chromium" in audit
+        assert "champion" in driver.find_element(By.ID, "v2").text
+
+        driver.find_element(By.LINK_TEXT, "Models").click()
+        wait.until(EC.title_is("Models · Baton"))
+        row = driver.find_element(By.XPATH, "//tr[.//a[@href='/models/browser-model']]")
+        approved = row.find_element(By.CSS_SELECTOR, "a.alias.champion")
+        assert approved.text == "v2"
+
+        # The run's page draws its metric and the experiment lists the run.
+        driver.get(f"{server.url}/experiments/{experiment}")
+        assert driver.find_element(By.LINK_TEXT, "browser-run")
+        driver.find_element(By.LINK_TEXT, "browser-run").click()
+        wait.until(EC.presence_of_element_located((By.ID, "metric-acc")))
+        assert driver.find_elements(By.CSS_SELECTOR, "#metric-acc svg.line-chart path")
+        driver.save_screenshot("/tmp/baton-browser-registry-run.png")
+        assert console_errors(driver) == []

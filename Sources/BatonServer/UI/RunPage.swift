@@ -102,6 +102,7 @@ enum RunPage {
             """
 
         let handoffs = try await HandoffUI.runSections(run, ui: ui)
+        let registry = try await RegistryUI.runPageSection(runID: id, ui: ui)
         return Page(
             title: "Run #\(id) of \(run.pipeline)",
             section: .runs,
@@ -117,6 +118,7 @@ enum RunPage {
                 \(Layout.card("Timeline", id: "gantt", region: "gantt", GanttChart.svg(run: run, order: order, attempts: attempts, now: now)))
                 \(Layout.card("Tasks", id: "tasks", region: "tasks", taskTable))
                 \(handoffs)
+                \(registry)
                 """,
             live: .run(id),
             refreshURL: UIPath.run(id))

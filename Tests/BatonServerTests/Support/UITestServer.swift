@@ -46,17 +46,21 @@ final class UITestServer: Sendable {
     let store: SQLiteStore
     let engine: Engine
     let tokens: TokenService
+    /// The server's own context, for tests that set up state through it (the registry).
+    let context: ServerContext
     let baseURL: String
     private let session: URLSession
     private let runner: Task<Void, any Error>
 
     private init(
-        root: String, store: SQLiteStore, engine: Engine, tokens: TokenService, port: Int, runner: Task<Void, any Error>
+        root: String, store: SQLiteStore, engine: Engine, tokens: TokenService, context: ServerContext, port: Int,
+        runner: Task<Void, any Error>
     ) {
         self.root = root
         self.store = store
         self.engine = engine
         self.tokens = tokens
+        self.context = context
         self.baseURL = "http://127.0.0.1:\(port)"
         self.runner = runner
         let configuration = URLSessionConfiguration.ephemeral
@@ -83,7 +87,8 @@ final class UITestServer: Sendable {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("baton-ui-\(UUID().uuidString)").path
         let server = try await InProcessServer.start(root: root, pipelines: pipelines, requireAuth: requireAuth)
         return UITestServer(
-            root: root, store: server.store, engine: server.engine, tokens: server.context.tokens, port: server.port,
+            root: root, store: server.store, engine: server.engine, tokens: server.context.tokens, context: server.context,
+            port: server.port,
             runner: server.runner)
     }
 
