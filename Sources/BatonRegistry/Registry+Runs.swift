@@ -38,6 +38,7 @@ extension Registry {
             // Visible to MLflow users too: search `tags.baton.pipeline = '...'`.
             allTags.append(("baton.run_id", String(origin.runID)))
             allTags.append(("baton.task", origin.task))
+            allTags.append(("baton.attempt", String(origin.attempt)))
             if let pipeline = origin.pipeline { allTags.append(("baton.pipeline", pipeline)) }
         }
         if let refusal = try await store.logRunData([RunDataBatch(runID: id, tags: allTags)]).first ?? nil {

@@ -82,15 +82,17 @@ struct RegistryUITests {
 
     @Test("an experiment's runs table shows params, latest metrics and the pipeline run, filters, sorts and pages")
     func runsTable() async throws {
-        try await UITestServer.with(pipelines: [:]) { server in
+        try await UITestServer.with(pipelines: ["ui_trainer": RegistryUIFixtures.pipeline]) { server in
             let registry = server.context.registry
+            // Lineage links only to pipeline runs that exist.
+            let pipelineRun = try await server.engine.trigger(pipeline: "ui_trainer").id
             let experiment = try await registry.createExperiment(name: "churn", artifactLocation: nil, tags: [])
             try await RegistryUIFixtures.run(
                 registry, experiment: experiment, name: "run-low", params: ["lr": "0.1", "model": "<xgb>"],
                 metrics: ["acc": [0.5, 0.7]])
             try await RegistryUIFixtures.run(
                 registry, experiment: experiment, name: "run-high", params: ["lr": "0.01", "model": "lgbm"],
-                metrics: ["acc": [0.6, 0.93]], origin: TaskOrigin(runID: 4242, pipeline: "ui_trainer", task: "train", attempt: 1))
+                metrics: ["acc": [0.6, 0.93]], origin: TaskOrigin(runID: pipelineRun, pipeline: "ui_trainer", task: "train", attempt: 1))
             try await RegistryUIFixtures.run(
                 registry, experiment: experiment, name: "run-mid", params: ["lr": "0.05"], metrics: ["acc": [0.81]])
 
@@ -99,7 +101,7 @@ struct RegistryUITests {
             #expect(page.body.contains("<span class=\"col-kind\">param</span> lr</th>"), "params become columns")
             #expect(page.body.contains("<code class=\"value\">&lt;xgb&gt;</code>"), "param values escaped")
             #expect(page.body.contains("<td class=\"num\" title=\"0.93 at step 1\">0.93</td>"), "the latest metric value")
-            #expect(page.body.contains("<a class=\"nowrap\" href=\"/runs/4242\">#4242</a>"), "the Baton pipeline run")
+            #expect(page.body.contains("<a class=\"nowrap\" href=\"/runs/\(pipelineRun)\">#\(pipelineRun)</a>"), "the Baton pipeline run")
             #expect(page.body.contains("<input type=\"checkbox\" name=\"runs\""), "runs can be picked to compare")
             #expect(page.body.contains("action=\"/experiments/\(experiment)/compare\""))
             #expect(page.body.contains("<span class=\"label\">finished</span>"))
@@ -162,14 +164,16 @@ struct RegistryUITests {
 
     @Test("a run's page shows params, tags, a chart per metric, artifacts to download and its pipeline run")
     func runPage() async throws {
-        try await UITestServer.with(pipelines: [:]) { server in
+        try await UITestServer.with(pipelines: ["ui_trainer": RegistryUIFixtures.pipeline]) { server in
             let registry = server.context.registry
+            // Lineage links only to pipeline runs that exist.
+            let pipelineRun = try await server.engine.trigger(pipeline: "ui_trainer").id
             let experiment = try await registry.createExperiment(name: "churn", artifactLocation: nil, tags: [])
             let other = try await registry.createExperiment(name: "other", artifactLocation: nil, tags: [])
             let id = try await RegistryUIFixtures.run(
                 registry, experiment: experiment, name: "good-run", params: ["depth": "6"],
                 metrics: ["loss": [0.9, 0.5, 0.3, 0.2], "auc": [0.8]], tags: ["team": "<ml>"],
-                origin: TaskOrigin(runID: 77, pipeline: "ui_trainer", task: "train", attempt: 2))
+                origin: TaskOrigin(runID: pipelineRun, pipeline: "ui_trainer", task: "train", attempt: 2))
             let folder = server.root + "/artifacts/\(experiment)/\(id)/artifacts/model"
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             try Data("weights-bytes".utf8).write(to: URL(fileURLWithPath: folder + "/weights.bin"))
@@ -185,8 +189,8 @@ struct RegistryUITests {
             #expect(page.count("stroke-linejoin=\"round\"") == 1, "a line for the loss")
             #expect(!page.body.contains("id=\"metric-auc\""), "a single value is not drawn")
             #expect(page.body.contains("Not drawn, one value each: auc."))
-            #expect(page.body.contains("href=\"/runs/77\""), "the Baton pipeline run")
-            #expect(page.body.contains("<a class=\"muted\" href=\"/runs/77/tasks/train\">ui_trainer.train</a>"), "and its task")
+            #expect(page.body.contains("href=\"/runs/\(pipelineRun)\""), "the Baton pipeline run")
+            #expect(page.body.contains("<a class=\"muted\" href=\"/runs/\(pipelineRun)/tasks/train?attempt=2\">ui_trainer.train</a>"), "and its task attempt")
             let download = "/api/2.0/mlflow-artifacts/artifacts/\(experiment)/\(id)/artifacts/model/weights.bin"
             #expect(page.body.contains("<a href=\"\(download)\" download=\"weights.bin\""), "\(page.body)")
             #expect(page.body.contains(">model/</th>"), "folders are listed")
@@ -243,12 +247,14 @@ struct RegistryUITests {
 
     @Test("approving from the model page moves the champion alias and records who, why and when; revoking removes it")
     func approvalFlow() async throws {
-        try await UITestServer.with(pipelines: [:]) { server in
+        try await UITestServer.with(pipelines: ["ui_trainer": RegistryUIFixtures.pipeline]) { server in
             let registry = server.context.registry
+            // Lineage links only to pipeline runs that exist.
+            let pipelineRun = try await server.engine.trigger(pipeline: "ui_trainer").id
             let experiment = try await registry.createExperiment(name: "churn", artifactLocation: nil, tags: [])
             let run = try await RegistryUIFixtures.run(
                 registry, experiment: experiment, name: "trainer", metrics: ["acc": [0.9]],
-                origin: TaskOrigin(runID: 31, pipeline: "ui_trainer", task: "train", attempt: 1))
+                origin: TaskOrigin(runID: pipelineRun, pipeline: "ui_trainer", task: "train", attempt: 1))
             _ = try await registry.createRegisteredModel(name: "churn-model", description: "Predicts <churn>", tags: [], actor: "alice")
             for _ in 0..<2 {
                 _ = try await registry.createModelVersion(
@@ -260,8 +266,8 @@ struct RegistryUITests {
             #expect(before.status == 200, "\(before)")
             #expect(before.body.contains("<tr id=\"v2\"><th scope=\"row\">v2</th>"))
             #expect(before.body.contains("href=\"/experiments/\(experiment)/runs/\(run)\""), "the source run")
-            #expect(before.body.contains("<a class=\"nowrap\" href=\"/runs/31\">#31</a>"), "lineage: the pipeline run behind the run")
-            #expect(before.body.contains("href=\"/runs/31/tasks/train?attempt=1\">ui_trainer.train</a>"), "and the task attempt")
+            #expect(before.body.contains("<a class=\"nowrap\" href=\"/runs/\(pipelineRun)\">#\(pipelineRun)</a>"), "lineage: the pipeline run behind the run")
+            #expect(before.body.contains("href=\"/runs/\(pipelineRun)/tasks/train?attempt=1\">ui_trainer.train</a>"), "and the task attempt")
             #expect(before.body.contains("Predicts &lt;churn&gt;"))
             #expect(before.body.contains("action=\"/models/churn-model/approve\""))
 

@@ -71,7 +71,9 @@ enum RegistryUI {
     static func pipelineRunLink(tags: [String: String], compact: Bool = false) -> HTML {
         guard let id = tags["baton.run_id"].flatMap(Int64.init) else { return dash() }
         return pipelineRunLink(
-            TaskOrigin(runID: id, pipeline: tags["baton.pipeline"], task: tags["baton.task"] ?? "", attempt: 0), compact: compact)
+            TaskOrigin(
+                runID: id, pipeline: tags["baton.pipeline"], task: tags["baton.task"] ?? "",
+                attempt: tags["baton.attempt"].flatMap { Int($0) } ?? 0), compact: compact)
     }
 
     /// `#12` linked to the pipeline run, then `pipeline.task` linked to the task's page.
