@@ -86,6 +86,7 @@ enum MLflowBenchmark {
 
     static func run(arguments: [String]) async throws {
         let configuration = try Configuration(arguments: arguments)
+        let startLoad = loadAverage()
         let benchDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/wrk") else {
             throw BenchError("wrk is not installed (apt-get install wrk, or scripts/install-deps.sh --test)")
@@ -127,6 +128,18 @@ enum MLflowBenchmark {
         for target in targets {
             experiments[target.name] = await createExperiment(target)
         }
+        // mlflow server's workers set up their store on their first requests, which takes seconds
+        // on a small machine: a warm-up at the highest connection count keeps that out of the rows.
+        let warmUpSeconds = min(5, configuration.duration)
+        for target in targets {
+            let runID = await createRun(target, experimentID: experiments[target.name], name: "warm-up")
+            let result = try wrk(
+                url: target.url + Endpoint.logMetric.path, script: root + "/log-metric.lua",
+                arguments: [runID, "warm_up", String(Int64(Date().timeIntervalSince1970 * 1000))],
+                connections: configuration.connections.max() ?? 1, seconds: warmUpSeconds)
+            print("mlflow bench: \(target.name) warm-up, \(warmUpSeconds) s of log-metric at \(configuration.connections.max() ?? 1) connections: "
+                + "\(result.requests) requests, \(result.non2xx) non-2xx, \(result.socketErrors) socket errors")
+        }
         print("mlflow bench: wrk, \(configuration.duration) s per row, connections \(configuration.connections.map(String.init).joined(separator: ", "))\n")
 
         var rows: [Row] = []
@@ -150,6 +163,13 @@ enum MLflowBenchmark {
         }
         print("")
         printTable(rows, targets: targets.map(\.name))
+        print("\nload average (1, 5, 15 min) at the start: \(startLoad), at the end: \(loadAverage()) on \(ProcessInfo.processInfo.activeProcessorCount) cores"
+            + " (the servers, wrk and anything else running share them)")
+    }
+
+    static func loadAverage() -> String {
+        let text = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?"
+        return text.split(separator: " ").prefix(3).joined(separator: " ")
     }
 
     // MARK: - Servers

@@ -537,8 +537,9 @@ def main():
                 getattr(workflow, "step_" + step)()
             except Exception as failure:  # noqa: BLE001 -- every failure is reported, not raised
                 error = "".join(traceback.format_exception_only(type(failure), failure)).strip()
-                if not isinstance(failure, CheckFailed):
-                    error += "\n" + "".join(traceback.format_tb(failure.__traceback__)[-3:])
+                frames = [frame for frame in traceback.extract_tb(failure.__traceback__) if frame.filename == __file__]
+                if frames:
+                    error += f"\n    at line {frames[-1].lineno}: {frames[-1].line}"
             while mlflow.active_run():
                 mlflow.end_run("FAILED")
             result = {"name": step, "ok": error is None, "checks": workflow.checks, "error": error,
