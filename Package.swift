@@ -68,6 +68,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "BatonRegistry",
+            dependencies: ["BatonCore", "BatonStore"],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "BatonAPI",
             dependencies: ["BatonCore", "BatonStore"],
             swiftSettings: strictSettings
@@ -75,7 +80,7 @@ let package = Package(
         .target(
             name: "BatonServer",
             dependencies: [
-                "BatonCore", "BatonStore", "BatonEngine", "BatonAPI",
+                "BatonCore", "BatonStore", "BatonEngine", "BatonAPI", "BatonRegistry",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -90,7 +95,7 @@ let package = Package(
         .target(
             name: "BatonCLI",
             dependencies: [
-                "BatonCore", "BatonStore", "BatonEngine", "BatonWorker", "BatonAPI", "BatonServer",
+                "BatonCore", "BatonStore", "BatonEngine", "BatonWorker", "BatonAPI", "BatonServer", "BatonRegistry",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -127,6 +132,9 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strictSettings),
+        .testTarget(
+            name: "BatonRegistryTests", dependencies: ["BatonRegistry", "BatonStore", "BatonCore"],
             swiftSettings: strictSettings),
         .testTarget(name: "BatonWorkerTests", dependencies: ["BatonWorker"], swiftSettings: strictSettings),
         .testTarget(name: "BatonEngineTests", dependencies: ["BatonEngine"], swiftSettings: strictSettings),

@@ -111,6 +111,15 @@ struct ServeOptions: ParsableArguments {
     var metricsRetention: String = "30d"
 
     /// `--metrics-retention` in seconds; checked by `validate()`.
+    @Option(
+        help: ArgumentHelp(
+            "Folder for MLflow artifacts (model files); servers sharing PostgreSQL need a shared folder (default: DATA_DIR/artifacts).",
+            valueName: "dir"))
+    var artifactRoot: String?
+
+    @Option(help: ArgumentHelp("Largest artifact file accepted, in MB.", valueName: "MB"))
+    var maxArtifactMB: Int = 5120
+
     var metricsRetentionSeconds: Double { (try? DurationText.seconds(metricsRetention)) ?? MetricsRetentionService.defaultRetention }
 
     func validate() throws {
@@ -200,7 +209,9 @@ struct ServeOptions: ParsableArguments {
         if !initial.errors.isEmpty {
             logger.warning("\(initial.errors.count) problems in pipeline files; run `baton validate \(folder.pipelines)` for details")
         }
-        let serverConfiguration = ServerConfiguration(host: host, port: port, requireAuth: requireAuth)
+        let serverConfiguration = ServerConfiguration(
+            host: host, port: port, requireAuth: requireAuth, artifactRoot: artifactRoot ?? store.dataDirectory + "/artifacts",
+            maxArtifactBytes: Int64(max(1, maxArtifactMB)) << 20)
         let context = ServerContext(
             store: database, engine: engine, configuration: serverConfiguration, metrics: metrics,
             pipelinesDirectory: folder.pipelines, leadership: Leadership(advertisedURL: advertise, alone: !store.isPostgres))

@@ -123,6 +123,8 @@ struct AuthMiddleware: RouterMiddleware {
 
     static func requiredRole(method: HTTPRequest.Method, path: String) -> TokenRole {
         if path.hasPrefix("/api/v1/tokens") { return .admin }
+        // MLflow searches are reads sent as POST.
+        if MLflowRoutes.isMLflowPath(path), path.hasSuffix("/search") || path.hasSuffix("/get-latest-versions") { return .viewer }
         switch method {
         case .get, .head, .options: return .viewer
         default: return .operator

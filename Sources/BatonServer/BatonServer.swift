@@ -1,6 +1,7 @@
 import BatonAPI
 import BatonCore
 import BatonEngine
+import BatonRegistry
 import BatonStore
 import Foundation
 import Hummingbird
@@ -16,12 +17,21 @@ public struct ServerConfiguration: Sendable {
     public var requireAuth: Bool
     /// Largest request body accepted, in bytes.
     public var maxBodyBytes: Int
+    /// Where MLflow artifacts (model files, plots) are kept; several servers must share it.
+    public var artifactRoot: String
+    /// Largest artifact file accepted, in bytes.
+    public var maxArtifactBytes: Int64
 
-    public init(host: String = "127.0.0.1", port: Int = 8080, requireAuth: Bool = false, maxBodyBytes: Int = 1 << 20) {
+    public init(
+        host: String = "127.0.0.1", port: Int = 8080, requireAuth: Bool = false, maxBodyBytes: Int = 1 << 20,
+        artifactRoot: String = ".baton/artifacts", maxArtifactBytes: Int64 = 5 << 30
+    ) {
         self.host = host
         self.port = port
         self.requireAuth = requireAuth
         self.maxBodyBytes = maxBodyBytes
+        self.artifactRoot = URL(fileURLWithPath: artifactRoot).standardizedFileURL.path
+        self.maxArtifactBytes = maxArtifactBytes
     }
 
     /// Whether the address only accepts connections from this machine.
@@ -41,6 +51,9 @@ public struct ServerContext: Sendable {
     public let startedAt: Date
     /// Whether this replica schedules; nil for a server that always does (one process).
     public let leadership: Leadership?
+    /// Experiment tracking and the model registry.
+    public let registry: Registry
+    public var maxArtifactBytes: Int64 { configuration.maxArtifactBytes }
 
     public init(
         store: any Store, engine: Engine, configuration: ServerConfiguration, metrics: MetricsRegistry,
@@ -54,6 +67,7 @@ public struct ServerContext: Sendable {
         self.metrics = metrics
         self.pipelinesDirectory = pipelinesDirectory
         self.startedAt = Date()
+        self.registry = Registry(store: store, artifactRoot: configuration.artifactRoot)
     }
 }
 
@@ -76,6 +90,8 @@ public enum BatonHTTP {
         TokenRoutes.register(on: router, context: context)
         WorkerRoutes.register(on: router, context: context)
         MetricsAPIRoutes.register(on: router, context: context)
+        MLflowRoutes.register(on: router, context: context, registry: context.registry)
+        ModelRoutes.register(on: router, context: context)
         OpenAPIRoutes.register(on: router)
         WebUI.register(on: router, context: context)
         DashboardPage.register(on: router, context: context)

@@ -202,6 +202,8 @@ struct LeaderForwardingMiddleware: RouterMiddleware {
     /// keep their leases and stream logs while a new leader takes over.
     static func servedByAnyReplica(_ path: String) -> Bool {
         path == "/api/v1/workers/heartbeat" || (path.hasPrefix("/api/v1/workers/attempts/") && path.hasSuffix("/log"))
+            // The registry's writes are plain store writes that need no scheduler.
+            || MLflowRoutes.isMLflowPath(path)
     }
 
     static let forwardedRequestHeaders: Set<String> = [

@@ -10,10 +10,29 @@ extension AttemptRequest {
     ) {
         var environment = baseEnvironment.merging(payload.environment) { _, task in task }
         environment["BATON_OUTPUT"] = outputPath
+        Self.addTrackingServer(to: &environment, explicit: payload.environment)
         self.init(
             arguments: payload.arguments, environment: environment,
             workingDirectory: workingDirectory ?? payload.workingDirectory, logPath: logPath, outputPath: outputPath,
             timeout: payload.timeout, maxOutputBytes: payload.maxOutputBytes, maxLogBytes: payload.maxLogBytes)
+    }
+}
+
+extension AttemptRequest {
+    /// Points the MLflow client of a task at the Baton server that runs it, through the path
+    /// that names the run, task and attempt, so experiment runs and model versions the task
+    /// logs are linked to its pipeline run. A task whose pipeline sets `MLFLOW_TRACKING_URI`
+    /// in its `env` keeps that.
+    static func addTrackingServer(to environment: inout [String: String], explicit: [String: String]) {
+        guard explicit["MLFLOW_TRACKING_URI"] == nil, let server = environment["BATON_SERVER"], !server.isEmpty,
+            let run = environment["BATON_RUN_ID"], let task = environment["BATON_TASK"], let attempt = environment["BATON_ATTEMPT"],
+            let encodedTask = task.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"]))
+        else { return }
+        let base = server.hasSuffix("/") ? String(server.dropLast()) : server
+        environment["MLFLOW_TRACKING_URI"] = "\(base)/tasks/\(run)/\(encodedTask)/\(attempt)"
+        if explicit["MLFLOW_TRACKING_TOKEN"] == nil, let token = environment["BATON_TOKEN"], !token.isEmpty {
+            environment["MLFLOW_TRACKING_TOKEN"] = token
+        }
     }
 }
 

@@ -38,7 +38,8 @@ struct InProcessServer: Sendable {
             logger: logger)
         let context = ServerContext(
             store: store, engine: engine,
-            configuration: ServerConfiguration(host: "127.0.0.1", port: 0, requireAuth: requireAuth),
+            configuration: ServerConfiguration(
+                host: "127.0.0.1", port: 0, requireAuth: requireAuth, artifactRoot: root + "/artifacts"),
             metrics: MetricsRegistry.shared, pipelinesDirectory: root + "/pipelines")
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self, bufferingPolicy: .bufferingNewest(1))
         // Stopping by cancellation makes Hummingbird log a CancellationError; keep it quiet.
