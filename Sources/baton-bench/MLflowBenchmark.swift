@@ -492,9 +492,17 @@ enum MLflowBenchmark {
                 let factor = mlflow.answeredPerSecond > 0 ? baton.answeredPerSecond / mlflow.answeredPerSecond : 0
                 let met = clean && factor >= 50 && (baton.p99 ?? .infinity) < 5
                 print("  log-metric c=\(connections): \(ratio(baton, mlflow)), Baton p99 \(describe(baton.p99)): \(met ? "met" : "NOT met")")
+                if let reference = issueReference[connections], clean {
+                    print(String(format: "    against the issue's MLflow figure for %d connection%@ (%.1f req/s): %.1fx", connections,
+                                 connections == 1 ? "" : "s", reference, baton.answeredPerSecond / reference))
+                }
             }
         }
     }
+
+    /// MLflow's log-metric throughput as issue 7 measured it on this kind of machine, by connections:
+    /// a second yardstick when other work on the machine slows this run's MLflow down.
+    static let issueReference: [Int: Double] = [1: 14.5, 16: 215]
 
     static func ratio(_ baton: WrkResult, _ mlflow: WrkResult) -> String {
         if baton.failure != nil || mlflow.failure != nil { return "n/a (wrk failed)" }
