@@ -295,6 +295,61 @@ class Workflow:
         self.fails_with("INVALID_PARAMETER_VALUE", lambda: c.search_runs([experiment_id], filter_string="metrics.accuracy >>> 1"),
                         "search_runs with an unparsable filter")
 
+    def step_more_tracking(self):
+        """What users reach for next: experiment pages and renames, nested runs, run names in
+        filters, tag deletion and the pandas search_runs."""
+        c = self.client
+        prefix = self.name("page")
+        ids = [c.create_experiment(f"{prefix}-{index}") for index in range(5)]
+        pages, token = [], None
+        for _ in range(10):
+            page = c.search_experiments(max_results=2, filter_string=f"name LIKE '{prefix}-%'", order_by=["name ASC"], page_token=token)
+            pages.append([e.name.rsplit("-", 1)[1] for e in page])
+            token = page.token
+            if not token:
+                break
+        self.equal(pages, [["0", "1"], ["2", "3"], ["4"]], "search_experiments pages of max_results=2, name ASC, name LIKE")
+        c.rename_experiment(ids[0], f"{prefix}-renamed")
+        self.equal(c.get_experiment(ids[0]).name, f"{prefix}-renamed", "rename_experiment")
+        self.check(c.get_experiment_by_name(f"{prefix}-0") is None, "the old experiment name is free after a rename")
+        c.set_experiment_tag(ids[1], "k", "v")
+        c.delete_experiment_tag(ids[1], "k")
+        self.check("k" not in c.get_experiment(ids[1]).tags, "delete_experiment_tag")
+
+        with mlflow.start_run(experiment_id=ids[1], run_name="parent") as parent:
+            # A nested run goes to the active experiment, not its parent's, unless told.
+            with mlflow.start_run(experiment_id=ids[1], run_name="child", nested=True) as child:
+                mlflow.log_metric("score", 3.0)
+        parent_id, child_id = parent.info.run_id, child.info.run_id
+        self.equal(c.get_run(child_id).data.tags.get("mlflow.parentRunId"), parent_id, "a nested run names its parent")
+        self.equal([r.info.run_id for r in c.search_runs([ids[1]], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")],
+                   [child_id], "search_runs by tags.mlflow.parentRunId")
+        self.equal([r.info.run_id for r in c.search_runs([ids[1]], filter_string="attributes.run_name = 'child'")], [child_id],
+                   "search_runs by attributes.run_name")
+        self.equal([r.info.run_id for r in c.search_runs([ids[1]], filter_string="attributes.run_name LIKE 'par%'")], [parent_id],
+                   "search_runs by attributes.run_name LIKE")
+        c.set_tag(child_id, "temporary", "1")
+        c.delete_tag(child_id, "temporary")
+        self.check("temporary" not in c.get_run(child_id).data.tags, "delete_tag")
+        self.fails_with("RESOURCE_DOES_NOT_EXIST", lambda: c.delete_tag(child_id, "never-set"), "delete_tag of a tag never set")
+
+        frame = mlflow.search_runs([ids[1]], order_by=["attributes.start_time ASC"])
+        self.equal(list(frame["run_id"]), [parent_id, child_id], "mlflow.search_runs (pandas) run ids")
+        self.equal(list(frame["tags.mlflow.runName"]), ["parent", "child"], "mlflow.search_runs tags column")
+        self.equal(frame["metrics.score"].tolist()[1], 3.0, "mlflow.search_runs metrics column")
+
+    def step_datasets(self):
+        """A dataset logged as a run input (what autologging does) comes back with the run."""
+        c = self.client
+        import pandas
+        dataset = mlflow.data.from_pandas(pandas.DataFrame({"x": [1, 2, 3]}), name="tiny", targets="x")
+        with mlflow.start_run(experiment_id=self.need("experiment_id"), run_name="with-data") as run:
+            mlflow.log_input(dataset, context="training")
+        inputs = c.get_run(run.info.run_id).inputs.dataset_inputs
+        self.equal(len(inputs), 1, "one dataset input")
+        self.equal((inputs[0].dataset.name, inputs[0].dataset.digest), ("tiny", dataset.digest), "dataset name and digest")
+        self.equal({t.key: t.value for t in inputs[0].tags}.get("mlflow.data.context"), "training", "dataset input context tag")
+
     def step_artifacts(self):
         c = self.client
         experiment_id = self.need("experiment_id")
@@ -512,7 +567,7 @@ class AddConstant(mlflow.pyfunc.PythonModel):
 
 
 STEPS = [
-    "experiments", "runs", "params_metrics_tags", "search_runs", "artifacts", "logged_model",
+    "experiments", "runs", "params_metrics_tags", "search_runs", "more_tracking", "datasets", "artifacts", "logged_model",
     "registered_models", "model_versions", "aliases", "stages", "cleanup",
 ]
 
@@ -537,7 +592,7 @@ def main():
                 getattr(workflow, "step_" + step)()
             except Exception as failure:  # noqa: BLE001 -- every failure is reported, not raised
                 error = "".join(traceback.format_exception_only(type(failure), failure)).strip()
-                frames = [frame for frame in traceback.extract_tb(failure.__traceback__) if frame.filename == __file__]
+                frames = [frame for frame in traceback.extract_tb(failure.__traceback__) if frame.name.startswith("step_")]
                 if frames:
                     error += f"\n    at line {frames[-1].lineno}: {frames[-1].line}"
             while mlflow.active_run():

@@ -88,7 +88,7 @@ def assert_every_step_passed(process, report, server_log=None):
     failed = [step["name"] for step in report["steps"] if not step["ok"]]
     assert not failed, f"steps failed: {failed}\n" + describe(process, report, server_log)
     assert process.returncode == 0, describe(process, report, server_log)
-    assert len(report["steps"]) >= 11 and all(step["checks"] > 0 for step in report["steps"]), describe(process, report)
+    assert len(report["steps"]) >= 13 and all(step["checks"] > 0 for step in report["steps"]), describe(process, report)
 
 
 def free_port():
