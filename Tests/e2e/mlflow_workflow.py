@@ -223,6 +223,13 @@ class Workflow:
         self.fails_with("INVALID_PARAMETER_VALUE", lambda: c.log_batch(run_id, params=[Param("epochs", "6")]),
                         "log_batch changing a logged param")
 
+        # More points than the client asks for in one page (25,000): it follows next_page_token.
+        for batch in range(26):
+            c.log_batch(run_id, metrics=[Metric("long", float(step), base + step, step) for step in range(batch * 1000, batch * 1000 + 1000)])
+        long_history = c.get_metric_history(run_id, "long")
+        self.equal(sorted(m.step for m in long_history), list(range(26_000)), "a 26,000-point history read through pages")
+        self.check(all(m.value == float(m.step) for m in long_history), "values of the long history")
+
         with mlflow.start_run(run_id=run_id):
             mlflow.log_metrics({"m1": 1.0, "m2": 2.0}, step=3)
             mlflow.log_params({"p1": "a"})
@@ -332,6 +339,15 @@ class Workflow:
         c.delete_tag(child_id, "temporary")
         self.check("temporary" not in c.get_run(child_id).data.tags, "delete_tag")
         self.fails_with("RESOURCE_DOES_NOT_EXIST", lambda: c.delete_tag(child_id, "never-set"), "delete_tag of a tag never set")
+
+        # Asynchronous logging: the client queues and sends log-batch calls from a thread.
+        with mlflow.start_run(experiment_id=ids[2], run_name="async") as run:
+            operations = [mlflow.log_metric("queued", float(step), step=step, synchronous=False) for step in range(50)]
+            operations.append(mlflow.log_param("mode", "async", synchronous=False))
+            for operation in operations:
+                operation.wait()
+        self.equal(sorted(m.step for m in c.get_metric_history(run.info.run_id, "queued")), list(range(50)), "asynchronously logged metrics")
+        self.equal(c.get_run(run.info.run_id).data.params, {"mode": "async"}, "asynchronously logged param")
 
         frame = mlflow.search_runs([ids[1]], order_by=["attributes.start_time ASC"])
         self.equal(list(frame["run_id"]), [parent_id, child_id], "mlflow.search_runs (pandas) run ids")
