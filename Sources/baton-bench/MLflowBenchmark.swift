@@ -82,6 +82,16 @@ enum MLflowBenchmark {
         /// Points of the phase's metric key found by `metrics/get-history` afterwards (nil: the read failed).
         let stored: Int?
         let storedNote: String
+        /// CPU seconds the server's processes used during the row (all of them: mlflow server's
+        /// background job consumers too).
+        let cpuSeconds: Double
+
+        /// Server CPU per request (all answers), in milliseconds.
+        var cpuPerRequest: String {
+            guard result.requests > 0 else { return "-" }
+            let milliseconds = cpuSeconds * 1000 / Double(result.requests)
+            return String(format: milliseconds < 1 ? "%.3f ms" : milliseconds < 100 ? "%.1f ms" : "%.0f ms", milliseconds)
+        }
     }
 
     static func run(arguments: [String]) async throws {
@@ -151,11 +161,14 @@ enum MLflowBenchmark {
                     // wrk stops at the deadline with requests in flight; a server may store a few it never answered.
                     let base = Int64(Date().timeIntervalSince1970 * 1000)
                     await probe(target, endpoint: endpoint, runID: runID, key: key)
+                    let cpuBefore = cpuSeconds(ofTree: target.processID)
                     let result = try wrk(
                         url: target.url + endpoint.path, script: root + "/\(endpoint.rawValue).lua",
                         arguments: [runID, key, String(base)], connections: connections, seconds: configuration.duration)
+                    let cpu = cpuSeconds(ofTree: target.processID) - cpuBefore
                     let (stored, note) = await storedPoints(target, runID: runID, key: endpoint == .logBatch ? key + "_0" : key)
-                    let row = Row(endpoint: endpoint, connections: connections, server: target.name, result: result, stored: stored, storedNote: note)
+                    let row = Row(endpoint: endpoint, connections: connections, server: target.name, result: result, stored: stored, storedNote: note,
+                                  cpuSeconds: cpu)
                     rows.append(row)
                     print(format(row))
                 }
@@ -256,6 +269,20 @@ enum MLflowBenchmark {
         while Date() < deadline, pids.contains(where: { alive($0) }) { usleep(50_000) }
         for pid in pids where alive(pid) { kill(pid, SIGKILL) }
         process.waitUntilExit()
+    }
+
+    /// User and system CPU seconds of a process and its living descendants, from /proc.
+    static func cpuSeconds(ofTree root: Int32) -> Double {
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        var total = 0.0
+        for pid in [root] + descendants(of: root) {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                let fields = stat.split(separator: ")").last?.split(separator: " "), fields.count > 12,
+                let user = Double(fields[11]), let system = Double(fields[12])
+            else { continue }
+            total += (user + system) / ticks
+        }
+        return total
     }
 
     static func alive(_ pid: Int32) -> Bool {
@@ -441,8 +468,8 @@ enum MLflowBenchmark {
         let r = row.result
         var text = "\(row.endpoint.rawValue) c=\(row.connections) \(row.server): "
         if let failure = r.failure { return text + failure }
-        text += String(format: "%.1f req/s answered 2xx, p50 %@, p99 %@, %d requests, %d non-2xx, %d socket errors, stored %@",
-                       r.answeredPerSecond, describe(r.p50), describe(r.p99), r.requests, r.non2xx, r.socketErrors, storedText(row))
+        text += String(format: "%.1f req/s answered 2xx, p50 %@, p99 %@, %d requests, %d non-2xx, %d socket errors, server CPU %@ per request, stored %@",
+                       r.answeredPerSecond, describe(r.p50), describe(r.p99), r.requests, r.non2xx, r.socketErrors, row.cpuPerRequest, storedText(row))
         return text
     }
 
@@ -462,7 +489,7 @@ enum MLflowBenchmark {
         func pad(_ text: String, _ width: Int) -> String { text.count >= width ? text : text + String(repeating: " ", count: width - text.count) }
         func padLeft(_ text: String, _ width: Int) -> String { text.count >= width ? text : String(repeating: " ", count: width - text.count) + text }
         let header = pad("endpoint", 11) + padLeft("conns", 6) + "  " + pad("server", 7) + padLeft("req/s (2xx)", 12) + padLeft("p50", 10)
-            + padLeft("p99", 10) + padLeft("requests", 10) + padLeft("non-2xx", 9) + padLeft("sock err", 9) + "  stored points (get-history)"
+            + padLeft("p99", 10) + padLeft("requests", 10) + padLeft("non-2xx", 9) + padLeft("sock err", 9) + padLeft("CPU/req", 11) + "  stored points (get-history)"
         print(header)
         print(String(repeating: "-", count: header.count + 8))
         for endpoint in Endpoint.allCases {
@@ -474,7 +501,7 @@ enum MLflowBenchmark {
                     print(pad(endpoint.rawValue, 11) + padLeft(String(connections), 6) + "  " + pad(row.server, 7)
                         + padLeft(r.failure == nil ? String(format: "%.1f", r.answeredPerSecond) : "failed", 12)
                         + padLeft(describe(r.p50), 10) + padLeft(describe(r.p99), 10) + padLeft(String(r.requests), 10)
-                        + padLeft(String(r.non2xx), 9) + padLeft(String(r.socketErrors), 9) + "  " + storedText(row))
+                        + padLeft(String(r.non2xx), 9) + padLeft(String(r.socketErrors), 9) + padLeft(row.cpuPerRequest, 11) + "  " + storedText(row))
                 }
                 if let baton = group.first(where: { $0.server == "baton" }), let mlflow = group.first(where: { $0.server == "mlflow" }) {
                     print(pad("", 19) + "baton/mlflow throughput: " + ratio(baton.result, mlflow.result))
