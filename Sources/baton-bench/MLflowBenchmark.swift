@@ -158,7 +158,6 @@ enum MLflowBenchmark {
                 for target in targets {
                     let key = "bench_\(endpoint.rawValue.replacingOccurrences(of: "-", with: "_"))_c\(connections)"
                     let runID = await createRun(target, experimentID: experiments[target.name], name: key)
-                    // wrk stops at the deadline with requests in flight; a server may store a few it never answered.
                     let base = Int64(Date().timeIntervalSince1970 * 1000)
                     await probe(target, endpoint: endpoint, runID: runID, key: key)
                     let cpuBefore = cpuSeconds(ofTree: target.processID)
@@ -166,6 +165,8 @@ enum MLflowBenchmark {
                         url: target.url + endpoint.path, script: root + "/\(endpoint.rawValue).lua",
                         arguments: [runID, key, String(base)], connections: connections, seconds: configuration.duration)
                     let cpu = cpuSeconds(ofTree: target.processID) - cpuBefore
+                    // wrk stops at the deadline with requests in flight: a server may store a few
+                    // more points than it answered, never fewer.
                     let (stored, note) = await storedPoints(target, runID: runID, key: endpoint == .logBatch ? key + "_0" : key)
                     let row = Row(endpoint: endpoint, connections: connections, server: target.name, result: result, stored: stored, storedNote: note,
                                   cpuSeconds: cpu)
@@ -482,7 +483,8 @@ enum MLflowBenchmark {
         guard let stored = row.stored else { return row.storedNote }
         let answered = row.result.answered
         guard answered > 0 else { return "\(stored)" }
-        return String(format: "%d (%.1f%% of answered)", stored, Double(stored) * 100 / Double(answered))
+        let lost = stored < answered ? ", \(answered - stored) ANSWERED BUT NOT STORED" : ""
+        return String(format: "%d (%.1f%% of answered%@)", stored, Double(stored) * 100 / Double(answered), lost)
     }
 
     static func printTable(_ rows: [Row], targets: [String]) {
