@@ -18,6 +18,7 @@ Exit status 0 when every step passed, 1 otherwise.
 import argparse
 import json
 import logging
+import math
 import os
 import pathlib
 import sys
@@ -87,6 +88,7 @@ class Workflow:
         self.check(experiment.experiment_id not in (None, "", "0"), f"set_experiment gave id {experiment.experiment_id!r}")
         self.equal(experiment.name, name, "set_experiment name")
         self.equal(experiment.lifecycle_stage, "active", "new experiment lifecycle_stage")
+        self.equal(experiment.artifact_location, f"mlflow-artifacts:/{experiment.experiment_id}", "artifact_location")
         self.check(experiment.creation_time and experiment.creation_time > 1_600_000_000_000,
                    f"creation_time in ms: {experiment.creation_time!r}")
         experiment_id = experiment.experiment_id
@@ -222,6 +224,16 @@ class Workflow:
                    [(i, 0.5 + i / 100) for i in range(5)], "f1 history from log_batch")
         self.fails_with("INVALID_PARAMETER_VALUE", lambda: c.log_batch(run_id, params=[Param("epochs", "6")]),
                         "log_batch changing a logged param")
+
+        # A diverged loss: NaN is kept as NaN; MLflow's SQL store clamps infinities to the largest
+        # double, so either that or an infinity is accepted.
+        c.log_metric(run_id, "diverged", float("nan"), timestamp=base, step=0)
+        c.log_metric(run_id, "diverged", float("inf"), timestamp=base, step=1)
+        c.log_metric(run_id, "diverged", float("-inf"), timestamp=base, step=2)
+        values = [m.value for m in sorted(c.get_metric_history(run_id, "diverged"), key=lambda m: m.step)]
+        self.check(len(values) == 3 and math.isnan(values[0]) and values[1] >= sys.float_info.max and values[2] <= -sys.float_info.max,
+                   f"NaN, +inf and -inf metric values: {values}")
+        self.check(c.get_run(run_id).data.metrics.get("diverged", 0) <= -sys.float_info.max, "latest value -inf")
 
         # More points than the client asks for in one page (25,000): it follows next_page_token.
         for batch in range(26):
