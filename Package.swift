@@ -59,7 +59,7 @@ let package = Package(
         .target(
             name: "BatonEngine",
             dependencies: [
-                "BatonCore", "BatonStore", "BatonWorker",
+                "BatonCore", "BatonStore", "BatonWorker", "BatonRegistry",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -143,7 +143,7 @@ let package = Package(
         .testTarget(
             name: "BatonServerTests",
             dependencies: [
-                "BatonServer", "BatonAPI", "BatonCore", "BatonEngine", "BatonStore",
+                "BatonServer", "BatonAPI", "BatonCore", "BatonEngine", "BatonStore", "BatonRegistry",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],

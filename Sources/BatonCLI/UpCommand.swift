@@ -201,7 +201,7 @@ struct ServeOptions: ParsableArguments {
                 pipelinesDirectory: folder.pipelines, dataDirectory: store.dataDirectory, slots: slots,
                 maxCatchupRuns: maxCatchup, leaseSeconds: (try? DurationText.seconds(lease)) ?? 30,
                 workerID: localWorkerID, queues: queues.isEmpty ? [TaskSpec.defaultQueue] : queues,
-                pools: try parsedPools()),
+                pools: try parsedPools(), artifactRoot: artifactRoot ?? store.dataDirectory + "/artifacts"),
             logger: logger)
         let initial = PipelineRepository.load(directory: folder.pipelines)
         logger.info(

@@ -1,4 +1,5 @@
 import BatonCore
+import BatonRegistry
 import BatonStore
 import BatonWorker
 import DequeModule
@@ -29,14 +30,17 @@ public struct EngineConfiguration: Sendable {
     public var queues: [String]
     /// Slot limits of named pools (`pool:` in tasks), across all workers.
     public var pools: [String: Int]
+    /// Where the registry's artifacts are, so templates can name a model version's files.
+    public var artifactRoot: String?
 
     public init(
         pipelinesDirectory: String, dataDirectory: String, slots: Int = ProcessInfo.processInfo.activeProcessorCount,
         maxCatchupRuns: Int = 50, externalCheckInterval: Duration = .milliseconds(200),
         rescanInterval: Duration = .seconds(10), watchFiles: Bool = true, schedulerEnabled: Bool = true,
         leaseSeconds: Double = 30, workerID: String = "local", queues: [String] = [TaskSpec.defaultQueue],
-        pools: [String: Int] = [:]
+        pools: [String: Int] = [:], artifactRoot: String? = nil
     ) {
+        self.artifactRoot = artifactRoot
         self.pipelinesDirectory = pipelinesDirectory
         self.dataDirectory = dataDirectory
         self.slots = max(0, slots)
@@ -78,6 +82,10 @@ public actor Engine {
         var changes: [StoreChange]
         var attempt: AttemptRecord
         var checksContracts: Bool
+        /// Set when the task's templates read registry versions: rendered in `dispatch`, after
+        /// they are looked up.
+        var launch: TaskLaunch?
+        var models: [(model: String, alias: String)] = []
     }
 
     enum WorkItem: Sendable {
@@ -89,6 +97,8 @@ public actor Engine {
     }
 
     public nonisolated let store: any Store
+    /// Model versions for templates (`{{ models.churn.champion.version }}`).
+    nonisolated let registry: Registry
     public nonisolated let configuration: EngineConfiguration
     nonisolated let logger: Logger
     /// This process's slots; nil when it only schedules and remote workers do the work.
@@ -153,6 +163,7 @@ public actor Engine {
         self.logger = logger
         self.clock = clock
         self.baseEnvironment = environment
+        self.registry = Registry(store: store, artifactRoot: configuration.artifactRoot ?? configuration.dataDirectory + "/artifacts")
         self.launchEnvironment = environment
         (workStream, work) = AsyncStream.makeStream(of: WorkItem.self)
         executor =
@@ -714,6 +725,14 @@ public actor Engine {
                 runID: key.runID, task: key.task, attempt: attempt, state: .queued, startedAt: now,
                 logPath: launch.logPath, queue: taskSpec.queue ?? TaskSpec.defaultQueue, pool: taskSpec.pool,
                 queuedAt: now)
+            let models = TaskLaunch.modelReferences(taskSpec)
+            if !models.isEmpty {
+                batch.append(
+                    Dispatch(
+                        key: key, changes: changes, attempt: record, checksContracts: !taskSpec.requires.isEmpty, launch: launch,
+                        models: models))
+                continue
+            }
             do {
                 record.payload = try launch.payload(pipelinesDirectory: configuration.pipelinesDirectory)
                 batch.append(Dispatch(key: key, changes: changes, attempt: record, checksContracts: !taskSpec.requires.isEmpty))
@@ -733,7 +752,25 @@ public actor Engine {
     /// then workers are woken. Nothing is claimable before its contracts held.
     nonisolated func dispatch(_ batch: [Dispatch]) async {
         var ready: [Dispatch] = []
-        for item in batch {
+        for var item in batch {
+            if var launch = item.launch {
+                do {
+                    for reference in item.models {
+                        // A missing version stays missing: rendering names it, and the attempt fails.
+                        if let version = try? await registry.version(model: reference.model, alias: reference.alias) {
+                            launch.models["\(reference.model).\(reference.alias)"] = version.json
+                        }
+                    }
+                    item.attempt.payload = try launch.payload(pipelinesDirectory: configuration.pipelinesDirectory)
+                } catch {
+                    var started = item.attempt
+                    started.state = .running
+                    await failBeforeStart(
+                        item.changes + [.attemptStarted(started)], key: item.key, attempt: item.attempt.attempt,
+                        logPath: item.attempt.logPath, reason: "\(error)")
+                    continue
+                }
+            }
             // Contracts are checked when the task is about to run, not when the run began: the
             // data may have become fresh (or stale) while upstream tasks ran.
             guard item.checksContracts, let task = await taskSpec(item.key) else {

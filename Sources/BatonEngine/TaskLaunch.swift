@@ -14,6 +14,8 @@ struct TaskLaunch {
     let dataDirectory: String
     /// Empty for queued attempts: the worker supplies its own environment.
     var baseEnvironment: [String: String] = [:]
+    /// Registry versions the task's templates name, by `NAME.ALIAS` (see `modelReferences`).
+    var models: [String: JSONValue] = [:]
 
     static let maxInputsBytes = 1024 * 1024
 
@@ -46,9 +48,41 @@ struct TaskLaunch {
     }
 
     func resolve(_ reference: TemplateReference) throws -> JSONValue? {
+        if reference.path.first == "models", reference.path.count >= 3 {
+            let key = "\(reference.path[1]).\(reference.path[2])"
+            guard let version = models[key] else {
+                throw RenderError(
+                    description: "model '\(reference.path[1])' has no version with alias '\(reference.path[2])'; approve one with `baton models approve \(reference.path[1]) VERSION`")
+            }
+            return version.value(at: reference.path.dropFirst(3))
+        }
         if reference.path.first == "task" { return .string(task.name) }
         if reference.path.first == "attempt" { return .number(Double(attempt)) }
         return try machine.resolve(reference.path)
+    }
+
+    /// The registry versions a task's templates read (`{{ models.churn.champion.version }}`),
+    /// as (model, alias) pairs. They are looked up when the task is about to run, so a task
+    /// deploys whatever is approved at that moment.
+    static func modelReferences(_ task: TaskSpec) -> [(model: String, alias: String)] {
+        var texts: [String] = []
+        switch task.command {
+        case .shell(let command): texts.append(command)
+        case .argv(let items): texts += items
+        }
+        texts += task.env.map(\.value)
+        if let workdir = task.workdir { texts.append(workdir) }
+        var seen = Set<String>()
+        var result: [(model: String, alias: String)] = []
+        for text in texts where text.contains("models.") {
+            guard let template = try? Self.template(text) else { continue }
+            for reference in template.references where reference.path.first == "models" && reference.path.count >= 3 {
+                if seen.insert("\(reference.path[1]).\(reference.path[2])").inserted {
+                    result.append((reference.path[1], reference.path[2]))
+                }
+            }
+        }
+        return result
     }
 
     /// Parsed templates by their text: the same commands launch again and again (every run,

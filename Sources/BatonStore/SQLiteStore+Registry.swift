@@ -139,6 +139,11 @@ extension SQLiteStore {
 
     public func updateRegistryObject(_ object: RegistryObject) async throws -> RegistryUpdateOutcome {
         try syncWrite { db in
+            guard
+                try Bool.fetchOne(
+                    db, sql: "SELECT 1 FROM registry_objects WHERE kind = ? AND id = ?", arguments: [object.kind.rawValue, object.id])
+                    != nil
+            else { return .missing }
             if let name = object.name,
                 try Bool.fetchOne(
                     db, sql: "SELECT 1 FROM registry_objects WHERE kind = ? AND name = ? AND id != ?",
@@ -157,10 +162,7 @@ extension SQLiteStore {
                     object.parent, object.name, object.lifecycle, object.pipelineRunID, object.updatedAt, object.document,
                     object.kind.rawValue, object.id, object.revision,
                 ])
-            if db.changesCount == 1 { return .updated(revision: object.revision + 1) }
-            let exists = try Bool.fetchOne(
-                db, sql: "SELECT 1 FROM registry_objects WHERE kind = ? AND id = ?", arguments: [object.kind.rawValue, object.id])
-            return exists == nil ? .missing : .stale
+            return db.changesCount == 1 ? .updated(revision: object.revision + 1) : .stale
         }
     }
 

@@ -2,7 +2,7 @@
 
 `model_deployment_pipeline()` at the bottom is the lecture's code; the tasks above it fill in
 its helpers like model_deployment_pipeline.yaml does: take the approved churn model from the
-registry the training flow writes (var/py/registry/churn/), build a serving artifact and run
+model registry (`churn_py`, alias `champion`, approved by model_training_flow_py), build a serving artifact and run
 integration tests against it, send it a canary share of the traffic, monitor it on the labelled
 holdout sample, then promote it or roll it back.
 
@@ -26,7 +26,11 @@ sys.path.insert(0, str(EXAMPLES / "scripts" / "common"))
 import baton_task as bt  # noqa: E402
 import churn_model  # noqa: E402
 import sdk_example as ex  # noqa: E402
+import baton  # noqa: E402
 from baton import dag, get_context, task  # noqa: E402
+
+# The model model_training_flow_py registers (the YAML pipelines use `churn`).
+REGISTERED_MODEL = "churn_py"
 
 SERVING = EXAMPLES / "scripts" / "model_deployment_pipeline" / "serving"
 INTEGRATION_ROWS = ex.DATA_DIR / "integration_test_rows.jsonl"
@@ -54,15 +58,15 @@ def _record(action, **details):
 @task(retries=6, retry_delay="5s", timeout="1m")
 def get_approved_model_from_registry():
     ex.begin()
-    approved = ex.read_json(ex.registry_dir() / "approved.json")
-    if approved is None:
-        raise LookupError(f"no approved churn model in the registry yet ({ex.registry_dir()}); "
-                          "model_training_flow_py approves one")
-    model_path = ex.registry_dir() / approved["model_path"]
-    if ex.sha256(model_path) != approved["model_sha256"]:
-        raise ValueError(f"{model_path} does not match the approved checksum")
-    print(f"approved model: {approved['model_name']} v{approved['version']} ({approved['reason']})")
-    return {"version": approved["version"], "model_path": str(model_path), "model_sha256": approved["model_sha256"]}
+    # The version of `churn_py` holding the alias `champion` in Baton's model registry, with its
+    # files downloaded through the artifact API. Raises ModelNotApproved (and the task retries)
+    # while nothing is approved.
+    approved = baton.get_approved_model_from_registry(REGISTERED_MODEL)
+    baton.download_artifacts(approved["artifact_uri"], ex.var() / "deployments" / "models" / f"v{approved['version']}")
+    approved["local_path"] = str(ex.var() / "deployments" / "models" / f"v{approved['version']}")
+    model_path = Path(approved["local_path"]) / "model.json"
+    print(f"approved model: {REGISTERED_MODEL} v{approved['version']} (run {approved.get('run_id')})")
+    return {"version": approved["version"], "model_path": str(model_path), "model_sha256": ex.sha256(model_path)}
 
 
 @task(timeout="2m")

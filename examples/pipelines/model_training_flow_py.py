@@ -3,8 +3,9 @@
 `model_training_flow()` at the bottom is the lecture's code; the tasks above it fill in its
 helpers with the trainers of model_training_flow.yaml (pure-Python stand-ins for XGBoost,
 LightGBM and a neural net, imported from scripts/): build a training set from the latest
-feature set, train the three candidates in parallel, select the best by F1 and register it in
-the model registry under var/py/registry/churn/, approving it for deployment when F1 >= 0.6.
+feature set, train the three candidates in parallel (each an experiment run with its params,
+metrics and model file), select the best by F1 and register it as a new version of `churn_py`
+in Baton's model registry, approving it for deployment when F1 >= 0.6.
 """
 
 import csv
@@ -26,11 +27,15 @@ import train_neural_net as neural_net_trainer  # noqa: E402
 import train_xgboost as xgboost_trainer  # noqa: E402
 import training  # noqa: E402
 from baton import flow, task  # noqa: E402
+from baton import register_model as register_in_registry  # noqa: E402
 from churn_features import FEATURES, LABEL  # noqa: E402
 
 # What the flow trains on: the feature store's dataset, which the feature pipeline updates.
 raw_data = "customer_features_py"
 SELECTION_METRIC = "f1"
+# Apart from the YAML version's `churn`, so the two deployment pipelines do not take turns.
+REGISTERED_MODEL = "churn_py"
+EXPERIMENT = "churn_training_py"
 APPROVAL_THRESHOLD = 0.6
 
 
@@ -65,7 +70,8 @@ def _train(name, fit, features):
     started = time.time()
     data = training.Dataset(features["dataset_path"])
     model_dir = ex.partition_dir("training", "models")
-    result = training.evaluate_and_save(name, fit(data), data, started, features, model_dir)
+    result = training.evaluate_and_save(name, fit(data), data, started, features, model_dir,
+                                        experiment=EXPERIMENT)
     print(f"{name}: f1={result['f1']:.3f} auc={result['auc']:.3f} accuracy={result['accuracy']:.3f}")
     return result
 
@@ -94,6 +100,7 @@ def evaluate_and_select(candidates):
               + ("  <- best" if model is board[0] else ""))
     best = board[0]
     return {"model": best["model"], "algorithm": best["algorithm"], "model_path": best["model_path"],
+            "tracking_run_id": best["tracking_run_id"],
             "selection_metric": SELECTION_METRIC, "value": best[SELECTION_METRIC],
             "metrics": {name: best[name] for name in ("accuracy", "f1", "auc", "precision", "recall")},
             "leaderboard": [{"model": model["model"], SELECTION_METRIC: model[SELECTION_METRIC]} for model in board]}
@@ -101,41 +108,18 @@ def evaluate_and_select(candidates):
 
 @task(timeout="1m")
 def register_model(best_model):
-    """Registers vN (one version per logical date: a re-run replaces its own) and approves it for
-    the deployment pipeline when it clears the bar."""
+    """Registers the best candidate's run as a new version of `churn_py` in Baton's model
+    registry, and approves it for deployment (alias `champion`) when it clears the bar."""
     ex.begin()
-    registry = ex.registry_dir()
-    registry.mkdir(parents=True, exist_ok=True)
     approved = best_model["value"] >= APPROVAL_THRESHOLD
-    with bt.locked(registry / "registry"):
-        versions = {}
-        for folder in registry.glob("v*"):
-            metadata = ex.read_json(folder / "metadata.json")
-            if folder.name[1:].isdigit() and metadata:
-                versions[int(folder.name[1:])] = metadata
-        same_date = [version for version, metadata in versions.items()
-                     if metadata.get("logical_date") == bt.logical_date()]
-        version = same_date[0] if same_date else max(versions, default=0) + 1
-        metadata = {"model_name": ex.MODEL_NAME, "version": version, "candidate": best_model["model"],
-                    "algorithm": best_model["algorithm"], "metrics": best_model["metrics"],
-                    "selection": {"metric": best_model["selection_metric"], "value": best_model["value"]},
-                    "stage": "approved" if approved else "registered", "logical_date": bt.logical_date(),
-                    "run_id": bt.run_id(), "model_sha256": ex.sha256(best_model["model_path"]),
-                    "created_at": bt.now_iso()}
-        tmp = bt.temp_dir_for(registry / f"v{version}")
-        shutil.copyfile(best_model["model_path"], tmp / "model.json")
-        ex.atomic_write_json(tmp / "metadata.json", metadata)
-        bt.replace_dir(tmp, registry / f"v{version}")
-        if approved:
-            ex.atomic_write_json(registry / "approved.json", {
-                "model_name": ex.MODEL_NAME, "version": version, "model_path": f"v{version}/model.json",
-                "model_sha256": metadata["model_sha256"], "metrics": best_model["metrics"],
-                "approved_at": bt.now_iso(), "approved_by": bt.pipeline_name(),
-                "reason": f"{best_model['selection_metric']}={best_model['value']:.3f} >= {APPROVAL_THRESHOLD}"})
-    print(f"registered {ex.MODEL_NAME} v{version} ({best_model['model']}); "
-          + ("approved for deployment" if approved else f"not approved (below {APPROVAL_THRESHOLD})"))
+    reason = f"{best_model['selection_metric']}={best_model['value']:.3f} {'>=' if approved else '<'} {APPROVAL_THRESHOLD}"
+    version = register_in_registry(
+        REGISTERED_MODEL, run_id=best_model["tracking_run_id"], artifact_path="model",
+        description=f"{best_model['model']} ({best_model['algorithm']})", approve=approved, note=reason)
+    print(f"registered {REGISTERED_MODEL} v{version['version']} ({best_model['model']}); "
+          + ("approved for deployment" if approved else f"not approved ({reason})"))
     ex.report_duration(owner="ml_engineering")
-    return {"version": version, "approved": approved, "registry_path": str(registry / f"v{version}")}
+    return {"version": version["version"], "approved": approved, "model_uri": version["uri"]}
 
 
 # ML Engineering Pipeline

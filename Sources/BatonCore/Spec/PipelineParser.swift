@@ -728,13 +728,30 @@ public struct PipelineParser {
         }
     }
 
+    /// What `{{ models.NAME.ALIAS.FIELD }}` may read of a registry version.
+    public static let modelTemplateFields = [
+        "version", "uri", "source", "run_id", "artifact_uri", "artifact_path", "stage", "model",
+    ]
+
     private mutating func checkReference(
         _ reference: TemplateReference, node: Node?, field: String, spec: PipelineSpec, task: String,
         ancestors: Set<String>
     ) {
         guard let root = reference.path.first else { return }
-        let roots = ["params", "tasks"] + Self.templateVariables
+        let roots = ["params", "tasks", "models"] + Self.templateVariables
         switch root {
+        case "models":
+            // models.NAME.ALIAS.FIELD: the registry version an alias points at when the task runs.
+            let fields = Self.modelTemplateFields
+            if reference.path.count != 4 || !fields.contains(reference.path[3]) {
+                let field3 = reference.path.count >= 4 ? reference.path[3] : ""
+                error(node, field: field,
+                      "'\(reference.text)' must name a model, an alias and a field, like models.churn.champion.version",
+                      value: reference.text,
+                      fix: reference.path.count == 4
+                        ? Suggest.hint(for: field3, in: fields)
+                        : "write models.MODEL.ALIAS.FIELD with FIELD one of \(fields.joined(separator: ", "))")
+            }
         case "params":
             if reference.path.count >= 2, spec.param(named: reference.path[1]) == nil {
                 let names = spec.params.map(\.name)

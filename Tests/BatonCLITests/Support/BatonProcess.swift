@@ -239,7 +239,7 @@ final class Sandbox: Sendable {
 
     /// Commands that accept `--db`, and those that accept `--pipelines`.
     static let takesDB: Set<String> = [
-        "up", "pipelines", "trigger", "runs", "run", "logs", "cancel", "backfill", "pause", "unpause",
+        "up", "pipelines", "trigger", "runs", "run", "logs", "cancel", "backfill", "pause", "unpause", "models",
     ]
     static let takesPipelines: Set<String> = ["up", "validate", "pipelines", "trigger", "backfill"]
 

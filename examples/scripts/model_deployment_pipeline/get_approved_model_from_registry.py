@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""Fetch the latest approved model from the model registry.
+"""Fetch the approved model from Baton's model registry.
 
-Reads var/registry/churn/approved.json (written by model_training_flow's
-register_model) and checks the model file is intact (sha256).  If nothing has
-been approved yet - e.g. on first start, while training is still running -
-the task fails with a clear message and Baton retries it.
+    python3 get_approved_model_from_registry.py --version {{ models.churn.champion.version }}
+
+The pipeline names the version through a template that Baton resolves from the registry when the
+task is about to run (the version holding the `champion` alias, i.e. approved for deployment), so
+the whole run deploys that one version even if another is approved meanwhile. If nothing is
+approved yet - e.g. on first start, while training still runs - the task cannot start, says so,
+and Baton retries it. The version's files are downloaded through the artifact API into
+var/deployments/models/churn-vN and checked.
 """
 
+import argparse
 import hashlib
 import json
 import sys
@@ -14,38 +19,41 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))
 import baton_task as bt  # noqa: E402
-import contracts  # noqa: E402
+import registry  # noqa: E402
 
 
 def main():
     bt.begin()
-    registry = contracts.registry_dir()
-    approval = registry / "approved.json"
-    if not approval.is_file():
-        bt.fail(f"no approved {contracts.MODEL_NAME} model in the registry yet ({approval}): "
-                f"run model_training_flow first (attempt {bt.attempt()})")
-    approved = json.loads(approval.read_text())
-    model_path = registry / approved["model_path"]
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--version", type=int, help="the registry version to deploy (default: the approved one)")
+    version_number = parser.parse_args().version
+    sdk = registry.baton
+    if version_number is None:
+        try:
+            version = sdk.get_approved_model_from_registry(registry.MODEL_NAME)
+        except sdk.ModelNotApproved as error:
+            bt.fail(f"{error.message} (attempt {bt.attempt()})")
+    else:
+        version = sdk.get_model_version(registry.MODEL_NAME, version_number)
+    folder = bt.var_dir() / "deployments" / "models" / f"{registry.MODEL_NAME}-v{version['version']}"
+    sdk.download_artifacts(version["artifact_uri"], folder)
+    model_path = folder / "model.json"
     if not model_path.is_file():
-        bt.fail(f"approved model v{approved['version']} is missing: {model_path}")
+        bt.fail(f"version {version['version']} has no model.json in its artifacts ({version['artifact_uri']})")
+    model = json.loads(model_path.read_text())
     digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
-    if digest != approved["model_sha256"]:
-        bt.fail(f"approved model v{approved['version']} is corrupt: sha256 {digest} "
-                f"!= {approved['model_sha256']}")
-    metadata = json.loads((registry / approved["metadata_path"]).read_text())
-
-    bt.log(f"approved model: {contracts.MODEL_NAME} v{approved['version']} "
-           f"({metadata['candidate']}, {metadata['algorithm']}), approved {approved['approved_at']} "
-           f"because {approved['reason']}")
+    bt.log(f"approved model: {registry.MODEL_NAME} v{version['version']} ({model.get('name')}, {model.get('algorithm')}), "
+           f"aliases {version.get('aliases')}, from experiment run {version.get('run_id')}")
     bt.write_output({
-        "model_name": contracts.MODEL_NAME,
-        "version": approved["version"],
+        "model_name": registry.MODEL_NAME,
+        "version": version["version"],
         "model_path": str(model_path),
         "model_sha256": digest,
-        "algorithm": metadata["algorithm"],
-        "metrics": approved["metrics"],
-        "approved_at": approved["approved_at"],
-        "trained_by_run": metadata["source"]["run_id"],
+        "algorithm": model.get("algorithm"),
+        "metrics": model.get("metrics", {}),
+        "approved": version.get("approved", False),
+        "tracking_run_id": version.get("run_id"),
+        "trained_by_run": version.get("pipeline_run_id"),
     })
 
 

@@ -47,6 +47,7 @@ def main():
         "best_model": best["model"],
         "algorithm": best["algorithm"],
         "model_path": best["model_path"],
+        "tracking_run_id": best.get("tracking_run_id"),
         "selection_metric": metric,
         "value": best[metric],
         "metrics": {m: best[m] for m in METRICS + ("log_loss",) if m in best},

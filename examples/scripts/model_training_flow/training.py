@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))
 import baton_task as bt  # noqa: E402
 import churn_model  # noqa: E402
 import metrics  # noqa: E402
+import registry  # noqa: E402
 
 
 class Dataset:
@@ -52,7 +53,7 @@ def finish(task_label: str, model: dict, ds: Dataset, started: float,
 
 
 def evaluate_and_save(task_label: str, model: dict, ds: Dataset, started: float, source: dict,
-                      model_dir: Path = None) -> dict:
+                      model_dir: Path = None, experiment: str = registry.EXPERIMENT) -> dict:
     """finish() without Baton's files: `source` is the dataset's producer output (with
     feature_date); returns the output (test metrics, model path)."""
     train_p = [churn_model.predict_proba(model, r) for r in ds.train]
@@ -73,11 +74,17 @@ def evaluate_and_save(task_label: str, model: dict, ds: Dataset, started: float,
     bt.atomic_write_json(path, model)
 
     seconds = round(time.time() - started, 3)
+    # Each candidate is an experiment run: params, test metrics and the model file, compared
+    # side by side in Baton's UI (Experiments) or with the MLflow client.
+    tracking_run_id = registry.track_candidate(task_label, model, report, source, path, experiment=experiment)
     bt.log(f"{task_label} ({model['algorithm']}) trained in {seconds:.2f}s on {len(ds.train)} rows")
     bt.log(f"  train: accuracy={train_report['accuracy']:.3f} f1={train_report['f1']:.3f} "
            f"auc={train_report['auc']:.3f}")
     bt.log(f"  test:  accuracy={report['accuracy']:.3f} f1={report['f1']:.3f} "
            f"auc={report['auc']:.3f} precision={report['precision']:.3f} "
            f"recall={report['recall']:.3f} (threshold {model['threshold']:.2f})")
+    if tracking_run_id:
+        bt.log(f"  logged as run {tracking_run_id} in experiment {experiment}")
     return dict(report, model=task_label, algorithm=model["algorithm"],
-                model_path=str(path), threshold=model["threshold"], train_seconds=seconds)
+                model_path=str(path), threshold=model["threshold"], train_seconds=seconds,
+                tracking_run_id=tracking_run_id)

@@ -19,7 +19,8 @@ Put the file in Baton's pipelines folder. Baton reads it in a separate process
 (`python -m baton.run`) with its upstream results as arguments.
 
 Inside a task: publish_event, emit_metric, check_data_freshness (raising DataSLAViolation)
-and get_context talk to the Baton that runs the task.
+and get_context talk to the Baton that runs the task; start_run, register_model and
+get_approved_model_from_registry use its experiment tracking and model registry.
 """
 
 __version__ = "0.1.0"
@@ -28,9 +29,16 @@ from ._client import check_data_freshness, emit_metric, publish_event  # noqa: E
 from ._context import TaskContext, get_context  # noqa: E402
 from ._errors import BatonAPIError, BatonError, DataSLAViolation, PipelineDefinitionError  # noqa: E402
 from ._pipeline import EventTrigger, Pipeline, Task, dag, flow, task  # noqa: E402
+from ._registry import (  # noqa: E402
+    ModelNotApproved, TrackingRun, approve_model, download_artifacts, get_approved_model_from_registry, get_model_version,
+    register_model,
+    start_run,
+)
 
 __all__ = [
-    "BatonAPIError", "BatonError", "DataSLAViolation", "EventTrigger", "Pipeline", "PipelineDefinitionError",
-    "Task", "TaskContext", "check_data_freshness", "dag", "emit_metric", "flow", "get_context", "publish_event",
-    "task",
+    "BatonAPIError", "BatonError", "DataSLAViolation", "EventTrigger", "ModelNotApproved", "Pipeline",
+    "PipelineDefinitionError", "Task", "TaskContext", "TrackingRun", "approve_model", "check_data_freshness", "dag",
+    "download_artifacts", "emit_metric", "flow", "get_approved_model_from_registry", "get_context", "get_model_version",
+    "publish_event",
+    "register_model", "start_run", "task",
 ]

@@ -1,0 +1,71 @@
+"""Baton's experiment tracking and model registry for the example scripts.
+
+The scripts use the Baton Python SDK (`pip install ./sdk/python`); when it is not installed,
+the SDK of the Baton checkout that runs them is used (found next to this examples folder, or
+above the `baton` binary named by BATON_CLI), so the examples need nothing beyond python3.
+
+Under `baton up` every task gets MLFLOW_TRACKING_URI, pointing at Baton's MLflow-compatible
+tracking server with the task's run in the path: runs and model versions made here are linked
+to the pipeline run that made them.
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+
+def _import_sdk():
+    try:
+        import baton  # noqa: F401
+        return baton
+    except ImportError:
+        pass
+    candidates = list(Path(__file__).resolve().parents)
+    cli = os.environ.get("BATON_CLI")
+    if cli:
+        candidates += list(Path(cli).resolve().parents)
+    for folder in candidates:
+        sdk = folder / "sdk" / "python"
+        if (sdk / "baton" / "__init__.py").is_file():
+            sys.path.insert(0, str(sdk))
+            import baton  # noqa: F811
+            return baton
+    raise ImportError("the Baton Python SDK is not installed: pip install ./sdk/python")
+
+
+baton = _import_sdk()
+
+MODEL_NAME = "churn"
+EXPERIMENT = "churn_training"
+
+
+def tracking_available() -> bool:
+    """Whether a Baton server is there to track to (not when a script is run by hand)."""
+    return bool(os.environ.get("MLFLOW_TRACKING_URI") or os.environ.get("BATON_SERVER"))
+
+
+def track_candidate(name: str, model: dict, report: dict, source: dict, model_path: Path,
+                    experiment: str = EXPERIMENT):
+    """Logs one trained candidate as a run: its params, test metrics and model file.
+
+    Returns the run id, or None when no tracking server is there.
+    """
+    if not tracking_available():
+        return None
+    params = {"algorithm": model.get("algorithm", name), "threshold": round(model.get("threshold", 0.5), 4),
+              "features": len(model.get("features", [])), "feature_date": source.get("feature_date", ""),
+              "train_rows": model.get("trained_on", {}).get("train_rows", "")}
+    for key, value in (model.get("hyperparameters") or {}).items():
+        params[f"hp_{key}"] = value
+    tags = {"candidate": name, "team": "ml_engineering"}
+    with baton.start_run(experiment, run_name=name, tags=tags, params=params) as run:
+        run.log_metrics({key: report[key] for key in ("accuracy", "f1", "auc", "precision", "recall", "log_loss")
+                         if isinstance(report.get(key), (int, float))})
+        # Saved as model/model.json whatever the candidate, so every version has the same layout.
+        with tempfile.TemporaryDirectory() as folder:
+            staged = Path(folder) / "model.json"
+            shutil.copyfile(model_path, staged)
+            run.log_artifact(staged, artifact_path="model")
+    return run.run_id
