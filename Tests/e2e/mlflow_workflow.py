@@ -385,7 +385,7 @@ class Workflow:
         (source / "data" / "nested").mkdir(parents=True)
         (source / "hello.txt").write_text("hello, baton\n")
         (source / "data" / "a.csv").write_text("x,y\n1,2\n")
-        blob = bytes(range(256)) * 1000
+        blob = bytes(range(256)) * 1000 + os.urandom(3 * 1024 * 1024)
         (source / "data" / "nested" / "blob.bin").write_bytes(blob)
         run = c.create_run(experiment_id, run_name="artifacts")
         run_id = run.info.run_id
@@ -478,6 +478,21 @@ class Workflow:
         self.equal(like, sorted([new_name, sibling]), "search_registered_models with LIKE")
         self.check(new_name in [m.name for m in c.search_registered_models(max_results=1000)], "search_registered_models without a filter")
         self.equal(c.search_registered_models(filter_string=f"name = '{self.name('missing')}'"), [], "search of a missing name")
+
+        page_prefix = self.name("rm-page")
+        for index in range(5):
+            c.create_registered_model(f"{page_prefix}-{index}")
+        pages, token = [], None
+        for _ in range(10):
+            page = c.search_registered_models(filter_string=f"name LIKE '{page_prefix}-%'", max_results=2, order_by=["name ASC"],
+                                              page_token=token)
+            pages.append([m.name.rsplit("-", 1)[1] for m in page])
+            token = page.token
+            if not token:
+                break
+        self.equal(pages, [["0", "1"], ["2", "3"], ["4"]], "search_registered_models pages of max_results=2, name ASC")
+        for index in range(5):
+            c.delete_registered_model(f"{page_prefix}-{index}")
 
         c.delete_registered_model(sibling)
         self.fails_with("RESOURCE_DOES_NOT_EXIST", lambda: c.get_registered_model(sibling), "get after delete_registered_model")
