@@ -11,7 +11,7 @@ expectations here are checked against real MLflow behaviour.
 The workflow is a list of steps; a step stops at its first failed check and the next steps still
 run (a later step that needs an earlier one's result fails with a clear reason). Every name it
 creates carries a fresh suffix, so it can run again on the same server. It prints one line per
-step and writes a JSON report: {"steps": [{"name", "ok", "checks", "error", "seconds"}], ...}.
+step and writes a JSON report: {"steps": [{"name", "ok", "checks" (passed), "error", "seconds"}], ...}.
 Exit status 0 when every step passed, 1 otherwise.
 """
 
@@ -53,21 +53,21 @@ class Workflow:
     # -- checks -----------------------------------------------------------------------------
 
     def check(self, condition, message):
-        self.checks += 1
         if not condition:
             raise CheckFailed(message)
+        self.checks += 1
 
     def equal(self, actual, expected, what):
         self.check(actual == expected, f"{what}: expected {expected!r}, got {actual!r}")
 
     def fails_with(self, code, action, what):
         """Runs `action`; it must raise MlflowException with error_code `code`."""
-        self.checks += 1
         try:
             result = action()
         except MlflowException as error:
             if error.error_code != code:
                 raise CheckFailed(f"{what}: expected error {code}, got {error.error_code}: {error.message}") from error
+            self.checks += 1
             return error
         raise CheckFailed(f"{what}: expected error {code}, but it succeeded and returned {result!r}")
 
@@ -622,6 +622,9 @@ def main():
     arguments = parser.parse_args()
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         parser.error("set MLFLOW_TRACKING_URI")
+    unknown = set(arguments.only or ()) - set(STEPS)
+    if unknown:
+        parser.error(f"unknown steps {sorted(unknown)}; the steps are {STEPS}")
     results = []
     with tempfile.TemporaryDirectory(prefix="mlflow-e2e-") as workdir:
         workflow = Workflow(workdir)
@@ -644,10 +647,10 @@ def main():
                       "seconds": round(time.monotonic() - started, 2)}
             results.append(result)
             mark = "PASS" if result["ok"] else "FAIL"
-            print(f"{mark} {step}: {result['checks']} checks, {result['seconds']} s" + (f"\n    {error}" if error else ""), flush=True)
+            print(f"{mark} {step}: {result['checks']} checks passed, {result['seconds']} s" + (f"\n    {error}" if error else ""), flush=True)
     passed = sum(r["ok"] for r in results)
     checks = sum(r["checks"] for r in results)
-    print(f"{passed} of {len(results)} steps passed, {checks} checks, against {os.environ['MLFLOW_TRACKING_URI']}", flush=True)
+    print(f"{passed} of {len(results)} steps passed ({checks} checks passed) against {os.environ['MLFLOW_TRACKING_URI']}", flush=True)
     report = {"tracking_uri": os.environ["MLFLOW_TRACKING_URI"], "mlflow_version": mlflow.__version__, "steps": results}
     if arguments.report:
         pathlib.Path(arguments.report).write_text(json.dumps(report, indent=2))

@@ -73,7 +73,7 @@ def describe(process, report, server_log=None):
     if report:
         for step in report["steps"]:
             mark = "PASS" if step["ok"] else "FAIL"
-            lines.append(f"  {mark} {step['name']} ({step['checks']} checks)")
+            lines.append(f"  {mark} {step['name']} ({step['checks']} checks passed)")
             if step["error"]:
                 lines += ["      " + line for line in step["error"].splitlines()]
     lines += ["--- driver stdout (tail) ---", process.stdout[-4000:], "--- driver stderr (tail) ---", process.stderr[-4000:]]
