@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need, builds, and runs the Swift tests (the store
 # tests on SQLite and on PostgreSQL) and the Python SDK's tests, and the end-to-end Python tests
-# (API conformance, metrics exposition, browser, Python pipelines) against the real binary.
+# (API conformance, metrics exposition, browser, Python pipelines, the official mlflow client)
+# against the real binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test

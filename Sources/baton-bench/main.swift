@@ -15,6 +15,7 @@ import Synchronization
 ///   swift build -c release && .build/release/baton-bench api [--idle SECONDS]
 ///   .build/release/baton-bench events
 ///   .build/release/baton-bench scale [--tasks 10000] [--workers 4] [--worker-slots 2] [--postgres URL]
+///   .build/release/baton-bench mlflow [--duration 10] [--connections 1,16] [--mlflow BIN] [--servers baton,mlflow]
 ///
 /// CHAIN40: 40 chained tasks running `true`; wall time and per-task overhead.
 /// FANOUT1000: 1000 independent `true` tasks and one join; wall time and tasks per second.
@@ -129,6 +130,15 @@ func median(_ values: [Double]) -> Double {
     return sorted[sorted.count / 2]
 }
 
+if CommandLine.arguments.dropFirst().first == "mlflow" {
+    do {
+        try await MLflowBenchmark.run(arguments: Array(CommandLine.arguments.dropFirst(2)))
+    } catch {
+        FileHandle.standardError.write(Data("baton-bench mlflow: \(error)\n".utf8))
+        exit(1)
+    }
+    exit(0)
+}
 if CommandLine.arguments.dropFirst().first == "scale" {
     try await ScaleBenchmark.run(arguments: Array(CommandLine.arguments.dropFirst(2)))
     exit(0)
