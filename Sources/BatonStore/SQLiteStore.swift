@@ -32,6 +32,7 @@ public final class SQLiteStore: Store, RecordCoding {
 
     let pool: DatabasePool
     public let path: String
+    private let checkpointer: WALCheckpointer
 
     public init(path: String, durability: Durability = .normal) throws {
         self.path = path
@@ -40,6 +41,8 @@ public final class SQLiteStore: Store, RecordCoding {
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
             try db.execute(sql: "PRAGMA foreign_keys = ON")
+            // The checkpointer copies the log back instead of whichever commit fills it up.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
         }
         do {
             let directory = (path as NSString).deletingLastPathComponent
@@ -48,6 +51,7 @@ public final class SQLiteStore: Store, RecordCoding {
             }
             pool = try DatabasePool(path: path, configuration: config)
             try Self.migrator.migrate(pool)
+            checkpointer = try WALCheckpointer(path: path)
         } catch {
             throw StoreError.cannotOpen(path: path, underlying: error)
         }
