@@ -43,6 +43,8 @@ public final class SQLiteStore: Store, RecordCoding {
             try db.execute(sql: "PRAGMA foreign_keys = ON")
             // The checkpointer copies the log back instead of whichever commit fills it up.
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
+            // A log grown under a burst of writes shrinks back to this when it is rewound.
+            try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
         }
         do {
             let directory = (path as NSString).deletingLastPathComponent
@@ -51,7 +53,10 @@ public final class SQLiteStore: Store, RecordCoding {
             }
             pool = try DatabasePool(path: path, configuration: config)
             try Self.migrator.migrate(pool)
-            checkpointer = try WALCheckpointer(path: path)
+            let pool = self.pool
+            checkpointer = try WALCheckpointer(path: path) {
+                _ = try await pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(RESTART)") }
+            }
         } catch {
             throw StoreError.cannotOpen(path: path, underlying: error)
         }
