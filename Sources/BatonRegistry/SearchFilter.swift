@@ -111,15 +111,9 @@ public struct SearchFilter: Sendable, Hashable {
             if c.isWhitespace {
                 i += 1
             } else if c == "'" || c == "\"" {
-                var j = i + 1
-                var value = ""
-                while j < chars.count, chars[j] != c {
-                    value.append(chars[j])
-                    j += 1
-                }
-                guard j < chars.count else { throw .invalidParameter("unterminated string in filter '\(text)'") }
+                let (value, next) = try quoted(chars, from: i, in: text)
                 tokens.append(.quoted(value))
-                i = j + 1
+                i = next
             } else if c == "(" {
                 tokens.append(.open)
                 i += 1
@@ -143,33 +137,14 @@ public struct SearchFilter: Sendable, Hashable {
                 var word = ""
                 while i < chars.count {
                     let d = chars[i]
-                    if d == "`" {
-                        var j = i + 1
-                        word.append(d)
-                        while j < chars.count, chars[j] != "`" {
-                            word.append(chars[j])
-                            j += 1
-                        }
-                        guard j < chars.count else { throw .invalidParameter("unterminated ` in filter '\(text)'") }
-                        word.append("`")
-                        i = j + 1
+                    // `key` anywhere, and tags."key" after the dot, keep their quotes for SearchKey.
+                    if d == "`" || (d == "\"" && word.hasSuffix(".")) {
+                        let (value, next) = try quoted(chars, from: i, in: text)
+                        word += "\(d)\(value)\(d)"
+                        i = next
                         continue
                     }
-                    if d.isWhitespace || "=!<>(),'".contains(d) { break }
-                    if d == "\"", !word.hasSuffix(".") { break }
-                    if d == "\"" {
-                        // tags."key" quoting: read to the closing quote.
-                        var j = i + 1
-                        word.append(d)
-                        while j < chars.count, chars[j] != "\"" {
-                            word.append(chars[j])
-                            j += 1
-                        }
-                        guard j < chars.count else { throw .invalidParameter("unterminated \" in filter '\(text)'") }
-                        word.append("\"")
-                        i = j + 1
-                        continue
-                    }
+                    if d.isWhitespace || "=!<>(),'\"".contains(d) { break }
                     word.append(d)
                     i += 1
                 }
@@ -177,6 +152,15 @@ public struct SearchFilter: Sendable, Hashable {
             }
         }
         return tokens
+    }
+
+    /// The text between the quote at `start` and its closing twin, and the index after that.
+    static func quoted(_ chars: [Character], from start: Int, in text: String) throws(MLflowError) -> (String, Int) {
+        let quote = chars[start]
+        guard let end = chars[(start + 1)...].firstIndex(of: quote) else {
+            throw .invalidParameter("unterminated \(quote) in filter '\(text)'")
+        }
+        return (String(chars[(start + 1)..<end]), end + 1)
     }
 
     static func parseClause(_ tokens: inout [Token], in text: String) throws(MLflowError) -> Clause {

@@ -542,10 +542,8 @@ enum MLflowBenchmark {
 
     // MARK: - wrk scripts
 
-    /// Each thread numbers its requests; the step is unique per (thread, request) and the timestamp
-    /// moves on, so no two bodies are identical. Arguments: run id, metric key, base timestamp (ms).
-    static let logMetricScript = """
-        -- baton-bench mlflow: POST runs/log-metric, a new step and timestamp each request
+    /// What both scripts share: each thread's number, the arguments, a JSON POST.
+    static let scriptPrelude = """
         local threads = 0
         function setup(thread)
           thread:set("thread_number", threads)
@@ -557,6 +555,13 @@ enum MLflowBenchmark {
           wrk.method = "POST"
           wrk.headers["Content-Type"] = "application/json"
         end
+        """
+
+    /// Each thread numbers its requests; the step is unique per (thread, request) and the timestamp
+    /// moves on, so no two bodies are identical. Arguments: run id, metric key, base timestamp (ms).
+    static let logMetricScript = """
+        -- baton-bench mlflow: POST runs/log-metric, a new step and timestamp each request
+        \(scriptPrelude)
         function request()
           counter = counter + 1
           local step = thread_number * 100000000 + counter
@@ -571,17 +576,7 @@ enum MLflowBenchmark {
     /// per request, and two tags. Arguments as for log-metric.
     static let logBatchScript = """
         -- baton-bench mlflow: POST runs/log-batch, 10 metrics + 2 new params + 2 tags each request
-        local threads = 0
-        function setup(thread)
-          thread:set("thread_number", threads)
-          threads = threads + 1
-        end
-        function init(args)
-          run_id, key, base = args[1], args[2], tonumber(args[3])
-          counter = 0
-          wrk.method = "POST"
-          wrk.headers["Content-Type"] = "application/json"
-        end
+        \(scriptPrelude)
         function request()
           counter = counter + 1
           local step = thread_number * 100000000 + counter
