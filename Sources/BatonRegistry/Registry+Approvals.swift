@@ -34,6 +34,8 @@ public struct VersionSummary: Sendable, Hashable {
     /// Where the version's files are (`mlflow-artifacts:/...`), and that folder on this server's disk.
     public var artifactURI: String?
     public var localPath: String?
+    /// The dataset versions its pipeline run read (lineage from data to model).
+    public var datasetsRead: [RunDatasetRecord] = []
 }
 
 extension Registry {
@@ -67,12 +69,16 @@ extension Registry {
         async throws -> VersionSummary
     {
         let uri = try? await resolveSource(document.source, modelID: document.modelID)
+        var datasets: [RunDatasetRecord] = []
+        if let run = document.origin?.runID {
+            datasets = try await store.runDatasets(runID: run).filter { $0.direction == .read }
+        }
         return VersionSummary(
             model: model, version: document.version, source: document.source, runID: document.runID,
             loggedModelID: document.modelID, stage: document.currentStage, status: document.status, description: document.description,
             tags: document.tags, aliases: aliases.filter { $0.value == String(document.version) }.keys.sorted(),
             createdAt: Self.date(object.createdAt), userID: document.userID, origin: document.origin?.origin, artifactURI: uri,
-            localPath: uri.flatMap { artifacts.localPath(ofURI: $0) })
+            localPath: uri.flatMap { artifacts.localPath(ofURI: $0) }, datasetsRead: datasets)
     }
 
     /// The version an alias points at (`champion` by default: the approved one).
@@ -148,6 +154,14 @@ extension VersionSummary {
         if let userID { object["user_id"] = .string(userID) }
         if let artifactURI { object["artifact_uri"] = .string(artifactURI) }
         if let localPath { object["artifact_path"] = .string(localPath) }
+        if !datasetsRead.isEmpty {
+            object["datasets_read"] = .array(
+                datasetsRead.map { read in
+                    var entry: [String: JSONValue] = ["dataset": .string(read.dataset), "task": .string(read.task)]
+                    if let update = read.updateID { entry["update_id"] = .number(Double(update)) }
+                    return .object(entry)
+                })
+        }
         if let origin {
             object["pipeline_run_id"] = .number(Double(origin.runID))
             object["task"] = .string(origin.task)
