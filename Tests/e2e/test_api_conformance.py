@@ -812,6 +812,43 @@ def test_broken_contract_fails_the_consumer(handoff_server):
     assert conform(server.get(f"/api/v1/runs/{run['id']}/datasets"), "get", "/api/v1/runs/{run}/datasets").json() == {"items": []}
 
 
+# -- models ------------------------------------------------------------------------------------
+
+
+def test_models(server):
+    """The model registry as Baton's API shows it; versions come through the MLflow API."""
+    mlflow = "/api/2.0/mlflow"
+    assert server.post(f"{mlflow}/registered-models/create", {"name": "conformance"}).status == 200
+    for _ in range(2):
+        created = server.post(f"{mlflow}/model-versions/create",
+                              {"name": "conformance", "source": "mlflow-artifacts:/0/r/artifacts/model"})
+        assert created.status == 200, created
+    listed = conform(server.get("/api/v1/models"), "get", "/api/v1/models").json()
+    assert "conformance" in [model["name"] for model in listed["items"]]
+    model = conform(server.get("/api/v1/models/conformance"), "get", "/api/v1/models/{model}").json()
+    assert [version["version"] for version in model["versions"]] == [2, 1] and model["approved_version"] is None
+    assert conform(server.get("/api/v1/models/nope"), "get", "/api/v1/models/{model}").status == 404
+    one = "/api/v1/models/{model}/versions/{version}"
+    assert conform(server.get("/api/v1/models/conformance/versions/1"), "get", one).json()["uri"] == "models:/conformance/1"
+    assert conform(server.get("/api/v1/models/conformance/versions/first"), "get", one).status == 400
+    assert conform(server.get("/api/v1/models/conformance/versions/9"), "get", one).status == 404
+    approved = "/api/v1/models/{model}/approved"
+    assert conform(server.get("/api/v1/models/conformance/approved"), "get", approved).status == 404
+    approve = "/api/v1/models/{model}/versions/{version}/approve"
+    version = conform(server.post("/api/v1/models/conformance/versions/2/approve", {"note": "better", "by": "qa"}),
+                      "post", approve).json()
+    assert version["approved"] is True and version["aliases"] == ["champion"]
+    assert conform(server.post("/api/v1/models/conformance/versions/2/approve", {"notes": "typo"}), "post", approve).status == 400
+    assert conform(server.post("/api/v1/models/conformance/versions/9/approve", {}), "post", approve).status == 404
+    assert conform(server.get("/api/v1/models/conformance/approved?alias=champion"), "get", approved).json()["version"] == 2
+    revoke = "/api/v1/models/{model}/revoke"
+    assert conform(server.post("/api/v1/models/conformance/revoke", {"note": "drift"}), "post", revoke).json() == {"revoked": True}
+    assert conform(server.post("/api/v1/models/conformance/revoke", {}), "post", revoke).status == 400
+    assert conform(server.post("/api/v1/models/nope/revoke", {}), "post", revoke).status == 404
+    history = conform(server.get("/api/v1/models/conformance"), "get", "/api/v1/models/{model}").json()["history"]
+    assert [event["action"] for event in history[:2]] == ["approval_revoked", "approved"]
+
+
 # -- auth --------------------------------------------------------------------------------------
 
 
@@ -839,7 +876,8 @@ def test_auth_statuses(tmp_path):
                      "/api/v1/runs/1/tasks/extract/logs", "/api/v1/runs/1/tasks/extract/logs/stream",
                      "/api/v1/events/stream", "/api/v1/tokens", "/api/v1/metrics", "/api/v1/metrics/query",
                      "/api/v1/events", "/api/v1/events/x", "/api/v1/datasets", "/api/v1/datasets/x", "/api/v1/lineage",
-                     "/api/v1/runs/1/datasets"]:
+                     "/api/v1/runs/1/datasets", "/api/v1/models", "/api/v1/models/m", "/api/v1/models/m/versions/1",
+                     "/api/v1/models/m/approved"]:
             # A literal path (`/api/v1/events/stream`) is its own template, not `/api/v1/events/{event}`.
             template = path if path in SPEC["paths"] else next(
                 t for t in SPEC["paths"] if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", t), path))
@@ -850,6 +888,8 @@ def test_auth_statuses(tmp_path):
             ("/api/v1/runs/1/retry", "/api/v1/runs/{run}/retry"), ("/api/v1/pipelines/etl/pause", "/api/v1/pipelines/{pipeline}/pause"),
             ("/api/v1/pipelines/etl/unpause", "/api/v1/pipelines/{pipeline}/unpause"), ("/api/v1/tokens", "/api/v1/tokens"),
             ("/api/v1/metrics", "/api/v1/metrics"), ("/api/v1/events", "/api/v1/events"),
+            ("/api/v1/models/m/versions/1/approve", "/api/v1/models/{model}/versions/{version}/approve"),
+            ("/api/v1/models/m/revoke", "/api/v1/models/{model}/revoke"),
         ]:
             assert conform(server.post(path, {"pipeline": "etl"}), "post", template).status == 401
             assert conform(server.post(path, {"pipeline": "etl"}, token=viewer), "post", template).status == 403
@@ -966,7 +1006,8 @@ def test_every_documented_route_answers(server, data):
     """No dead paths: each documented operation is routed (a real request does not get the
     router's `no route` 404)."""
     run = data["etl"]["id"]
-    values = {"pipeline": "etl", "run": str(run), "task": "extract", "token": "unknown", "event": "unknown", "dataset": "unknown", "attempt": "1"}
+    values = {"pipeline": "etl", "run": str(run), "task": "extract", "token": "unknown", "event": "unknown", "dataset": "unknown",
+              "attempt": "1", "model": "unknown", "version": "1"}
     for template, item in SPEC["paths"].items():
         path = re.sub(r"\{([^}]+)\}", lambda match: values[match.group(1)], template)
         for method in METHODS:
