@@ -48,6 +48,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "BatonFeatures",
+            dependencies: ["BatonCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "BatonWorker",
             dependencies: [
                 "BatonCore", "BatonAPI",
@@ -59,9 +64,11 @@ let package = Package(
         .target(
             name: "BatonEngine",
             dependencies: [
-                "BatonCore", "BatonStore", "BatonWorker",
+                "BatonCore", "BatonStore", "BatonWorker", "BatonFeatures",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
@@ -116,7 +123,7 @@ let package = Package(
             swiftSettings: strictSettings),
         .executableTarget(
             name: "baton-bench",
-            dependencies: ["BatonCore", "BatonStore", "BatonEngine", "BatonWorker"],
+            dependencies: ["BatonCore", "BatonStore", "BatonEngine", "BatonWorker", "BatonFeatures"],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "BatonCoreTests", dependencies: ["BatonCore"], swiftSettings: strictSettings),
@@ -128,6 +135,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings),
+        .testTarget(name: "BatonFeaturesTests", dependencies: ["BatonFeatures", "BatonCore"], swiftSettings: strictSettings),
         .testTarget(name: "BatonWorkerTests", dependencies: ["BatonWorker"], swiftSettings: strictSettings),
         .testTarget(name: "BatonEngineTests", dependencies: ["BatonEngine"], swiftSettings: strictSettings),
         .testTarget(name: "BatonKitTests", dependencies: ["BatonKit", "BatonWorker"], swiftSettings: strictSettings),

@@ -225,6 +225,7 @@ extension PostgresStore {
                 )
                 """,
             ]),
+        PostgresStore.featureMigration,
     ]
 
     /// Applies the migrations this database lacks, each in its own transaction under an

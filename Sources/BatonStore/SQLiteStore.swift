@@ -135,6 +135,7 @@ public final class SQLiteStore: Store, RecordCoding {
         registerHandoffMigrations(&migrator)
         registerMetricsMigrations(&migrator)
         registerDispatchMigrations(&migrator)
+        registerFeatureMigrations(&migrator)
         return migrator
     }
 
