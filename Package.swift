@@ -82,7 +82,7 @@ let package = Package(
         .target(
             name: "BatonServer",
             dependencies: [
-                "BatonCore", "BatonStore", "BatonEngine", "BatonAPI",
+                "BatonCore", "BatonStore", "BatonEngine", "BatonAPI", "BatonFeatures",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -97,7 +97,7 @@ let package = Package(
         .target(
             name: "BatonCLI",
             dependencies: [
-                "BatonCore", "BatonStore", "BatonEngine", "BatonWorker", "BatonAPI", "BatonServer",
+                "BatonCore", "BatonStore", "BatonEngine", "BatonWorker", "BatonAPI", "BatonServer", "BatonFeatures",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -117,8 +117,15 @@ public final class FeatureHub: Sendable {
         var watermarks: [String: Double] = [:]
     }
 
-    public init(store: any Store, logger: Logger = Logger(label: "baton.features"), clock: @escaping @Sendable () -> Date = { Date() }) {
+    /// Whether writes and definitions keep the online cache filled (off for one-shot CLI writes).
+    let keepsCache: Bool
+
+    public init(
+        store: any Store, logger: Logger = Logger(label: "baton.features"), keepsCache: Bool = true,
+        clock: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.store = store
+        self.keepsCache = keepsCache
         self.logger = logger
         self.clock = clock
     }
@@ -141,6 +148,7 @@ public final class FeatureHub: Sendable {
             }
             return stale
         }
+        guard keepsCache else { return }
         for name in stale.sorted() {
             do {
                 try await reloadCache(view: name)
@@ -223,7 +231,7 @@ public final class FeatureHub: Sendable {
         // Only a committed batch reaches the cache, and only under the layout it was encoded with.
         if state.withLock({ $0.cachedLayouts[view.name] == names }) {
             cache.apply(view: view.name, rows: rows)
-        } else {
+        } else if keepsCache {
             try? await reloadCache(view: view.name)
         }
         logger.info("feature view \(view.name): stored \(rows.count) rows (\(result.inserted) new, \(result.overwritten) overwritten) from \(writer.origin)")

@@ -123,6 +123,8 @@ struct AuthMiddleware: RouterMiddleware {
 
     static func requiredRole(method: HTTPRequest.Method, path: String) -> TokenRole {
         if path.hasPrefix("/api/v1/tokens") { return .admin }
+        // Reads that carry their question in a body: lookups and training sets.
+        if path == "/api/v1/features/online" || path == "/api/v1/features/historical" { return .viewer }
         switch method {
         case .get, .head, .options: return .viewer
         default: return .operator
