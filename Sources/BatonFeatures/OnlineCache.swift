@@ -71,6 +71,11 @@ public struct FeatureStatistics: Sendable, Hashable, Codable {
 
     public var nullShare: Double { count == 0 ? 0 : Double(nulls) / Double(count) }
 
+    enum CodingKeys: String, CodingKey {
+        case name, type, count, nulls, min, max, mean, histogram
+        case topValues = "top_values"
+    }
+
     public static func compute(features: [FeatureSpec], rows: [[FeatureValue]], bins: Int = 10) -> [FeatureStatistics] {
         features.enumerated().map { index, feature in
             var stats = FeatureStatistics(name: feature.name, type: feature.type, count: rows.count, nulls: 0, histogram: [], topValues: [:])

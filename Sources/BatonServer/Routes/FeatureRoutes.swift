@@ -37,7 +37,7 @@ enum FeatureRoutes {
     static func apiError(_ error: FeatureError) -> APIError {
         switch error {
         case .unknown: return APIError.notFound(error.description, field: error.field)
-        case .batchTooLarge: return APIError(.contentTooLarge, code: "batch_too_large", error.description, field: error.field)
+        case .batchTooLarge: return APIError(.contentTooLarge, code: "body_too_large", error.description, field: error.field)
         default: return APIError.badRequest(error.description, field: error.field)
         }
     }
