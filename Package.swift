@@ -137,7 +137,7 @@ let package = Package(
             swiftSettings: strictSettings),
         .testTarget(name: "BatonFeaturesTests", dependencies: ["BatonFeatures", "BatonCore"], swiftSettings: strictSettings),
         .testTarget(name: "BatonWorkerTests", dependencies: ["BatonWorker"], swiftSettings: strictSettings),
-        .testTarget(name: "BatonEngineTests", dependencies: ["BatonEngine"], swiftSettings: strictSettings),
+        .testTarget(name: "BatonEngineTests", dependencies: ["BatonEngine", "BatonFeatures"], swiftSettings: strictSettings),
         .testTarget(name: "BatonKitTests", dependencies: ["BatonKit", "BatonWorker"], swiftSettings: strictSettings),
         .testTarget(name: "BatonCLITests", dependencies: ["BatonCore", "BatonAPI"], swiftSettings: strictSettings),
         .testTarget(
