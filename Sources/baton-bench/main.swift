@@ -14,6 +14,7 @@ import Synchronization
 ///   swift run -c release baton-bench [chain40|fanout1000|all] [--slots N] [--repeat N]
 ///   swift build -c release && .build/release/baton-bench api [--idle SECONDS]
 ///   .build/release/baton-bench events
+///   .build/release/baton-bench features [--no-feast]   (benchmarks/feast/setup.sh first for Feast)
 ///   .build/release/baton-bench scale [--tasks 10000] [--workers 4] [--worker-slots 2] [--postgres URL]
 ///
 /// CHAIN40: 40 chained tasks running `true`; wall time and per-task overhead.
@@ -129,6 +130,10 @@ func median(_ values: [Double]) -> Double {
     return sorted[sorted.count / 2]
 }
 
+if CommandLine.arguments.dropFirst().first == "features" {
+    try await FeatureBenchmark.run(arguments: Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
+}
 if CommandLine.arguments.dropFirst().first == "scale" {
     try await ScaleBenchmark.run(arguments: Array(CommandLine.arguments.dropFirst(2)))
     exit(0)
