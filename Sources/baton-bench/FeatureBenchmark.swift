@@ -36,7 +36,7 @@ enum FeatureBenchmark {
                 case "--lookups": lookups = Int(iterator.next() ?? "") ?? lookups
                 case "--seconds": seconds = Int(iterator.next() ?? "") ?? seconds
                 case "--no-feast": feast = false
-                default: print("features: ignoring unknown argument \(argument)")
+                default: say("features: ignoring unknown argument \(argument)")
                 }
             }
         }
@@ -85,7 +85,7 @@ enum FeatureBenchmark {
         defer { try? FileManager.default.removeItem(atPath: root) }
         try definitions.write(toFile: root + "/pipelines/features.yaml", atomically: true, encoding: .utf8)
         let database = root + "/baton.db"
-        print("features: \(settings.rows) feature rows over \(settings.entities) entities, durable SQLite store (WAL, synchronous=NORMAL)")
+        say("features: \(settings.rows) feature rows over \(settings.entities) entities, durable SQLite store (WAL, synchronous=NORMAL)")
 
         // Data: each entity gets rows spaced an hour apart, offset per entity.
         let perEntity = max(1, settings.rows / settings.entities)
@@ -125,7 +125,7 @@ enum FeatureBenchmark {
             index += batch.count
         }
         let writeSeconds = seconds(clock.now - start)
-        print(String(format: "WRITE: %d rows in %.2f s, %.0f rows/s (batches of %d, one transaction each, online table and cache updated)",
+        say(String(format: "WRITE: %d rows in %.2f s, %.0f rows/s (batches of %d, one transaction each, online table and cache updated)",
                      rows.count, writeSeconds, Double(rows.count) / writeSeconds, FeatureHub.maxBatchRows))
         rows = []
 
@@ -143,7 +143,7 @@ enum FeatureBenchmark {
         latencies.sort()
         let inP50 = percentile(latencies, 0.5)
         let inP99 = percentile(latencies, 0.99)
-        print(String(format: "ONLINE in-process: one entity, 5 features, %d lookups: p50 %.4f ms, p99 %.4f ms, p99.9 %.4f ms",
+        say(String(format: "ONLINE in-process: one entity, 5 features, %d lookups: p50 %.4f ms, p99 %.4f ms, p99.9 %.4f ms",
                      settings.lookups, inP50, inP99, percentile(latencies, 0.999)))
 
         // Point-in-time join: entity rows at random times over the data's span.
@@ -164,15 +164,16 @@ enum FeatureBenchmark {
         let set = try await hub.historical(service: "churn", entities: EntityTable(header: header, rows: entityRows, times: times))
         let joinSeconds = seconds(clock.now - start)
         let joinRate = Double(set.rowCount) / joinSeconds
-        print(String(format: "POINT-IN-TIME JOIN: %d entity rows x %d feature rows in %.2f s: %.0f entity rows/s (reading the rows from the store included)",
+        say(String(format: "POINT-IN-TIME JOIN: %d entity rows x %d feature rows in %.2f s: %.0f entity rows/s (reading the rows from the store included)",
                      set.rowCount, settings.rows, joinSeconds, joinRate))
 
         // HTTP: the real server on the same database, loaded from another process.
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("baton").path
         var httpSummary = "skipped"
         if FileManager.default.isExecutableFile(atPath: binary), FileManager.default.isExecutableFile(atPath: "/usr/bin/wrk") {
+          do {
             let server = try await ScaleBenchmark.start(
-                binary: binary, arguments: ["up", "--pipelines", root + "/pipelines", "--db", database, "--port", "0", "--log-level", "warning"],
+                binary: binary, arguments: ["up", "--pipelines", root + "/pipelines", "--db", database, "--port", "0"],
                 root: root)
             defer { server.process.terminate() }
             let probe = server.url + "/api/v1/features/online/churn?customer_id=1"
@@ -191,10 +192,13 @@ enum FeatureBenchmark {
             for connections in [1, 16] {
                 let output = try wrk(url: server.url, script: script, connections: connections, seconds: settings.seconds)
                 httpSummary = APIBenchmark.summary(output)
-                print("ONLINE over HTTP: GET /api/v1/features/online/churn?customer_id=N, \(connections) connection\(connections == 1 ? "" : "s"), \(settings.seconds) s from wrk: \(httpSummary)")
+                say("ONLINE over HTTP: GET /api/v1/features/online/churn?customer_id=N, \(connections) connection\(connections == 1 ? "" : "s"), \(settings.seconds) s from wrk: \(httpSummary)")
             }
+          } catch {
+            say("ONLINE over HTTP: failed: \(error)")
+          }
         } else {
-            print("ONLINE over HTTP: skipped (needs \(binary) and /usr/bin/wrk: swift build -c release; apt-get install wrk)")
+            say("ONLINE over HTTP: skipped (needs \(binary) and /usr/bin/wrk: swift build -c release; apt-get install wrk)")
         }
 
         // Feast on the same data, same run.
@@ -202,7 +206,7 @@ enum FeatureBenchmark {
         let python = ProcessInfo.processInfo.environment["FEAST_VENV"].map { $0 + "/bin/python" } ?? ".build/feast-venv/bin/python"
         let script = "benchmarks/feast/feast_bench.py"
         guard FileManager.default.isExecutableFile(atPath: python), FileManager.default.fileExists(atPath: script) else {
-            print("FEAST: skipped (run benchmarks/feast/setup.sh from the repository root first)")
+            say("FEAST: skipped (run benchmarks/feast/setup.sh from the repository root first)")
             return
         }
         try csv.write(toFile: root + "/rows.csv", atomically: true, encoding: .utf8)
@@ -220,15 +224,20 @@ enum FeatureBenchmark {
         guard let last = lines.last, let object = try? JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any],
             let p50 = object["online_p50_ms"] as? Double, let p99 = object["online_p99_ms"] as? Double
         else {
-            print("FEAST: failed (exit \(process.terminationStatus)): \(lines.suffix(3).joined(separator: " | "))")
+            say("FEAST: failed (exit \(process.terminationStatus)): \(lines.suffix(3).joined(separator: " | "))")
             return
         }
-        print(String(format: "FEAST %@ SDK, SQLite online store: one entity p50 %.3f ms, p99 %.3f ms (10000 lookups; materialize took %.1f s)",
+        say(String(format: "FEAST %@ SDK, SQLite online store: one entity p50 %.3f ms, p99 %.3f ms (10000 lookups; materialize took %.1f s)",
                      object["feast_version"] as? String ?? "?", p50, p99, object["materialize_seconds"] as? Double ?? -1))
-        print(String(format: "RATIO online in-process, Feast / Baton: p50 %.0fx, p99 %.0fx", p50 / inP50, p99 / inP99))
+        say(String(format: "RATIO online in-process, Feast / Baton: p50 %.0fx, p99 %.0fx", p50 / inP50, p99 / inP99))
         if let rate = object["historical_rows_per_second"] as? Double {
-            print(String(format: "FEAST point-in-time join: %.0f entity rows/s; RATIO Baton / Feast: %.1fx", rate, joinRate / rate))
+            say(String(format: "FEAST point-in-time join: %.0f entity rows/s; RATIO Baton / Feast: %.1fx", rate, joinRate / rate))
         }
+    }
+
+    /// Unbuffered, so a failure later never swallows figures already measured.
+    static func say(_ text: String) {
+        FileHandle.standardOutput.write(Data((text + "\n").utf8))
     }
 
     static func wrk(url: String, script: String, connections: Int, seconds: Int) throws -> String {
