@@ -19,18 +19,20 @@ Put the file in Baton's pipelines folder. Baton reads it in a separate process
 (`python -m baton.run`) with its upstream results as arguments.
 
 Inside a task: publish_event, emit_metric, check_data_freshness (raising DataSLAViolation)
-and get_context talk to the Baton that runs the task.
+and get_context talk to the Baton that runs the task; write_to_feature_store,
+get_historical_features and get_online_features use its feature store.
 """
 
 __version__ = "0.1.0"
 
 from ._client import check_data_freshness, emit_metric, publish_event  # noqa: E402
 from ._context import TaskContext, get_context  # noqa: E402
+from ._features import get_historical_features, get_online_features, write_to_feature_store  # noqa: E402
 from ._errors import BatonAPIError, BatonError, DataSLAViolation, PipelineDefinitionError  # noqa: E402
 from ._pipeline import EventTrigger, Pipeline, Task, dag, flow, task  # noqa: E402
 
 __all__ = [
     "BatonAPIError", "BatonError", "DataSLAViolation", "EventTrigger", "Pipeline", "PipelineDefinitionError",
-    "Task", "TaskContext", "check_data_freshness", "dag", "emit_metric", "flow", "get_context", "publish_event",
-    "task",
+    "Task", "TaskContext", "check_data_freshness", "dag", "emit_metric", "flow", "get_context", "get_historical_features",
+    "get_online_features", "publish_event", "task", "write_to_feature_store",
 ]
