@@ -226,6 +226,14 @@ struct FeaturesHistorical: AsyncParsableCommand {
     @Option(help: "Output file: .csv, or .jsonl for JSON Lines (default: CSV on standard output).") var out: String?
     @OptionGroup var store: StoreOptions
     @OptionGroup var folder: PipelinesFolderOption
+    @OptionGroup var output: OutputOptions
+
+    struct Summary: Encodable {
+        var rows: Int
+        var features: [String]
+        var out: String
+        var seconds: Double
+    }
 
     func run() async throws {
         guard let data = FileManager.default.contents(atPath: entities) else { throw CLIError("cannot read \(entities)") }
@@ -250,7 +258,11 @@ struct FeaturesHistorical: AsyncParsableCommand {
         if let out {
             try body.write(toFile: out, atomically: true, encoding: .utf8)
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            FileHandle.standardError.write(Data("\(out): \(set.rowCount) rows x \(set.featureNames.count) features in \(String(format: "%.2f", seconds)) s\n".utf8))
+            if output.json {
+                printJSON(Summary(rows: set.rowCount, features: set.featureNames, out: out, seconds: seconds))
+            } else {
+                print("\(out): \(set.rowCount) rows x \(set.featureNames.count) features in \(String(format: "%.2f", seconds)) s")
+            }
         } else {
             print(body, terminator: "")
         }
@@ -265,6 +277,8 @@ struct FeaturesLookup: AsyncParsableCommand {
     var entityArguments: [String] = []
     @OptionGroup var store: StoreOptions
     @OptionGroup var folder: PipelinesFolderOption
+    // The answer is JSON already; accepted so every command takes --json.
+    @OptionGroup var output: OutputOptions
 
     func run() async throws {
         guard !entityArguments.isEmpty else { throw CLIError("give at least one --entity KEY=VALUE") }

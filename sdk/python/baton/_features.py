@@ -2,8 +2,8 @@
 latest values for serving.
 
 Under `baton up` these call the REST API (`/api/v1/features/...`); under `baton trigger --wait`
-they run the `baton features` CLI on the task's database (it needs BATON_PIPELINES, the folder
-with the feature definitions). Rows are dicts (or a pandas DataFrame): the entity's join keys,
+they run the `baton features` CLI on the task's database, with the definitions in
+BATON_PIPELINES (default: ./pipelines from the task's working directory). Rows are dicts (or a pandas DataFrame): the entity's join keys,
 `event_timestamp` (a datetime, ISO 8601 text or epoch seconds) and feature values.
 """
 
@@ -32,12 +32,10 @@ def _records(rows, what):
     return json.loads(_client.to_json(rows, what))
 
 
-def _cli_folder(function):
+def _cli_folder():
+    """`--pipelines` for the CLI: BATON_PIPELINES, else the CLI's default (./pipelines)."""
     folder = os.environ.get("BATON_PIPELINES")
-    if not folder:
-        raise BatonError(f"{function}() without a server needs BATON_PIPELINES, the folder with the feature definitions",
-                         fix="run under `baton up`, or set BATON_PIPELINES=path/to/pipelines")
-    return folder
+    return ["--pipelines", folder] if folder else []
 
 
 def write_to_feature_store(view, rows, batch_size=BATCH_ROWS):
@@ -69,7 +67,7 @@ def write_to_feature_store(view, rows, batch_size=BATCH_ROWS):
                     handle.write(json.dumps(row) + "\n")
                 path = handle.name
             try:
-                answer = _client._cli("features", "ingest", view, "--file", path, "--pipelines", _cli_folder("write_to_feature_store"))
+                answer = _client._cli("features", "ingest", view, "--file", path, *_cli_folder())
             finally:
                 os.unlink(path)
         for key in ("rows", "inserted", "overwritten"):
@@ -91,7 +89,7 @@ def get_historical_features(service, entity_rows):
                 for row in records:
                     handle.write(json.dumps(row) + "\n")
             _client._cli("features", "historical", "--entities", source, "--service", service, "--out", target,
-                         "--pipelines", _cli_folder("get_historical_features"))
+                         *_cli_folder())
             with open(target, encoding="utf-8") as handle:
                 text = handle.read()
     return [json.loads(line) for line in text.splitlines() if line.strip()]
@@ -105,7 +103,7 @@ def get_online_features(service, entity_rows):
     if _client._transport("get_online_features") == "http":
         answer = _client._request("POST", "/api/v1/features/online", {"service": service, "entities": records})
     else:
-        args = ["features", "lookup", service, "--pipelines", _cli_folder("get_online_features")]
+        args = ["features", "lookup", service, *_cli_folder()]
         for row in records:
             args += ["--entity", ",".join(f"{key}={value}" for key, value in row.items())]
         answer = _client._cli(*args)
