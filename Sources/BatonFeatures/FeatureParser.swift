@@ -10,6 +10,8 @@ public enum FeatureParser {
         public var views: [FeatureViewSpec] = []
         public var services: [FeatureServiceSpec] = []
         public var issues: [ValidationIssue] = []
+        /// Definitions left out for their own errors: no follow-on errors are reported for them.
+        public var rejectedNames: Set<String> = []
     }
 
     static let topKeys = ["entities", "feature_views", "feature_services"]
@@ -109,6 +111,7 @@ public enum FeatureParser {
                         }
                     }
                     if entity.joinKeys.isEmpty {
+                        outcome.rejectedNames.insert(entityName)
                         problem(nameNode, field, "entity '\(entityName)' has no join keys", fix: "add `join_keys: {\(entityName)_id: int}`")
                         continue
                     }
@@ -194,7 +197,7 @@ public enum FeatureParser {
                         problem(nameNode, field, "feature view '\(viewName)' has no features", fix: "add `features: {name: float}`")
                         valid = false
                     }
-                    if valid { outcome.views.append(view) }
+                    if valid { outcome.views.append(view) } else { outcome.rejectedNames.insert(viewName) }
                 }
             case "feature_services":
                 for (nameNode, body) in value.mapping ?? [:] {
@@ -312,6 +315,10 @@ extension FeatureRegistry {
     public static func assemble(_ outcomes: [FeatureParser.Outcome]) -> (registry: FeatureRegistry, issues: [ValidationIssue]) {
         var registry = FeatureRegistry()
         var issues: [ValidationIssue] = []
+        let rejected = outcomes.reduce(into: Set<String>()) { $0.formUnion($1.rejectedNames) }
+        func hint(_ name: String, _ known: [String], kind: String) -> String {
+            known.isEmpty ? "declare it under `\(kind):`" : Suggest.hint(for: name, in: known)
+        }
         func issue(_ file: String?, _ line: Int, _ field: String, _ message: String, fix: String? = nil) {
             issues.append(ValidationIssue(file: file ?? "", line: line, column: 1, field: field, message: message, fix: fix))
         }
@@ -333,8 +340,10 @@ extension FeatureRegistry {
                     continue
                 }
                 guard let entity = registry.entities[view.entity] else {
-                    issue(view.sourceFile, view.line, "\(field).entity", "feature view '\(view.name)' names unknown entity '\(view.entity)'",
-                          fix: Suggest.hint(for: view.entity, in: registry.entities.keys.sorted()))
+                    if !rejected.contains(view.entity) {
+                        issue(view.sourceFile, view.line, "\(field).entity", "feature view '\(view.name)' names unknown entity '\(view.entity)'",
+                              fix: hint(view.entity, registry.entities.keys.sorted(), kind: "entities"))
+                    }
                     continue
                 }
                 if let clash = view.features.first(where: { feature in entity.joinKeys.contains { $0.name == feature.name } }) {
@@ -356,8 +365,10 @@ extension FeatureRegistry {
                 var valid = true
                 for reference in service.features {
                     guard let view = registry.views[reference.view] else {
-                        issue(service.sourceFile, service.line, "\(field).features", "feature service '\(service.name)' names unknown feature view '\(reference.view)'",
-                              fix: Suggest.hint(for: reference.view, in: registry.views.keys.sorted()))
+                        if !rejected.contains(reference.view) {
+                            issue(service.sourceFile, service.line, "\(field).features", "feature service '\(service.name)' names unknown feature view '\(reference.view)'",
+                                  fix: hint(reference.view, registry.views.keys.sorted(), kind: "feature_views"))
+                        }
                         valid = false
                         continue
                     }
