@@ -194,6 +194,17 @@ enum FeatureBenchmark {
                 httpSummary = APIBenchmark.summary(output)
                 say("ONLINE over HTTP: GET /api/v1/features/online/churn?customer_id=N, \(connections) connection\(connections == 1 ? "" : "s"), \(settings.seconds) s from wrk: \(httpSummary)")
             }
+            // The issue's target is a latency at a throughput: offered at a fixed rate.
+            if let port = UInt16(server.url.split(separator: ":").last ?? "") {
+                let entities = settings.entities
+                for rate in [10_000.0, 20_000.0] {
+                    let load = OpenLoopLoad.run(
+                        host: "127.0.0.1", port: port, connections: 16, rate: rate, seconds: Double(settings.seconds),
+                        paths: { "/api/v1/features/online/churn?customer_id=\(1 + ($0 &* 7919) % entities)" })
+                    say(String(format: "ONLINE over HTTP at a fixed rate: %.0f requests/s offered on 16 connections for %d s: served %.0f requests/s, p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, %d errors (latency from each request's due time)",
+                               rate, settings.seconds, load.requestsPerSecond, load.percentile(0.5), load.percentile(0.99), load.percentile(0.999), load.errors))
+                }
+            }
           } catch {
             say("ONLINE over HTTP: failed: \(error)")
           }
