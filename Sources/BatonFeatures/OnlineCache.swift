@@ -30,16 +30,23 @@ public final class OnlineFeatureCache: Sendable {
         views.withLock { $0[view] = nil }
     }
 
-    /// Applies committed rows: an entity's entry moves to a row at least as recent.
+    /// Applies committed rows: an entity's entry moves to a row at least as recent. Large
+    /// batches go in slices, so lookups running meanwhile never wait long for the lock.
     public func apply(view: String, rows: [FeatureRow]) {
-        views.withLock { all in
-            var entries = all.removeValue(forKey: view) ?? [:]
-            for row in rows {
-                if let existing = entries[row.entityKey], existing.time > row.eventTime { continue }
-                entries[row.entityKey] = OnlineEntry(time: row.eventTime, values: row.values)
+        var start = 0
+        repeat {
+            let slice = rows[start..<min(rows.count, start + 2048)]
+            views.withLock { all in
+                // Taken out and put back, so the dictionary is mutated in place, not copied.
+                var entries = all.removeValue(forKey: view) ?? [:]
+                for row in slice {
+                    if let existing = entries[row.entityKey], existing.time > row.eventTime { continue }
+                    entries[row.entityKey] = OnlineEntry(time: row.eventTime, values: row.values)
+                }
+                all[view] = entries
             }
-            all[view] = entries
-        }
+            start += 2048
+        } while start < rows.count
     }
 
     public func entry(view: String, entityKey: String) -> OnlineEntry? {
