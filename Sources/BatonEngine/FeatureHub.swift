@@ -136,8 +136,9 @@ public final class FeatureHub: Sendable {
     public func setListener(_ body: @escaping @Sendable () async -> Void) { listener.withLock { $0 = body } }
 
     /// Installs new definitions and refills the cache of every view whose features changed.
-    public func update(registry: FeatureRegistry) async {
+    public func update(registry new: FeatureRegistry) async {
         let stale: [String] = state.withLock { state in
+            let registry = new.keepingLastGood(of: state.registry)
             state.registry = registry
             var stale: [String] = []
             for (name, view) in registry.views where state.cachedLayouts[name] != view.featureNames { stale.append(name) }

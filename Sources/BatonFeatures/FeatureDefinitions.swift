@@ -172,11 +172,29 @@ public struct FeatureRegistry: Sendable, Hashable {
     public var entities: [String: EntitySpec]
     public var views: [String: FeatureViewSpec]
     public var services: [String: FeatureServiceSpec]
+    /// Names declared but left out for their errors: a running server keeps their last good
+    /// definitions, as it keeps a broken pipeline file's last good version.
+    public var rejected: Set<String> = []
 
     public init(entities: [String: EntitySpec] = [:], views: [String: FeatureViewSpec] = [:], services: [String: FeatureServiceSpec] = [:]) {
         self.entities = entities
         self.views = views
         self.services = services
+    }
+
+    /// This registry, with the last good definitions (from `previous`) of everything it left
+    /// out for errors. A kept view keeps its entity.
+    public func keepingLastGood(of previous: FeatureRegistry) -> FeatureRegistry {
+        var merged = self
+        for name in rejected {
+            if merged.views[name] == nil, let view = previous.views[name] {
+                merged.views[name] = view
+                if merged.entities[view.entity] == nil { merged.entities[view.entity] = previous.entities[view.entity] }
+            }
+            if merged.services[name] == nil, let service = previous.services[name] { merged.services[name] = service }
+            if merged.entities[name] == nil, let entity = previous.entities[name] { merged.entities[name] = entity }
+        }
+        return merged
     }
 
     public var isEmpty: Bool { entities.isEmpty && views.isEmpty && services.isEmpty }

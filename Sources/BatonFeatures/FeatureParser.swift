@@ -234,6 +234,7 @@ public enum FeatureParser {
                     }
                     if service.features.isEmpty {
                         problem(nameNode, field, "feature service '\(serviceName)' lists no features", fix: "add `features: [view_name]`")
+                        outcome.rejectedNames.insert(serviceName)
                         continue
                     }
                     outcome.services.append(service)
@@ -316,6 +317,7 @@ extension FeatureRegistry {
         var registry = FeatureRegistry()
         var issues: [ValidationIssue] = []
         let rejected = outcomes.reduce(into: Set<String>()) { $0.formUnion($1.rejectedNames) }
+        var dropped: Set<String> = []
         func hint(_ name: String, _ known: [String], kind: String) -> String {
             known.isEmpty ? "declare it under `\(kind):`" : Suggest.hint(for: name, in: known)
         }
@@ -340,6 +342,7 @@ extension FeatureRegistry {
                     continue
                 }
                 guard let entity = registry.entities[view.entity] else {
+                    dropped.insert(view.name)
                     if !rejected.contains(view.entity) {
                         issue(view.sourceFile, view.line, "\(field).entity", "feature view '\(view.name)' names unknown entity '\(view.entity)'",
                               fix: hint(view.entity, registry.entities.keys.sorted(), kind: "entities"))
@@ -348,6 +351,7 @@ extension FeatureRegistry {
                 }
                 if let clash = view.features.first(where: { feature in entity.joinKeys.contains { $0.name == feature.name } }) {
                     issue(view.sourceFile, view.line, "\(field).features.\(clash.name)", "feature '\(clash.name)' has the name of a join key of \(entity.name)", fix: "rename the feature")
+                    dropped.insert(view.name)
                     continue
                 }
                 registry.views[view.name] = view
@@ -394,9 +398,10 @@ extension FeatureRegistry {
                     }
                 }
                 service.features = resolved
-                if valid { registry.services[service.name] = service }
+                if valid { registry.services[service.name] = service } else { dropped.insert(service.name) }
             }
         }
+        registry.rejected = rejected.union(dropped)
         return (registry, issues)
     }
 }

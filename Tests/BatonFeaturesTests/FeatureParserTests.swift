@@ -115,4 +115,22 @@ import Testing
         #expect(source.database == .sqlite(path: "/defs/var/w.sqlite"))
         #expect(source.column(for: "customer_id") == "id" && source.column(for: "spend") == "spend")
     }
+
+    @Test func aDefinitionBrokenLaterKeepsItsLastGoodVersion() throws {
+        let good = Fixture.registry()
+        let broken = FeatureRegistry.assemble([
+            FeatureParser.parse(
+                Fixture.yaml.replacingOccurrences(of: "n_orders: int", with: "n_orders: integr"), file: "features.yaml", directory: "/defs")
+        ])
+        #expect(broken.registry.views["customer_stats"] == nil, "the broken view is left out")
+        #expect(broken.registry.rejected.isSuperset(of: ["customer_stats", "churn", "spend_only"]))
+        let kept = broken.registry.keepingLastGood(of: good)
+        #expect(kept.views["customer_stats"] == good.views["customer_stats"])
+        #expect(kept.services["churn"] == good.services["churn"])
+        // Removing a definition (no error) removes it.
+        let removed = FeatureRegistry.assemble([
+            FeatureParser.parse("entities:\n  customer: {join_keys: {customer_id: int}}\n", file: "features.yaml", directory: "/defs")
+        ]).registry.keepingLastGood(of: good)
+        #expect(removed.views.isEmpty && removed.services.isEmpty)
+    }
 }
