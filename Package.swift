@@ -48,6 +48,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "BatonFeatures",
+            dependencies: ["BatonCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "BatonWorker",
             dependencies: [
                 "BatonCore", "BatonAPI",
@@ -59,9 +64,11 @@ let package = Package(
         .target(
             name: "BatonEngine",
             dependencies: [
-                "BatonCore", "BatonStore", "BatonWorker", "BatonRegistry",
+                "BatonCore", "BatonStore", "BatonWorker", "BatonRegistry", "BatonFeatures",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
@@ -80,7 +87,7 @@ let package = Package(
         .target(
             name: "BatonServer",
             dependencies: [
-                "BatonCore", "BatonStore", "BatonEngine", "BatonAPI", "BatonRegistry",
+                "BatonCore", "BatonStore", "BatonEngine", "BatonAPI", "BatonRegistry", "BatonFeatures",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -95,7 +102,7 @@ let package = Package(
         .target(
             name: "BatonCLI",
             dependencies: [
-                "BatonCore", "BatonStore", "BatonEngine", "BatonWorker", "BatonAPI", "BatonServer", "BatonRegistry",
+                "BatonCore", "BatonStore", "BatonEngine", "BatonWorker", "BatonAPI", "BatonServer", "BatonRegistry", "BatonFeatures",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -121,7 +128,7 @@ let package = Package(
             swiftSettings: strictSettings),
         .executableTarget(
             name: "baton-bench",
-            dependencies: ["BatonCore", "BatonStore", "BatonEngine", "BatonWorker"],
+            dependencies: ["BatonCore", "BatonStore", "BatonEngine", "BatonWorker", "BatonFeatures"],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "BatonCoreTests", dependencies: ["BatonCore"], swiftSettings: strictSettings),
@@ -136,8 +143,9 @@ let package = Package(
         .testTarget(
             name: "BatonRegistryTests", dependencies: ["BatonRegistry", "BatonStore", "BatonCore"],
             swiftSettings: strictSettings),
+        .testTarget(name: "BatonFeaturesTests", dependencies: ["BatonFeatures", "BatonCore"], swiftSettings: strictSettings),
         .testTarget(name: "BatonWorkerTests", dependencies: ["BatonWorker"], swiftSettings: strictSettings),
-        .testTarget(name: "BatonEngineTests", dependencies: ["BatonEngine"], swiftSettings: strictSettings),
+        .testTarget(name: "BatonEngineTests", dependencies: ["BatonEngine", "BatonFeatures"], swiftSettings: strictSettings),
         .testTarget(name: "BatonKitTests", dependencies: ["BatonKit", "BatonWorker"], swiftSettings: strictSettings),
         .testTarget(name: "BatonCLITests", dependencies: ["BatonCore", "BatonAPI"], swiftSettings: strictSettings),
         .testTarget(

@@ -18,7 +18,7 @@ public struct BatonCommand: AsyncParsableCommand {
         subcommands: [
             UpCommand.self, ServerCommand.self, WorkerCommand.self, ValidateCommand.self, PipelinesCommand.self, TriggerCommand.self, RunsCommand.self,
             RunCommand.self, LogsCommand.self, CancelCommand.self, BackfillCommand.self, PauseCommand.self,
-            UnpauseCommand.self, TokensCommand.self, EventsCommand.self, CatalogCommand.self, MetricsCommand.self, ModelsCommand.self,
+            UnpauseCommand.self, TokensCommand.self, EventsCommand.self, CatalogCommand.self, FeaturesCommand.self, MetricsCommand.self, ModelsCommand.self,
         ]
     )
 

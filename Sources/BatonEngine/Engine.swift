@@ -1,4 +1,5 @@
 import BatonCore
+import BatonFeatures
 import BatonRegistry
 import BatonStore
 import BatonWorker
@@ -111,6 +112,8 @@ public actor Engine {
     nonisolated let baseEnvironment: [String: String]
     nonisolated let broadcaster = EventBroadcaster()
     nonisolated let metrics = EngineMetrics()
+    /// The feature store: definitions from the pipelines folder, writes, training sets, lookups.
+    public nonisolated let features: FeatureHub
 
     var pipelines: [String: PipelineRecord] = [:]
     private(set) var folderIssues: [ValidationIssue] = []
@@ -165,6 +168,7 @@ public actor Engine {
         self.baseEnvironment = environment
         self.registry = Registry(store: store, artifactRoot: configuration.artifactRoot ?? configuration.dataDirectory + "/artifacts")
         self.launchEnvironment = environment
+        self.features = FeatureHub(store: store, logger: logger, clock: clock)
         (workStream, work) = AsyncStream.makeStream(of: WorkItem.self)
         executor =
             configuration.slots > 0
@@ -182,6 +186,7 @@ public actor Engine {
         try FileManager.default.createDirectory(
             atPath: configuration.dataDirectory + "/tmp", withIntermediateDirectories: true)
         leading = true
+        features.setListener { [weak self] in await self?.featuresWritten() }
         metrics.record(slots: configuration.slots)
         // Read the change counter before recovering, so a run another process writes from now
         // on is noticed by the first check. Read after recover() and the pipeline load, a run
@@ -405,6 +410,8 @@ public actor Engine {
             datasets = Dictionary(folder.catalog.datasets.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
             teams = Dictionary(folder.catalog.teams.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         }
+        // Feature definitions with errors keep their last good version too.
+        if !folder.features.isEmpty || folder.errors.isEmpty { await features.update(registry: folder.features) }
         let currentIssues = Set(folder.issues.map(\.description))
         for issue in folder.issues where !reportedIssues.contains(issue.description) {
             if issue.severity == .error {
@@ -1035,6 +1042,7 @@ public actor Engine {
                 }
             }
             await processEvents()
+            await features.catchUp()
             for runID in try await store.cancelRequestedRunIDs() where machines[runID] != nil {
                 logger.info("cancelling run \(runID) as requested")
                 await cancel(runID: runID)

@@ -1,4 +1,5 @@
 import BatonCore
+import BatonFeatures
 import Foundation
 
 /// A pipeline read from a file, with the problems found in it.
@@ -15,6 +16,8 @@ public struct PipelineFolder: Sendable {
     public var filesRead: Int
     /// Datasets and teams from the folder's catalog files.
     public var catalog: CatalogSpec = CatalogSpec()
+    /// Entities, feature views and feature services from the folder's feature definition files.
+    public var features: FeatureRegistry = FeatureRegistry()
 
     public var errors: [ValidationIssue] { issues.filter { $0.severity == .error } }
 }
@@ -96,7 +99,13 @@ public enum PipelineRepository {
         var catalog = CatalogSpec()
         var datasetFiles: [String: String] = [:]
         var pipelineTexts: [(path: String, display: String, text: String)] = []
+        var featureOutcomes: [FeatureParser.Outcome] = []
         for entry in texts {
+            if FeatureParser.isDefinitionFile(entry.text) {
+                let folder = URL(fileURLWithPath: entry.path).deletingLastPathComponent().path
+                featureOutcomes.append(FeatureParser.parse(entry.text, file: entry.display, directory: folder))
+                continue
+            }
             guard PipelineParser.isCatalog(entry.text) else {
                 pipelineTexts.append(entry)
                 continue
@@ -115,6 +124,21 @@ public enum PipelineRepository {
                 catalog.datasets.append(dataset)
             }
             catalog.teams += outcome.catalog.teams
+        }
+        // Each feature view is also a catalog dataset, so contracts, SLAs and lineage cover it.
+        let (features, featureIssues) = FeatureRegistry.assemble(featureOutcomes)
+        issues += featureIssues
+        for view in features.views.values.sorted(by: { $0.name < $1.name }) {
+            if let other = datasetFiles[view.name] {
+                issues.append(
+                    ValidationIssue(
+                        file: view.sourceFile ?? "", line: view.line, column: 1, field: "feature_views.\(view.name)",
+                        message: "feature view '\(view.name)' has the name of dataset '\(view.name)' declared in \(other)",
+                        fix: "a feature view is a dataset already: remove the catalog entry, and give the view its freshness"))
+                continue
+            }
+            datasetFiles[view.name] = view.sourceFile ?? ""
+            catalog.datasets.append(view.dataset)
         }
         let datasetNames = Set(catalog.datasets.map(\.name))
         var outcomes: [(path: String, display: String, spec: PipelineSpec?, issues: [ValidationIssue], line: Int)] = []
@@ -164,7 +188,7 @@ public enum PipelineRepository {
             }
             issues += fileIssues
         }
-        return PipelineFolder(pipelines: pipelines, issues: issues, filesRead: filesRead, catalog: catalog)
+        return PipelineFolder(pipelines: pipelines, issues: issues, filesRead: filesRead, catalog: catalog, features: features)
     }
 
     /// A path relative to the working directory when it is inside it.

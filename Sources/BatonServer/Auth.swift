@@ -125,6 +125,8 @@ struct AuthMiddleware: RouterMiddleware {
         if path.hasPrefix("/api/v1/tokens") { return .admin }
         // MLflow searches are reads sent as POST.
         if MLflowRoutes.isMLflowPath(path), path.hasSuffix("/search") || path.hasSuffix("/get-latest-versions") { return .viewer }
+        // Reads that carry their question in a body: lookups and training sets.
+        if path == "/api/v1/features/online" || path == "/api/v1/features/historical" { return .viewer }
         switch method {
         case .get, .head, .options: return .viewer
         default: return .operator

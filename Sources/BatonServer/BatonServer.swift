@@ -87,6 +87,7 @@ public enum BatonHTTP {
         RunRoutes.register(on: router, context: context)
         EventRoutes.register(on: router, context: context)
         CatalogRoutes.register(on: router, context: context)
+        FeatureRoutes.register(on: router, context: context)
         TokenRoutes.register(on: router, context: context)
         WorkerRoutes.register(on: router, context: context)
         MetricsAPIRoutes.register(on: router, context: context)

@@ -226,6 +226,7 @@ extension PostgresStore {
                 """,
             ]),
         registryMigration,
+        PostgresStore.featureMigration,
     ]
 
     /// Applies the migrations this database lacks, each in its own transaction under an

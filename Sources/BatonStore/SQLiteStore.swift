@@ -145,6 +145,7 @@ public final class SQLiteStore: Store, RecordCoding {
         registerMetricsMigrations(&migrator)
         registerDispatchMigrations(&migrator)
         registerRegistryMigrations(&migrator)
+        registerFeatureMigrations(&migrator)
         return migrator
     }
 

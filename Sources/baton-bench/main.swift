@@ -14,6 +14,7 @@ import Synchronization
 ///   swift run -c release baton-bench [chain40|fanout1000|all] [--slots N] [--repeat N]
 ///   swift build -c release && .build/release/baton-bench api [--idle SECONDS]
 ///   .build/release/baton-bench events
+///   .build/release/baton-bench features [--no-feast]   (benchmarks/feast/setup.sh first for Feast)
 ///   .build/release/baton-bench scale [--tasks 10000] [--workers 4] [--worker-slots 2] [--postgres URL]
 ///   .build/release/baton-bench mlflow [--duration 10] [--connections 1,16] [--mlflow BIN] [--servers baton,mlflow]
 ///
@@ -137,6 +138,10 @@ if CommandLine.arguments.dropFirst().first == "mlflow" {
         FileHandle.standardError.write(Data("baton-bench mlflow: \(error)\n".utf8))
         exit(1)
     }
+    exit(0)
+}
+if CommandLine.arguments.dropFirst().first == "features" {
+    try await FeatureBenchmark.run(arguments: Array(CommandLine.arguments.dropFirst(2)))
     exit(0)
 }
 if CommandLine.arguments.dropFirst().first == "scale" {

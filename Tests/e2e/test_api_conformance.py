@@ -877,7 +877,8 @@ def test_auth_statuses(tmp_path):
                      "/api/v1/events/stream", "/api/v1/tokens", "/api/v1/metrics", "/api/v1/metrics/query",
                      "/api/v1/events", "/api/v1/events/x", "/api/v1/datasets", "/api/v1/datasets/x", "/api/v1/lineage",
                      "/api/v1/runs/1/datasets", "/api/v1/models", "/api/v1/models/m", "/api/v1/models/m/versions/1",
-                     "/api/v1/models/m/approved"]:
+                     "/api/v1/models/m/approved", "/api/v1/features", "/api/v1/features/views/x",
+                     "/api/v1/features/online/x"]:
             # A literal path (`/api/v1/events/stream`) is its own template, not `/api/v1/events/{event}`.
             template = path if path in SPEC["paths"] else next(
                 t for t in SPEC["paths"] if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", t), path))
@@ -890,13 +891,133 @@ def test_auth_statuses(tmp_path):
             ("/api/v1/metrics", "/api/v1/metrics"), ("/api/v1/events", "/api/v1/events"),
             ("/api/v1/models/m/versions/1/approve", "/api/v1/models/{model}/versions/{version}/approve"),
             ("/api/v1/models/m/revoke", "/api/v1/models/{model}/revoke"),
+            ("/api/v1/features/views/x/rows", "/api/v1/features/views/{view}/rows"),
+            ("/api/v1/features/views/x/materialize", "/api/v1/features/views/{view}/materialize"),
         ]:
             assert conform(server.post(path, {"pipeline": "etl"}), "post", template).status == 401
             assert conform(server.post(path, {"pipeline": "etl"}, token=viewer), "post", template).status == 403
         assert conform(server.get("/api/v1/tokens", token=viewer), "get", "/api/v1/tokens").status == 403
+        # Lookups and training sets are reads: a viewer may ask (no definitions here: 404).
+        for path in ["/api/v1/features/online", "/api/v1/features/historical"]:
+            assert conform(server.post(path, {"service": "x", "entities": []}), "post", path).status == 401
+            assert conform(server.post(path, {"service": "x", "entities": []}, token=viewer), "post", path).status == 404
         assert conform(server.request("DELETE", "/api/v1/tokens/x"), "delete", "/api/v1/tokens/{token}").status == 401
         assert conform(server.request("DELETE", "/api/v1/tokens/x", token=viewer), "delete", "/api/v1/tokens/{token}").status == 403
         assert conform(server.get("/api/v1/pipelines", token=viewer), "get", "/api/v1/pipelines").status == 200
+    finally:
+        server.stop()
+
+
+# -- feature store -----------------------------------------------------------------------------
+
+FEATURES = """
+entities:
+  customer:
+    join_keys: {customer_id: int}
+feature_views:
+  customer_stats:
+    entity: customer
+    ttl: 2d
+    freshness: 1h
+    owner: ml_team
+    features:
+      total_spend: float
+      n_orders: int
+      segment: string
+    source:
+      sqlite: warehouse.sqlite
+      table: customer_stats_src
+      timestamp_column: ts
+feature_services:
+  churn:
+    features: [customer_stats]
+    models: [churn_model]
+"""
+
+
+def test_feature_store(tmp_path):
+    """Ingestion (with its all-or-nothing schema errors), materialization, a point-in-time
+    training set and online lookups, each answer against the document."""
+    import sqlite3
+
+    folder = write_pipelines(tmp_path / "pipelines", {"features": FEATURES})
+    source = sqlite3.connect(folder / "warehouse.sqlite")
+    source.execute("CREATE TABLE customer_stats_src (customer_id INTEGER, ts REAL, total_spend REAL, n_orders INTEGER, segment TEXT)")
+    source.executemany("INSERT INTO customer_stats_src VALUES (?, ?, ?, ?, ?)", [
+        (7, 1793491200, 70.0, 7, "gold"),     # 2026-11-01
+        (8, 1793491200, 80.0, None, "silver"),
+        (9, 1798761600, 90.0, 9, "late"),     # 2027-01-01, outside the range
+    ])
+    source.commit()
+    source.close()
+    server = start_baton(folder, root=tmp_path / "state")
+    try:
+        rows_path, view_path = "/api/v1/features/views/{view}/rows", "/api/v1/features/views/{view}"
+        rows = [
+            {"customer_id": 1, "event_timestamp": "2026-11-01T00:00:00Z", "total_spend": 10.5, "n_orders": 1, "segment": "gold"},
+            {"customer_id": 1, "event_timestamp": "2026-11-03T00:00:00Z", "total_spend": 20, "n_orders": 2},
+            {"customer_id": 2, "event_timestamp": "2026-11-02T00:00:00Z", "total_spend": 5, "segment": "silver"},
+            {"customer_id": 5, "event_timestamp": time.time() - 60, "total_spend": 1, "segment": "new"},
+        ]
+        stored = conform(server.post("/api/v1/features/views/customer_stats/rows", {"rows": rows}), "post", rows_path)
+        assert stored.status == 201 and stored.json() == {"view": "customer_stats", "rows": 4, "inserted": 4, "overwritten": 0, "entities": 3}
+        again = conform(server.post("/api/v1/features/views/customer_stats/rows", {"rows": rows[:1]}), "post", rows_path).json()
+        assert again["inserted"] == 0 and again["overwritten"] == 1
+
+        bad = rows[:1] + [{"customer_id": 3, "event_timestamp": "2026-11-04", "total_spend": "lots"}]
+        refused = conform(server.post("/api/v1/features/views/customer_stats/rows", {"rows": bad}), "post", rows_path)
+        assert refused.status == 400 and refused.json()["error"]["field"] == "total_spend"
+        assert "row 2" in refused.json()["error"]["message"] and "lots" in refused.json()["error"]["message"]
+        unknown = conform(server.post("/api/v1/features/views/customer_stat/rows", {"rows": rows}), "post", rows_path)
+        assert unknown.status == 404 and "did you mean 'customer_stats'" in unknown.json()["error"]["message"]
+        too_many = [{"customer_id": 1, "event_timestamp": 1} for _ in range(100001)]
+        assert conform(server.post("/api/v1/features/views/customer_stats/rows", {"rows": too_many}), "post", rows_path).status == 413
+
+        materialize = "/api/v1/features/views/{view}/materialize"
+        copied = conform(server.post("/api/v1/features/views/customer_stats/materialize", {"from": "2026-10-01", "to": "2026-12-01"}), "post", materialize)
+        assert copied.status == 201 and copied.json()["rows"] == 2
+        assert conform(server.post("/api/v1/features/views/customer_stats/materialize", {"from": "soon", "to": "later"}), "post", materialize).status == 400
+        assert conform(server.post("/api/v1/features/views/nope/materialize", {"from": "2026-10-01", "to": "2026-12-01"}), "post", materialize).status == 404
+
+        listing = conform(server.get("/api/v1/features"), "get", "/api/v1/features").json()
+        view = listing["views"][0]
+        assert view["name"] == "customer_stats" and view["rows"] == 6 and view["entities"] == 5 and view["status"] == "fresh"
+        assert listing["services"] == [{"name": "churn", "features": ["customer_stats:total_spend", "customer_stats:n_orders", "customer_stats:segment"], "models": ["churn_model"]}]
+        detail = conform(server.get("/api/v1/features/views/customer_stats"), "get", view_path).json()
+        spend = next(stat for stat in detail["statistics"] if stat["name"] == "total_spend")
+        assert spend["min"] == 1 and spend["max"] == 80 and sum(spend["histogram"]) == 6
+        assert conform(server.get("/api/v1/features/views/nope"), "get", view_path).status == 404
+        # The view is a catalog dataset, fed by these writes.
+        dataset = server.get("/api/v1/datasets/customer_stats").json()
+        assert dataset["dataset"]["status"] == "fresh" and len(dataset["updates"]) == 3
+
+        entities = [
+            {"customer_id": 1, "event_timestamp": "2026-11-02T00:00:00Z", "label": 0},
+            {"customer_id": 1, "event_timestamp": "2026-11-03T00:00:00Z", "label": 1},
+            {"customer_id": 1, "event_timestamp": "2026-11-10T00:00:00Z", "label": 1},
+            {"customer_id": 2, "event_timestamp": "2026-11-01T00:00:00Z", "label": 0},
+        ]
+        historical = conform(server.post("/api/v1/features/historical", {"service": "churn", "entities": entities}), "post", "/api/v1/features/historical")
+        training = [json.loads(line) for line in historical.text.splitlines()]
+        assert [row["total_spend"] for row in training] == [10.5, 20.0, None, None], "as of each row's time, within the ttl"
+        assert [row["label"] for row in training] == [0, 1, 1, 0]
+        assert conform(server.post("/api/v1/features/historical", {"service": "churn", "entities": [{"customer_id": 1}]}), "post", "/api/v1/features/historical").status == 400
+        assert conform(server.post("/api/v1/features/historical", {"service": "nope", "entities": []}), "post", "/api/v1/features/historical").status == 404
+
+        online = conform(server.post("/api/v1/features/online", {"service": "churn", "entities": [{"customer_id": 7}, {"customer_id": 99}]}), "post", "/api/v1/features/online").json()
+        assert online["features"] == ["total_spend", "n_orders", "segment"]
+        assert online["results"][1]["statuses"]["total_spend"] == "NOT_FOUND"
+        assert conform(server.post("/api/v1/features/online", {"service": "churn", "entities": [{"customer": 7}]}), "post", "/api/v1/features/online").status == 400
+        assert conform(server.post("/api/v1/features/online", {"service": "nope", "entities": []}), "post", "/api/v1/features/online").status == 404
+        one = "/api/v1/features/online/{service}"
+        got = conform(server.get("/api/v1/features/online/churn?customer_id=5"), "get", one).json()
+        assert got["results"][0]["entity"] == {"customer_id": 5} and got["results"][0]["values"]["segment"] == "new"
+        assert got["results"][0]["statuses"]["n_orders"] == "PRESENT" and got["results"][0]["values"]["n_orders"] is None
+        # Customer 8's latest row (2026-11-01) is older than the view's 2-day ttl.
+        old = conform(server.get("/api/v1/features/online/churn?customer_id=8"), "get", one).json()["results"][0]
+        assert old["statuses"]["segment"] == "OUTSIDE_MAX_AGE" and old["values"]["segment"] is None
+        assert conform(server.get("/api/v1/features/online/churn"), "get", one).status == 400
+        assert conform(server.get("/api/v1/features/online/nope?customer_id=1"), "get", one).status == 404
     finally:
         server.stop()
 
@@ -1007,7 +1128,8 @@ def test_every_documented_route_answers(server, data):
     router's `no route` 404)."""
     run = data["etl"]["id"]
     values = {"pipeline": "etl", "run": str(run), "task": "extract", "token": "unknown", "event": "unknown", "dataset": "unknown",
-              "attempt": "1", "model": "unknown", "version": "1"}
+              "attempt": "1", "model": "unknown", "version": "1",
+              "view": "unknown", "service": "unknown"}
     for template, item in SPEC["paths"].items():
         path = re.sub(r"\{([^}]+)\}", lambda match: values[match.group(1)], template)
         for method in METHODS:

@@ -6,7 +6,7 @@ import NIOCore
 
 /// What a page asks the shared shell for.
 struct Page {
-    enum Section { case pipelines, runs, datasets, lineage, events, experiments, models, dashboard, none }
+    enum Section { case pipelines, runs, datasets, features, lineage, events, experiments, models, dashboard, none }
 
     /// What live updates the page's script listens for.
     enum Live {
@@ -97,7 +97,7 @@ enum Layout {
             <header class="topbar">
             <div class="wrap topbar-inner">
             <a class="brand" href="/" aria-label="Baton home">\(logo)<span>Baton</span></a>
-            <nav class="mainnav" aria-label="Main">\(navLink("Pipelines", "/", .pipelines))\(navLink("Runs", "/runs", .runs))\(navLink("Datasets", "/datasets", .datasets))\(navLink("Lineage", "/lineage", .lineage))\(navLink("Events", "/events", .events))\(navLink("Experiments", "/experiments", .experiments))\(navLink("Models", "/models", .models))\(navLink("Dashboard", "/dashboard", .dashboard))</nav>
+            <nav class="mainnav" aria-label="Main">\(navLink("Pipelines", "/", .pipelines))\(navLink("Runs", "/runs", .runs))\(navLink("Datasets", "/datasets", .datasets))\(navLink("Features", "/features", .features))\(navLink("Lineage", "/lineage", .lineage))\(navLink("Events", "/events", .events))\(navLink("Experiments", "/experiments", .experiments))\(navLink("Models", "/models", .models))\(navLink("Dashboard", "/dashboard", .dashboard))</nav>
             <span class="spacer"></span>
             <span class="live-indicator" id="live-indicator" hidden title="Live updates from the server">live</span>
             <a class="toplink" href="/api/v1/openapi.json">API</a>

@@ -35,6 +35,7 @@ enum WebUI {
         }
 
         page(router, "/", context) { request, ui in try await PipelinesPage.page(request, ui) }
+        FeaturesPage.register(on: router, context: context)
         router.get("/pipelines") { _, _ in redirect("/") }
         page(router, "/pipelines/:pipeline", context) { request, ui in
             try await PipelinePage.page(name: request.parameter("pipeline"), ui: ui)

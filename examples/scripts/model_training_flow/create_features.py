@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""Build the training dataset from the feature store.
+"""Build the training dataset from the feature store with a point-in-time join.
 
-Loads the newest feature set from var/feature_store/features.sqlite (written
-by feature_pipeline), splits customers into train and test by a stable hash
-of the customer id (the same customer always lands on the same side), and
-writes var/training/<logical date>/dataset.csv for the three trainers.
+The entity rows are the customers in the warehouse's clean_customers table,
+each asking for its features as of now. Baton's feature store answers with
+feature service churn_training (pipelines/features.yaml): each customer's
+latest customer_features row at or before that time and within the view's
+30-day ttl, never a later one, so a training set rebuilt for a past time sees
+exactly what was known then. Customers are split into train and test by a
+stable hash of their id, and var/training/<logical date>/dataset.csv is written
+for the three trainers.
 
-Baton starts this task only once feature_pipeline has updated the dataset
+Baton starts this task only once feature_pipeline has updated the feature view
 customer_features within the last 3 hours (`requires:` in
 pipelines/model_training_flow.yaml); on the first start it waits for that
 update.  The checks below guard against a store that is still unusable.
@@ -14,7 +18,7 @@ update.  The checks below guard against a store that is still unusable.
 
 import csv
 import hashlib
-import sqlite3
+import os
 import sys
 from pathlib import Path
 
@@ -23,8 +27,21 @@ import baton_task as bt  # noqa: E402
 import contracts  # noqa: E402
 from churn_features import FEATURES, LABEL  # noqa: E402
 
-NOT_READY = "feature store is empty although customer_features was reported updated"
+SERVICE = "churn_training"
 MIN_ROWS = 50
+
+
+def sdk():
+    """Baton's Python SDK: installed, or the repository's sdk/python next to the running baton."""
+    try:
+        import baton
+    except ImportError:
+        for parent in Path(os.environ.get("BATON_CLI", sys.argv[0])).resolve().parents:
+            if (parent / "sdk" / "python" / "baton").is_dir():
+                sys.path.insert(0, str(parent / "sdk" / "python"))
+                break
+        import baton
+    return baton
 
 
 def split_of(customer_id: str, test_percent: int) -> str:
@@ -34,29 +51,31 @@ def split_of(customer_id: str, test_percent: int) -> str:
 
 def main():
     bt.begin()
-    store = contracts.feature_store_path()
-    if not store.is_file():
-        bt.fail(f"{NOT_READY} (no {store}; attempt {bt.attempt()})")
-    db = bt.sqlite_readonly(store)
-    db.row_factory = sqlite3.Row
-    try:
-        latest = db.execute("SELECT MAX(feature_date) FROM customer_features").fetchone()[0]
-    except sqlite3.OperationalError:
-        latest = None
-    if latest is None:
-        bt.fail(f"{NOT_READY} (no feature sets in {store})")
-    rows = db.execute("SELECT * FROM customer_features WHERE feature_date = ? ORDER BY customer_id",
-                      (latest,)).fetchall()
+    baton = sdk()
+    warehouse = contracts.warehouse_path()
+    if not warehouse.is_file():
+        bt.fail(f"no warehouse at {warehouse}: customer_data_pipeline has not loaded it yet")
+    db = bt.sqlite_readonly(warehouse)
+    customers = [row[0] for row in db.execute("SELECT customer_id FROM clean_customers ORDER BY customer_id")]
     db.close()
 
-    labels = {r[LABEL] for r in rows}
+    as_of = bt.now_iso()
+    entity_rows = [{"customer_id": customer, "event_timestamp": as_of} for customer in customers]
+    try:
+        training = baton.get_historical_features(SERVICE, entity_rows)
+    except baton.BatonAPIError as error:
+        bt.fail(f"the feature store could not build the training set: {error}")
+    # A customer without a feature row (new since the last feature run, or expired) is left out.
+    rows = [row for row in training if all(row.get(name) is not None for name in FEATURES + [LABEL])]
+
+    labels = {row[LABEL] for row in rows}
     if len(rows) < MIN_ROWS or labels != {0, 1}:
-        bt.fail(f"feature set {latest} is unusable: {len(rows)} rows, labels {sorted(labels)}")
+        bt.fail(f"the training set as of {as_of} is unusable: {len(rows)} of {len(customers)} customers "
+                f"with features, labels {sorted(labels)}")
 
     test_percent = bt.param_int("test_percent", 25)
     cols = ["customer_id"] + FEATURES + [LABEL, "split"]
-    out = [dict({c: r[c] for c in cols[:-1]}, split=split_of(r["customer_id"], test_percent))
-           for r in rows]
+    out = [dict({c: row[c] for c in cols[:-1]}, split=split_of(row["customer_id"], test_percent)) for row in rows]
 
     dest = bt.var_dir() / "training" / bt.partition_key() / "dataset.csv"
     tmp = bt.temp_path_for(dest)
@@ -68,11 +87,12 @@ def main():
 
     n_test = sum(1 for r in out if r["split"] == "test")
     pos = sum(r[LABEL] for r in out) / len(out)
-    bt.log(f"training dataset from feature set {latest}: {len(out)} customers "
+    bt.log(f"point-in-time training set as of {as_of} from feature service {SERVICE}: {len(out)} customers "
            f"({len(out) - n_test} train / {n_test} test), churn rate {pos:.1%}")
     bt.write_output({
         "dataset_path": str(dest),
-        "feature_date": latest,
+        "feature_date": as_of,
+        "feature_service": SERVICE,
         "features": FEATURES,
         "label": LABEL,
         "rows": len(out),

@@ -71,8 +71,9 @@ def server_url():
     return url.rstrip("/") if url else None
 
 
-def _request(method, path, body=None, query=None):
-    """JSON in, JSON out; connection failures are retried briefly (a server restarting)."""
+def _request(method, path, body=None, query=None, raw=False):
+    """JSON in, JSON out (text out with `raw`); connection failures are retried briefly (a
+    server restarting)."""
     url = server_url() + path
     if query:
         url += "?" + urllib.parse.urlencode(query)
@@ -89,6 +90,8 @@ def _request(method, path, body=None, query=None):
         try:
             with urllib.request.urlopen(request, timeout=_TIMEOUT) as response:
                 text = response.read().decode("utf-8")
+                if raw:
+                    return text
                 return json.loads(text) if text else {}
         except urllib.error.HTTPError as error:
             raise _api_error(error, method, path) from None

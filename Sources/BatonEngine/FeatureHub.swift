@@ -1,0 +1,330 @@
+import BatonCore
+import BatonFeatures
+import BatonStore
+import Foundation
+import Logging
+import Synchronization
+
+/// Who wrote a batch, for the view's dataset update and lineage.
+public struct FeatureWriter: Sendable, Hashable {
+    public var runID: Int64?
+    public var pipeline: String?
+    public var task: String?
+    /// `api`, `cli`, `materialize`, or a team.
+    public var origin: String
+
+    public init(runID: Int64? = nil, pipeline: String? = nil, task: String? = nil, origin: String) {
+        self.runID = runID
+        self.pipeline = pipeline
+        self.task = task
+        self.origin = origin
+    }
+}
+
+/// What an ingestion or materialization stored.
+public struct FeatureIngestResult: Sendable, Hashable, Codable {
+    public var view: String
+    public var rows: Int
+    public var inserted: Int
+    public var overwritten: Int
+    public var entities: Int
+}
+
+/// One online lookup's answer: per entity, the service's features in order.
+public struct OnlineFeatures: Sendable {
+    public enum Status: String, Sendable { case present = "PRESENT", notFound = "NOT_FOUND", outsideTTL = "OUTSIDE_MAX_AGE" }
+
+    public var service: String
+    public var featureNames: [String]
+    public var joinKeys: [String]
+    /// Per entity: the request's join key values.
+    public var entities: [[JSONValue]]
+    /// Row-major `entities.count` x `featureNames.count`.
+    public var values: [FeatureValue]
+    public var statuses: [Status]
+    /// Row-major event times (nil where not found).
+    public var times: [Double?]
+
+    /// The answer as JSON, written by hand: this is the serving hot path.
+    public func json() -> String {
+        var out = "{\"service\":"
+        FeatureValue.appendQuoted(service, to: &out)
+        out += ",\"features\":["
+        for (index, name) in featureNames.enumerated() {
+            if index > 0 { out += "," }
+            FeatureValue.appendQuoted(name, to: &out)
+        }
+        out += "],\"results\":["
+        let width = featureNames.count
+        for row in 0..<entities.count {
+            if row > 0 { out += "," }
+            out += "{\"entity\":{"
+            for (index, key) in joinKeys.enumerated() {
+                if index > 0 { out += "," }
+                FeatureValue.appendQuoted(key, to: &out)
+                out += ":" + entities[row][index].compactJSON
+            }
+            out += "},\"values\":{"
+            for (index, name) in featureNames.enumerated() {
+                if index > 0 { out += "," }
+                FeatureValue.appendQuoted(name, to: &out)
+                out += ":"
+                values[row * width + index].appendJSON(to: &out)
+            }
+            out += "},\"statuses\":{"
+            for (index, name) in featureNames.enumerated() {
+                if index > 0 { out += "," }
+                FeatureValue.appendQuoted(name, to: &out)
+                out += ":\"" + statuses[row * width + index].rawValue + "\""
+            }
+            out += "},\"event_timestamps\":{"
+            for (index, name) in featureNames.enumerated() {
+                if index > 0 { out += "," }
+                FeatureValue.appendQuoted(name, to: &out)
+                if let time = times[row * width + index] { out += ":\"" + FeatureTime.iso(time) + "\"" } else { out += ":null" }
+            }
+            out += "}}"
+        }
+        out += "]}"
+        return out
+    }
+}
+
+/// The feature store at work: definitions from the pipelines folder, writes through the store
+/// (one transaction per batch, acknowledged only once committed), training sets, and online
+/// lookups from the in-memory cache, which mirrors the store's online table.
+public final class FeatureHub: Sendable {
+    /// Rows per API batch; larger inputs must be split (files through the CLI are one batch).
+    public static let maxBatchRows = 100_000
+    /// Rows per file or materialization, all committed in one transaction.
+    public static let maxFileRows = 5_000_000
+    /// Entities per online lookup request.
+    public static let maxLookupEntities = 1_000
+    /// Entity rows per training set request.
+    public static let maxEntityRows = 5_000_000
+
+    public let store: any Store
+    public let cache = OnlineFeatureCache()
+    let logger: Logger
+    let clock: @Sendable () -> Date
+    private let state = Mutex<State>(State())
+    private let listener = Mutex<(@Sendable () async -> Void)?>(nil)
+
+    struct State {
+        var registry = FeatureRegistry()
+        /// Per view: the feature names the cache was filled with, and the latest write seen.
+        var cachedLayouts: [String: [String]] = [:]
+        var watermarks: [String: Double] = [:]
+    }
+
+    /// Whether writes and definitions keep the online cache filled (off for one-shot CLI writes).
+    let keepsCache: Bool
+
+    public init(
+        store: any Store, logger: Logger = Logger(label: "baton.features"), keepsCache: Bool = true,
+        clock: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.store = store
+        self.keepsCache = keepsCache
+        self.logger = logger
+        self.clock = clock
+    }
+
+    public var registry: FeatureRegistry { state.withLock { $0.registry } }
+
+    /// Called after each committed write (the engine processes the view's update event).
+    public func setListener(_ body: @escaping @Sendable () async -> Void) { listener.withLock { $0 = body } }
+
+    /// Installs new definitions and refills the cache of every view whose features changed.
+    public func update(registry new: FeatureRegistry) async {
+        let stale: [String] = state.withLock { state in
+            let registry = new.keepingLastGood(of: state.registry)
+            state.registry = registry
+            var stale: [String] = []
+            for (name, view) in registry.views where state.cachedLayouts[name] != view.featureNames { stale.append(name) }
+            for name in state.cachedLayouts.keys where registry.views[name] == nil {
+                state.cachedLayouts[name] = nil
+                state.watermarks[name] = nil
+                cache.remove(view: name)
+            }
+            return stale
+        }
+        guard keepsCache else { return }
+        for name in stale.sorted() {
+            do {
+                try await reloadCache(view: name)
+            } catch {
+                logger.error("could not load the online features of \(name): \(error)")
+            }
+        }
+    }
+
+    /// Rebuilds one view's cache from the store's online table.
+    func reloadCache(view name: String) async throws {
+        guard let view = registry.views[name] else { return }
+        let started = clock().timeIntervalSince1970
+        let rows = try await store.onlineFeatureRows(view: name, writtenSince: nil)
+        let layout = FeatureLayout(view.featureNames)
+        var entries: [String: OnlineEntry] = [:]
+        entries.reserveCapacity(rows.count)
+        for row in rows { entries[row.entityKey] = OnlineEntry(time: row.eventTime, values: FeatureCodec.decode(row.values, layout: layout)) }
+        cache.replace(view: name, entries: entries)
+        state.withLock {
+            $0.cachedLayouts[name] = view.featureNames
+            // A little before the read began: a write committing meanwhile is caught next time.
+            $0.watermarks[name] = started - 5
+        }
+    }
+
+    /// Applies online rows other processes wrote (the CLI, other servers) since the last look.
+    public func catchUp() async {
+        let (views, marks) = state.withLock { ($0.registry.views, $0.watermarks) }
+        for (name, view) in views {
+            guard let mark = marks[name] else { continue }
+            let started = clock().timeIntervalSince1970
+            guard let rows = try? await store.onlineFeatureRows(view: name, writtenSince: mark), !rows.isEmpty else { continue }
+            let layout = FeatureLayout(view.featureNames)
+            cache.apply(view: name, rows: rows.map { FeatureRow(entityKey: $0.entityKey, eventTime: $0.eventTime, values: FeatureCodec.decode($0.values, layout: layout)) })
+            state.withLock { $0.watermarks[name] = started - 5 }
+        }
+    }
+
+    // MARK: - Writing
+
+    public func parser(for viewName: String) throws(FeatureError) -> FeatureRowParser {
+        let registry = registry
+        let view = try registry.view(viewName)
+        return FeatureRowParser(view: view, entity: try registry.entity(of: view))
+    }
+
+    /// Validates a batch of JSON rows and writes it.
+    public func ingest(view: String, json rows: [JSONValue], writer: FeatureWriter) async throws -> FeatureIngestResult {
+        guard rows.count <= Self.maxBatchRows else { throw FeatureError.batchTooLarge(rows: rows.count, limit: Self.maxBatchRows) }
+        return try await write(view: view, rows: try parser(for: view).rows(json: rows), writer: writer)
+    }
+
+    /// Writes checked rows in one transaction, then updates the cache.
+    public func write(view viewName: String, rows: [FeatureRow], writer: FeatureWriter) async throws -> FeatureIngestResult {
+        let view = try registry.view(viewName)
+        guard rows.count <= Self.maxFileRows else { throw FeatureError.batchTooLarge(rows: rows.count, limit: Self.maxFileRows) }
+        guard !rows.isEmpty else {
+            throw FeatureError.invalidRequest(field: "rows", message: "the batch has no rows")
+        }
+        let names = view.featureNames
+        let stored = rows.map { StoredFeatureRow(entityKey: $0.entityKey, eventTime: $0.eventTime, values: FeatureCodec.encode(names: names, values: $0.values)) }
+        let now = clock()
+        let entities = Set(rows.map(\.entityKey)).count
+        let metadata: [String: JSONValue] = [
+            "rows": .number(Double(rows.count)), "entities": .number(Double(entities)), "origin": .string(writer.origin),
+            "max_event_timestamp": .string(FeatureTime.iso(rows.map(\.eventTime).max() ?? 0)),
+        ]
+        let update = DatasetUpdateRecord(
+            dataset: view.name, runID: writer.runID, pipeline: writer.pipeline, task: writer.task, schemaVersion: view.schemaVersion,
+            metadata: metadata, updatedAt: now)
+        var payload = metadata
+        payload["dataset"] = .string(view.name)
+        payload["updated_at"] = .string(DataInterval.iso(now))
+        if let runID = writer.runID { payload["run_id"] = .number(Double(runID)) }
+        let event = EventRecord(
+            id: "features:\(view.name):\(UUID().uuidString.lowercased())", name: DatasetSpec.updateEventName(for: view.name),
+            payload: .object(payload), source: "baton.features", createdAt: now)
+        let result = try await store.writeFeatureRows(view: view.name, rows: stored, writtenAt: now, changes: [.datasetUpdate(update), .event(event)])
+        // Only a committed batch reaches the cache, and only under the layout it was encoded with.
+        if state.withLock({ $0.cachedLayouts[view.name] == names }) {
+            cache.apply(view: view.name, rows: rows)
+        } else if keepsCache {
+            try? await reloadCache(view: view.name)
+        }
+        logger.info("feature view \(view.name): stored \(rows.count) rows (\(result.inserted) new, \(result.overwritten) overwritten) from \(writer.origin)")
+        if let body = listener.withLock({ $0 }) { await body() }
+        return FeatureIngestResult(view: view.name, rows: rows.count, inserted: result.inserted, overwritten: result.overwritten, entities: entities)
+    }
+
+    // MARK: - Reading
+
+    /// A point-in-time correct training set for the service's features.
+    public func historical(service serviceName: String, entities: EntityTable) async throws -> TrainingSet {
+        let registry = registry
+        let service = try registry.service(serviceName)
+        guard entities.rows.count <= Self.maxEntityRows else {
+            throw FeatureError.batchTooLarge(rows: entities.rows.count, limit: Self.maxEntityRows)
+        }
+        var histories: [String: ViewHistory] = [:]
+        if let low = entities.times.min(), let high = entities.times.max() {
+            for (viewName, _) in service.viewsInOrder {
+                let view = try registry.view(viewName)
+                // Only rows that can be picked: none after the last entity time, none expired
+                // before the first one.
+                let rows = try await store.featureRows(view: viewName, from: view.ttl.map { low - $0 }, to: high.nextUp)
+                var history = ViewHistory()
+                for row in rows { history.append(entityKey: row.entityKey, time: row.eventTime, blob: row.values) }
+                history.finish()
+                histories[viewName] = history
+            }
+        }
+        return try PointInTimeJoin.join(entities: entities, service: service, registry: registry, histories: histories)
+    }
+
+    /// The latest values of the service's features for each entity, from memory.
+    public func online(service serviceName: String, entities: [[String: JSONValue]]) throws(FeatureError) -> OnlineFeatures {
+        let registry = registry
+        let service = try registry.service(serviceName)
+        guard entities.count <= Self.maxLookupEntities else {
+            throw FeatureError.batchTooLarge(rows: entities.count, limit: Self.maxLookupEntities)
+        }
+        let joinKeys = try registry.joinKeys(of: service)
+        let views = service.viewsInOrder
+        let featureNames = views.flatMap(\.features)
+        let width = featureNames.count
+        var values = [FeatureValue](repeating: .null, count: entities.count * width)
+        var statuses = [OnlineFeatures.Status](repeating: .notFound, count: entities.count * width)
+        var times = [Double?](repeating: nil, count: entities.count * width)
+        var echoed: [[JSONValue]] = []
+        echoed.reserveCapacity(entities.count)
+        let now = clock().timeIntervalSince1970
+        for (row, entity) in entities.enumerated() {
+            echoed.append(joinKeys.map { entity[$0.name] ?? .null })
+            var column = 0
+            for (viewName, features) in views {
+                let view = try registry.view(viewName)
+                let spec = try registry.entity(of: view)
+                var parts: [String] = []
+                for key in spec.joinKeys {
+                    guard let value = entity[key.name], let text = EntityKey.text(of: value, type: key.type) else {
+                        throw FeatureError.badRow(
+                            FeatureRowError(
+                                row: row + 1, column: key.name, value: entity[key.name]?.templateText ?? "", expected: key.type.rawValue,
+                                message: entity[key.name] == nil ? "the entity lacks join key \(key.name)" : "not a valid \(key.type.rawValue) join key"))
+                    }
+                    parts.append(text)
+                }
+                if let entry = cache.entry(view: viewName, entityKey: EntityKey.make(parts)) {
+                    let expired = view.ttl.map { now - entry.time > $0 } ?? false
+                    for (offset, feature) in features.enumerated() {
+                        let index = row * width + column + offset
+                        times[index] = entry.time
+                        if expired {
+                            statuses[index] = .outsideTTL
+                        } else if let position = view.features.firstIndex(where: { $0.name == feature }), position < entry.values.count {
+                            values[index] = entry.values[position]
+                            statuses[index] = .present
+                        }
+                    }
+                }
+                column += features.count
+            }
+        }
+        return OnlineFeatures(
+            service: serviceName, featureNames: featureNames, joinKeys: joinKeys.map(\.name), entities: echoed, values: values,
+            statuses: statuses, times: times)
+    }
+
+    /// Stored counts and per-feature statistics over the most recent rows.
+    public func statistics(view viewName: String, sample: Int = 100_000) async throws -> (FeatureViewSummary, [FeatureStatistics]) {
+        let view = try registry.view(viewName)
+        let summary = try await store.featureViewSummary(view: viewName)
+        let layout = FeatureLayout(view.featureNames)
+        let rows = try await store.recentFeatureRows(view: viewName, limit: sample).map { FeatureCodec.decode($0.values, layout: layout) }
+        return (summary, FeatureStatistics.compute(features: view.features, rows: rows))
+    }
+}
