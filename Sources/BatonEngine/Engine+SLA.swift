@@ -86,6 +86,24 @@ extension Engine {
     func checkSLAs(generation: Int) async {
         guard generation == slaGeneration else { return }
         slaGeneration += 1
+        // One check at a time: the engine is re-entrant at every store call, and a check that
+        // read "never updated" before an update committed could otherwise open its miss after
+        // the check triggered by that update had already found the dataset fresh, leaving a
+        // stale miss open that hides the real one later. A check asked for meanwhile runs again
+        // right after, on what is then committed.
+        guard !slaCheckRunning else {
+            slaCheckAgain = true
+            return
+        }
+        slaCheckRunning = true
+        repeat {
+            slaCheckAgain = false
+            await checkSLAsOnce()
+        } while slaCheckAgain
+        slaCheckRunning = false
+    }
+
+    private func checkSLAsOnce() async {
         let now = clock()
         var nextCheck = now.addingTimeInterval(Self.slaSafetyInterval)
         for name in datasets.keys.sorted() {

@@ -151,6 +151,8 @@ public actor Engine {
     var datasetWaiters: [String: Set<TaskKey>] = [:]
     /// Only the latest scheduled SLA check runs; older timers are stale.
     var slaGeneration = 0
+    var slaCheckRunning = false
+    var slaCheckAgain = false
     /// When each dataset was first seen without any update, so a never-fed dataset misses its SLA too.
     var datasetFirstSeen: [String: Date] = [:]
     /// When each queued task became ready, for the scheduling-delay metric.
