@@ -62,7 +62,8 @@ public struct OnlineFeatures: Sendable {
             for (index, key) in joinKeys.enumerated() {
                 if index > 0 { out += "," }
                 FeatureValue.appendQuoted(key, to: &out)
-                out += ":" + entities[row][index].compactJSON
+                out += ":"
+                Self.appendJSON(entities[row][index], to: &out)
             }
             out += "},\"values\":{"
             for (index, name) in featureNames.enumerated() {
@@ -78,15 +79,36 @@ public struct OnlineFeatures: Sendable {
                 out += ":\"" + statuses[row * width + index].rawValue + "\""
             }
             out += "},\"event_timestamps\":{"
+            // Features of one view share a time: formatted once.
+            var formatted: (time: Double, text: String)?
             for (index, name) in featureNames.enumerated() {
                 if index > 0 { out += "," }
                 FeatureValue.appendQuoted(name, to: &out)
-                if let time = times[row * width + index] { out += ":\"" + FeatureTime.iso(time) + "\"" } else { out += ":null" }
+                guard let time = times[row * width + index] else {
+                    out += ":null"
+                    continue
+                }
+                if formatted?.time != time { formatted = (time, FeatureTime.iso(time)) }
+                out += ":\"" + (formatted?.text ?? "") + "\""
             }
             out += "}}"
         }
         out += "]}"
         return out
+    }
+
+    /// Join key values are scalars: written by hand rather than through JSONEncoder, which
+    /// would cost more than the whole lookup.
+    static func appendJSON(_ value: JSONValue, to out: inout String) {
+        switch value {
+        case .null: out += "null"
+        case .bool(let flag): out += flag ? "true" : "false"
+        case .string(let text): FeatureValue.appendQuoted(text, to: &out)
+        case .number(let number) where number.isFinite && number == number.rounded() && abs(number) < 1e15:
+            out += String(Int64(number))
+        case .number(let number) where number.isFinite: out += "\(number)"
+        default: out += value.compactJSON
+        }
     }
 }
 
