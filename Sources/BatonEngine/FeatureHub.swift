@@ -131,6 +131,7 @@ public final class FeatureHub: Sendable {
     let clock: @Sendable () -> Date
     private let state = Mutex<State>(State())
     private let listener = Mutex<(@Sendable () async -> Void)?>(nil)
+    private let writeTurn = AsyncTurn()
 
     struct State {
         var registry = FeatureRegistry()
@@ -250,13 +251,23 @@ public final class FeatureHub: Sendable {
         let event = EventRecord(
             id: "features:\(view.name):\(UUID().uuidString.lowercased())", name: DatasetSpec.updateEventName(for: view.name),
             payload: .object(payload), source: "baton.features", createdAt: now)
-        let result = try await store.writeFeatureRows(view: view.name, rows: stored, writtenAt: now, changes: [.datasetUpdate(update), .event(event)])
-        // Only a committed batch reaches the cache, and only under the layout it was encoded with.
-        if state.withLock({ $0.cachedLayouts[view.name] == names }) {
-            cache.apply(view: view.name, rows: rows)
-        } else if keepsCache {
-            try? await reloadCache(view: view.name)
+        // One write at a time per hub: the cache then applies batches in commit order, so a
+        // rewrite of an entity at the same event time ends with the same value in both.
+        await writeTurn.acquire()
+        let result: FeatureWriteResult
+        do {
+            result = try await store.writeFeatureRows(view: view.name, rows: stored, writtenAt: now, changes: [.datasetUpdate(update), .event(event)])
+            // Only a committed batch reaches the cache, and only under the layout it was encoded with.
+            if state.withLock({ $0.cachedLayouts[view.name] == names }) {
+                cache.apply(view: view.name, rows: rows)
+            } else if keepsCache {
+                try? await reloadCache(view: view.name)
+            }
+        } catch {
+            writeTurn.release()
+            throw error
         }
+        writeTurn.release()
         logger.info("feature view \(view.name): stored \(rows.count) rows (\(result.inserted) new, \(result.overwritten) overwritten) from \(writer.origin)")
         if let body = listener.withLock({ $0 }) { await body() }
         return FeatureIngestResult(view: view.name, rows: rows.count, inserted: result.inserted, overwritten: result.overwritten, entities: entities)
@@ -348,5 +359,40 @@ public final class FeatureHub: Sendable {
         let layout = FeatureLayout(view.featureNames)
         let rows = try await store.recentFeatureRows(view: viewName, limit: sample).map { FeatureCodec.decode($0.values, layout: layout) }
         return (summary, FeatureStatistics.compute(features: view.features, rows: rows))
+    }
+}
+
+/// A first-come, first-served lock for async code (writers wait without blocking a thread).
+final class AsyncTurn: Sendable {
+    private struct State {
+        var held = false
+        var waiting: [CheckedContinuation<Void, Never>] = []
+    }
+    private let state = Mutex(State())
+
+    func acquire() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let granted = state.withLock { state -> Bool in
+                if state.held {
+                    state.waiting.append(continuation)
+                    return false
+                }
+                state.held = true
+                return true
+            }
+            if granted { continuation.resume() }
+        }
+    }
+
+    func release() {
+        // The turn passes straight to the next waiter, which stays `held`.
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if state.waiting.isEmpty {
+                state.held = false
+                return nil
+            }
+            return state.waiting.removeFirst()
+        }
+        next?.resume()
     }
 }
