@@ -62,7 +62,8 @@ public struct OnlineFeatures: Sendable {
             for (index, key) in joinKeys.enumerated() {
                 if index > 0 { out += "," }
                 FeatureValue.appendQuoted(key, to: &out)
-                out += ":" + entities[row][index].compactJSON
+                out += ":"
+                Self.appendJSON(entities[row][index], to: &out)
             }
             out += "},\"values\":{"
             for (index, name) in featureNames.enumerated() {
@@ -78,15 +79,36 @@ public struct OnlineFeatures: Sendable {
                 out += ":\"" + statuses[row * width + index].rawValue + "\""
             }
             out += "},\"event_timestamps\":{"
+            // Features of one view share a time: formatted once.
+            var formatted: (time: Double, text: String)?
             for (index, name) in featureNames.enumerated() {
                 if index > 0 { out += "," }
                 FeatureValue.appendQuoted(name, to: &out)
-                if let time = times[row * width + index] { out += ":\"" + FeatureTime.iso(time) + "\"" } else { out += ":null" }
+                guard let time = times[row * width + index] else {
+                    out += ":null"
+                    continue
+                }
+                if formatted?.time != time { formatted = (time, FeatureTime.iso(time)) }
+                out += ":\"" + (formatted?.text ?? "") + "\""
             }
             out += "}}"
         }
         out += "]}"
         return out
+    }
+
+    /// Join key values are scalars: written by hand rather than through JSONEncoder, which
+    /// would cost more than the whole lookup.
+    static func appendJSON(_ value: JSONValue, to out: inout String) {
+        switch value {
+        case .null: out += "null"
+        case .bool(let flag): out += flag ? "true" : "false"
+        case .string(let text): FeatureValue.appendQuoted(text, to: &out)
+        case .number(let number) where number.isFinite && number == number.rounded() && abs(number) < 1e15:
+            out += String(Int64(number))
+        case .number(let number) where number.isFinite: out += "\(number)"
+        default: out += value.compactJSON
+        }
     }
 }
 
@@ -109,6 +131,7 @@ public final class FeatureHub: Sendable {
     let clock: @Sendable () -> Date
     private let state = Mutex<State>(State())
     private let listener = Mutex<(@Sendable () async -> Void)?>(nil)
+    private let writeTurn = AsyncTurn()
 
     struct State {
         var registry = FeatureRegistry()
@@ -228,13 +251,23 @@ public final class FeatureHub: Sendable {
         let event = EventRecord(
             id: "features:\(view.name):\(UUID().uuidString.lowercased())", name: DatasetSpec.updateEventName(for: view.name),
             payload: .object(payload), source: "baton.features", createdAt: now)
-        let result = try await store.writeFeatureRows(view: view.name, rows: stored, writtenAt: now, changes: [.datasetUpdate(update), .event(event)])
-        // Only a committed batch reaches the cache, and only under the layout it was encoded with.
-        if state.withLock({ $0.cachedLayouts[view.name] == names }) {
-            cache.apply(view: view.name, rows: rows)
-        } else if keepsCache {
-            try? await reloadCache(view: view.name)
+        // One write at a time per hub: the cache then applies batches in commit order, so a
+        // rewrite of an entity at the same event time ends with the same value in both.
+        await writeTurn.acquire()
+        let result: FeatureWriteResult
+        do {
+            result = try await store.writeFeatureRows(view: view.name, rows: stored, writtenAt: now, changes: [.datasetUpdate(update), .event(event)])
+            // Only a committed batch reaches the cache, and only under the layout it was encoded with.
+            if state.withLock({ $0.cachedLayouts[view.name] == names }) {
+                cache.apply(view: view.name, rows: rows)
+            } else if keepsCache {
+                try? await reloadCache(view: view.name)
+            }
+        } catch {
+            writeTurn.release()
+            throw error
         }
+        writeTurn.release()
         logger.info("feature view \(view.name): stored \(rows.count) rows (\(result.inserted) new, \(result.overwritten) overwritten) from \(writer.origin)")
         if let body = listener.withLock({ $0 }) { await body() }
         return FeatureIngestResult(view: view.name, rows: rows.count, inserted: result.inserted, overwritten: result.overwritten, entities: entities)
@@ -326,5 +359,40 @@ public final class FeatureHub: Sendable {
         let layout = FeatureLayout(view.featureNames)
         let rows = try await store.recentFeatureRows(view: viewName, limit: sample).map { FeatureCodec.decode($0.values, layout: layout) }
         return (summary, FeatureStatistics.compute(features: view.features, rows: rows))
+    }
+}
+
+/// A first-come, first-served lock for async code (writers wait without blocking a thread).
+final class AsyncTurn: Sendable {
+    private struct State {
+        var held = false
+        var waiting: [CheckedContinuation<Void, Never>] = []
+    }
+    private let state = Mutex(State())
+
+    func acquire() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let granted = state.withLock { state -> Bool in
+                if state.held {
+                    state.waiting.append(continuation)
+                    return false
+                }
+                state.held = true
+                return true
+            }
+            if granted { continuation.resume() }
+        }
+    }
+
+    func release() {
+        // The turn passes straight to the next waiter, which stays `held`.
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if state.waiting.isEmpty {
+                state.held = false
+                return nil
+            }
+            return state.waiting.removeFirst()
+        }
+        next?.resume()
     }
 }

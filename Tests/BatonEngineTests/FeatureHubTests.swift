@@ -157,4 +157,23 @@ import Testing
             #expect(try await hub.store.featureViewSummary(view: "customer_stats").rows == 2)
         }
     }
+
+    @Test func concurrentRewritesLeaveTheCacheEqualToTheStore() async throws {
+        try await Self.withFolder { folder, database in
+            let hub = try await Self.hub(folder, database)
+            let time = Date().timeIntervalSince1970 - 60
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for value in 0..<20 {
+                    group.addTask {
+                        _ = try await hub.ingest(view: "customer_stats", json: Self.rows([(1, time, Double(value))]), writer: FeatureWriter(origin: "test"))
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let stored = try #require(try await hub.store.onlineFeatureRow(view: "customer_stats", entityKey: "1"))
+            let decoded = FeatureCodec.decode(stored.values, layout: FeatureLayout(["total_spend", "segment"]))
+            #expect(try hub.online(service: "churn", entities: [["customer_id": 1]]).values[0] == decoded[0])
+            #expect(try await hub.store.featureViewSummary(view: "customer_stats").rows == 1, "twenty rewrites, one row")
+        }
+    }
 }

@@ -987,6 +987,9 @@ def test_feature_store(tmp_path):
         spend = next(stat for stat in detail["statistics"] if stat["name"] == "total_spend")
         assert spend["min"] == 1 and spend["max"] == 80 and sum(spend["histogram"]) == 6
         assert conform(server.get("/api/v1/features/views/nope"), "get", view_path).status == 404
+        lineage = conform(server.get("/api/v1/lineage"), "get", "/api/v1/lineage").json()
+        assert {(e["from"], e["relation"], e["to"]) for e in lineage["edges"]} == {
+            ("dataset:customer_stats", "serves", "feature_service:churn"), ("feature_service:churn", "used_by", "model:churn_model")}
         # The view is a catalog dataset, fed by these writes.
         dataset = server.get("/api/v1/datasets/customer_stats").json()
         assert dataset["dataset"]["status"] == "fresh" and len(dataset["updates"]) == 3

@@ -3,8 +3,11 @@
 `feature_pipeline()` at the bottom is the lecture's code; the tasks above it fill in its
 helpers, like feature_pipeline.yaml does with the same feature definitions: read the
 clean_customers_py hand-off table (Baton checks the contract first: fresh, schema 2.x), compute
-per-customer churn features, and write them to the feature store under the run's logical date
-(an update of the dataset customer_features_py).
+per-customer churn features, and write them to Baton's feature store with the SDK's
+write_to_feature_store (feature view customer_features_py in features_py.yaml; the committed
+batch is an update of that dataset). They also still go to the SQLite file
+var/py/feature_store/features.sqlite under the run's logical date, which model_training_flow_py
+reads.
 """
 
 import csv
@@ -18,7 +21,7 @@ sys.path.insert(0, str(EXAMPLES / "scripts" / "common"))
 
 import baton_task as bt  # noqa: E402
 import sdk_example as ex  # noqa: E402
-from baton import dag, task  # noqa: E402
+from baton import dag, task, write_to_feature_store as store_features  # noqa: E402
 from churn_features import FEATURES, LABEL, compute_features as feature_row  # noqa: E402
 
 
@@ -95,7 +98,16 @@ def write_to_feature_store(features):
         db.execute("""DELETE FROM customer_features WHERE feature_date NOT IN (
             SELECT DISTINCT feature_date FROM customer_features ORDER BY feature_date DESC LIMIT 48)""")
     db.close()
-    print(f"wrote {len(rows)} feature rows for feature_date={feature_date} to {store}")
+    # Baton's feature store: every row checked, one all-or-nothing batch, each valid from the
+    # end of the run's data interval (a re-run interval overwrites its rows, never duplicates).
+    valid_from = bt.data_interval()[1]
+    integers = {"txn_count", "clicks", "sessions", LABEL}
+    written = store_features("customer_features_py", [
+        {"customer_id": row["customer_id"], "event_timestamp": valid_from,
+         **{name: (int(float(row[name])) if name in integers else float(row[name])) for name in FEATURES + [LABEL]}}
+        for row in rows])
+    print(f"wrote {len(rows)} feature rows for feature_date={feature_date} to {store}; "
+          f"feature view customer_features_py: {written['inserted']} new, {written['overwritten']} overwritten")
     ex.report_duration(owner="ml_engineering")
     return {"record_count": len(rows), "feature_date": feature_date, "feature_store": str(store)}
 

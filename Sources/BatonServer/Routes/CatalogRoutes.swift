@@ -1,6 +1,7 @@
 import BatonAPI
 import BatonCore
 import BatonEngine
+import BatonFeatures
 import BatonStore
 import Foundation
 import Hummingbird
@@ -48,7 +49,10 @@ enum CatalogRoutes {
         }
 
         router.get("/api/v1/lineage") { _, _ -> Response in
-            APIResponse.json(APILineage(pipelines: await context.engine.loadedPipelines(), datasets: await context.engine.catalog()))
+            APIResponse.json(
+                APILineage(
+                    pipelines: await context.engine.loadedPipelines(), datasets: await context.engine.catalog(),
+                    services: Array(context.engine.features.registry.services.values)))
         }
 
         router.get("/api/v1/runs/:run/datasets") { _, requestContext -> Response in
@@ -181,9 +185,21 @@ public struct APILineage: Codable, Sendable, Hashable {
     public var nodes: [Node]
     public var edges: [Edge]
 
-    init(pipelines: [PipelineRecord], datasets: [DatasetSpec]) {
+    init(pipelines: [PipelineRecord], datasets: [DatasetSpec], services: [FeatureServiceSpec] = []) {
         var nodes = datasets.map { Node(id: "dataset:\($0.name)", kind: "dataset", name: $0.name, owner: $0.owner) }
         var edges: Set<Edge> = []
+        // Feature views are datasets; the services reading them, and the models using those.
+        var models: Set<String> = []
+        for service in services.sorted(by: { $0.name < $1.name }) {
+            let serviceID = "feature_service:\(service.name)"
+            nodes.append(Node(id: serviceID, kind: "feature_service", name: service.name, owner: service.owner))
+            for (view, _) in service.viewsInOrder { edges.insert(Edge(from: "dataset:\(view)", to: serviceID, relation: "serves")) }
+            for model in service.models {
+                models.insert(model)
+                edges.insert(Edge(from: serviceID, to: "model:\(model)", relation: "used_by"))
+            }
+        }
+        for model in models.sorted() { nodes.append(Node(id: "model:\(model)", kind: "model", name: model, owner: nil)) }
         for record in pipelines {
             let pipelineID = "pipeline:\(record.name)"
             nodes.append(Node(id: pipelineID, kind: "pipeline", name: record.name, owner: record.spec.owner))
