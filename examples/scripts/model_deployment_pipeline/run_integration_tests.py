@@ -8,13 +8,16 @@ container) on data/integration_test_rows.jsonl and checks:
   2. every row gets exactly one prediction, with no errors,
   3. every churn_probability is a number in [0, 1],
   4. scoring is deterministic (a second run gives identical output),
-  5. a clearly disengaged customer scores higher than a clearly active one.
+  5. a clearly disengaged customer scores higher than a clearly active one,
+  6. under `baton up`: a customer named by id alone is scored with its features
+     from the online feature store (feature service churn_model).
 
 Any failed check fails the task, which stops the deployment.
 """
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +34,13 @@ def run_predict(artifact: Path, stdin: str, *args) -> str:
     if proc.returncode != 0:
         bt.fail(f"predict.py exited with {proc.returncode}: {proc.stderr.strip()}")
     return proc.stdout
+
+
+def online_customer():
+    """A customer of the bundled CRM data, whose features the feature pipeline writes."""
+    records = json.loads((bt.DATA_DIR / "crm.json").read_text()).get("records", [])
+    ids = sorted(str(record["Customer_Id__c"]) for record in records if record.get("Customer_Id__c"))
+    return ids[0] if ids else None
 
 
 def main():
@@ -66,6 +76,18 @@ def main():
     churner, active = by_id.get("IT-typical-churner", -1), by_id.get("IT-typical-active", -1)
     check("disengaged customer scores higher than an active one", churner > active,
           f"{churner} vs {active}")
+
+    # Serving as it runs for real: a request names the customer, the features come from the
+    # online feature store (the same definitions training used). Needs the server (baton up).
+    if os.environ.get("BATON_SERVER"):
+        customer = online_customer()
+        if customer:
+            online = [json.loads(line) for line in
+                      run_predict(artifact, json.dumps({"customer_id": customer}) + "\n").splitlines() if line.strip()]
+            probability = online[0].get("churn_probability") if online else None
+            check("a customer scored by id alone, with features from the online store",
+                  isinstance(probability, (int, float)) and 0.0 <= probability <= 1.0,
+                  f"{customer}={probability}" if probability is not None else (online[0] if online else "no answer"))
 
     failed = [r["check"] for r in results if not r["passed"]]
     bt.write_output({"passed": not failed, "checks": len(results), "failed": failed,
