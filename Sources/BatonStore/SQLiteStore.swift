@@ -204,10 +204,14 @@ public final class SQLiteStore: Store, RecordCoding {
 
     // Synchronous access on purpose: a single-row transaction costs microseconds, less than a
     // hop to GRDB's dispatch queue that the async variants would add on every transition.
-    func syncWrite<T>(_ body: (Database) throws -> T) throws -> T { try pool.write(body) }
+    func syncWrite<T>(_ body: (Database) throws -> T) throws -> T {
+        defer { checkpointer.noteWrite() }
+        return try pool.write(body)
+    }
     func syncRead<T>(_ body: (Database) throws -> T) throws -> T { try pool.read(body) }
     func syncWriteWithoutTransaction<T>(_ body: (Database) throws -> T) throws -> T {
-        try pool.writeWithoutTransaction(body)
+        defer { checkpointer.noteWrite() }
+        return try pool.writeWithoutTransaction(body)
     }
 
     // MARK: - Pipelines
