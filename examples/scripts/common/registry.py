@@ -1,8 +1,6 @@
 """Baton's experiment tracking and model registry for the example scripts.
 
-The scripts use the Baton Python SDK (`pip install ./sdk/python`); when it is not installed,
-the SDK of the Baton checkout that runs them is used (found next to this examples folder, or
-above the `baton` binary named by BATON_CLI), so the examples need nothing beyond python3.
+The scripts use the Baton Python SDK (see baton_sdk.py for how it is found).
 
 Under `baton up` every task gets MLFLOW_TRACKING_URI, pointing at Baton's MLflow-compatible
 tracking server with the task's run in the path: runs and model versions made here are linked
@@ -11,31 +9,11 @@ to the pipeline run that made them.
 
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 
-def _import_sdk():
-    try:
-        import baton  # noqa: F401
-        return baton
-    except ImportError:
-        pass
-    candidates = list(Path(__file__).resolve().parents)
-    cli = os.environ.get("BATON_CLI")
-    if cli:
-        candidates += list(Path(cli).resolve().parents)
-    for folder in candidates:
-        sdk = folder / "sdk" / "python"
-        if (sdk / "baton" / "__init__.py").is_file():
-            sys.path.insert(0, str(sdk))
-            import baton  # noqa: F811
-            return baton
-    raise ImportError("the Baton Python SDK is not installed: pip install ./sdk/python")
-
-
-baton = _import_sdk()
+from baton_sdk import baton  # noqa: E402
 
 MODEL_NAME = "churn"
 EXPERIMENT = "churn_training"

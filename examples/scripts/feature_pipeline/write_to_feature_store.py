@@ -16,7 +16,6 @@ model_training_flow's create_features waits for.
 """
 
 import csv
-import os
 import sys
 from pathlib import Path
 
@@ -29,15 +28,8 @@ INTEGER_COLUMNS = {"txn_count", "clicks", "sessions", LABEL}
 
 
 def sdk():
-    """Baton's Python SDK: installed, or the repository's sdk/python next to the running baton."""
-    try:
-        import baton
-    except ImportError:
-        for parent in Path(os.environ.get("BATON_CLI", sys.argv[0])).resolve().parents:
-            if (parent / "sdk" / "python" / "baton").is_dir():
-                sys.path.insert(0, str(parent / "sdk" / "python"))
-                break
-        import baton
+    """Baton's Python SDK (see common/baton_sdk.py for how it is found)."""
+    from baton_sdk import baton
     return baton
 
 

@@ -18,7 +18,6 @@ update.  The checks below guard against a store that is still unusable.
 
 import csv
 import hashlib
-import os
 import sys
 from pathlib import Path
 
@@ -32,15 +31,8 @@ MIN_ROWS = 50
 
 
 def sdk():
-    """Baton's Python SDK: installed, or the repository's sdk/python next to the running baton."""
-    try:
-        import baton
-    except ImportError:
-        for parent in Path(os.environ.get("BATON_CLI", sys.argv[0])).resolve().parents:
-            if (parent / "sdk" / "python" / "baton").is_dir():
-                sys.path.insert(0, str(parent / "sdk" / "python"))
-                break
-        import baton
+    """Baton's Python SDK (see common/baton_sdk.py for how it is found)."""
+    from baton_sdk import baton
     return baton
 
 
