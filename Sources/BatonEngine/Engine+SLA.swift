@@ -127,6 +127,14 @@ extension Engine {
     }
 
     private func raiseMiss(_ spec: DatasetSpec, latest: DatasetUpdateRecord?, freshness: Double, now: Date) async {
+        // An update that arrived during an open miss ended it, even if this check (late on a
+        // busy machine, or a short SLA) already finds the new data stale: close the old miss at
+        // the update and open a new one, so each stale stretch gets its own alert.
+        if let latest, let open = try? await store.slaMisses(dataset: spec.name, limit: 1).first, open.resolvedAt == nil,
+            open.lastUpdateAt != latest.updatedAt
+        {
+            _ = try? await store.resolveSLAMiss(dataset: spec.name, at: latest.updatedAt)
+        }
         let miss = SLAMissRecord(dataset: spec.name, detectedAt: now, lastUpdateAt: latest?.updatedAt, freshness: freshness)
         guard let opened = try? await store.openSLAMiss(miss) else { return }
         let age = latest.map { now.timeIntervalSince($0.updatedAt) }

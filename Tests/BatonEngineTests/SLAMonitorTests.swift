@@ -102,8 +102,10 @@ final class WebhookReceiver: Sendable {
             while try await openMissAfterUpdate() == nil || receiver.received.count < 1 {
                 guard ContinuousClock.now < deadline else {
                     let open = try await openMissAfterUpdate() != nil
+                    let misses = try await harness.store.slaMisses(dataset: "hot_table", limit: 10)
+                    let updates = try await harness.store.datasetUpdates("hot_table", limit: 10)
                     throw RunRequestError(
-                        "within 30 s: \(open ? "a miss opened" : "no miss opened"), \(receiver.received.count) webhooks arrived")
+                        "within 30 s: \(open ? "a miss opened" : "no miss opened"), \(receiver.received.count) webhooks arrived; misses \(misses); updates \(updates); now \(Date())")
                 }
                 try await Task.sleep(for: .milliseconds(50))
             }
