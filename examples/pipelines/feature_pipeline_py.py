@@ -5,9 +5,8 @@ helpers, like feature_pipeline.yaml does with the same feature definitions: read
 clean_customers_py hand-off table (Baton checks the contract first: fresh, schema 2.x), compute
 per-customer churn features, and write them to Baton's feature store with the SDK's
 write_to_feature_store (feature view customer_features_py in features_py.yaml; the committed
-batch is an update of that dataset). They also still go to the SQLite file
-var/py/feature_store/features.sqlite under the run's logical date, which model_training_flow_py
-reads.
+batch is an update of that dataset), where model_training_flow_py builds its training set with a
+point-in-time join.
 """
 
 import csv
@@ -81,23 +80,6 @@ def write_to_feature_store(features):
     with open(features["path"], newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     feature_date = bt.logical_date()
-    store = ex.feature_store_path()
-    store.parent.mkdir(parents=True, exist_ok=True)
-    names = ["feature_date", "customer_id"] + FEATURES + [LABEL, "data_as_of", "run_id"]
-    db = sqlite3.connect(str(store), timeout=30)
-    with db:  # one transaction: readers see the whole feature set or none of it
-        db.execute(f"""CREATE TABLE IF NOT EXISTS customer_features (
-            feature_date TEXT NOT NULL, customer_id TEXT NOT NULL,
-            {", ".join(f"{name} REAL NOT NULL" for name in FEATURES)}, {LABEL} INTEGER NOT NULL,
-            data_as_of TEXT, run_id TEXT, PRIMARY KEY (feature_date, customer_id))""")
-        db.execute("DELETE FROM customer_features WHERE feature_date = ?", (feature_date,))
-        db.executemany(
-            f"INSERT INTO customer_features ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-            [(feature_date, row["customer_id"], *[float(row[name]) for name in FEATURES], int(row[LABEL]),
-              features["data_as_of"], bt.run_id()) for row in rows])
-        db.execute("""DELETE FROM customer_features WHERE feature_date NOT IN (
-            SELECT DISTINCT feature_date FROM customer_features ORDER BY feature_date DESC LIMIT 48)""")
-    db.close()
     # Baton's feature store: every row checked, one all-or-nothing batch, each valid from the
     # end of the run's data interval (a re-run interval overwrites its rows, never duplicates).
     valid_from = bt.data_interval()[1]
@@ -106,10 +88,10 @@ def write_to_feature_store(features):
         {"customer_id": row["customer_id"], "event_timestamp": valid_from,
          **{name: (int(float(row[name])) if name in integers else float(row[name])) for name in FEATURES + [LABEL]}}
         for row in rows])
-    print(f"wrote {len(rows)} feature rows for feature_date={feature_date} to {store}; "
-          f"feature view customer_features_py: {written['inserted']} new, {written['overwritten']} overwritten")
+    print(f"wrote {len(rows)} feature rows for feature_date={feature_date} to feature view customer_features_py: "
+          f"{written['inserted']} new, {written['overwritten']} overwritten")
     ex.report_duration(owner="ml_engineering")
-    return {"record_count": len(rows), "feature_date": feature_date, "feature_store": str(store)}
+    return {"record_count": len(rows), "feature_date": feature_date, "feature_view": "customer_features_py"}
 
 
 # Feature Pipeline - Could be DE or ML

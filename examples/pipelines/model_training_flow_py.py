@@ -2,16 +2,14 @@
 
 `model_training_flow()` at the bottom is the lecture's code; the tasks above it fill in its
 helpers with the trainers of model_training_flow.yaml (pure-Python stand-ins for XGBoost,
-LightGBM and a neural net, imported from scripts/): build a training set from the latest
-feature set, train the three candidates in parallel (each an experiment run with its params,
+LightGBM and a neural net, imported from scripts/): build a training set with a point-in-time
+join on Baton's feature store (service churn_training_py), train the three candidates in parallel (each an experiment run with its params,
 metrics and model file), select the best by F1 and register it as a new version of `churn_py`
 in Baton's model registry, approving it for deployment when F1 >= 0.6.
 """
 
 import csv
 import os
-import shutil
-import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -26,7 +24,7 @@ import train_lightgbm as lightgbm_trainer  # noqa: E402
 import train_neural_net as neural_net_trainer  # noqa: E402
 import train_xgboost as xgboost_trainer  # noqa: E402
 import training  # noqa: E402
-from baton import flow, task  # noqa: E402
+from baton import flow, get_historical_features, task  # noqa: E402
 from baton import register_model as register_in_registry  # noqa: E402
 from churn_features import FEATURES, LABEL  # noqa: E402
 
@@ -44,13 +42,19 @@ APPROVAL_THRESHOLD = 0.6
 @task(requires=[{"dataset": "customer_features_py", "max_staleness": "3h", "on_violation": "wait",
                  "wait_timeout": "5m"}], retries=1, retry_delay="5s", timeout="1m")
 def create_features(dataset):
+    """The training set from Baton's feature store: a point-in-time join of every warehouse
+    customer, as of now, with feature service churn_training_py (features_py.yaml)."""
     ex.begin()
-    db = bt.sqlite_readonly(ex.feature_store_path())
-    db.row_factory = sqlite3.Row
-    latest = db.execute("SELECT MAX(feature_date) FROM customer_features").fetchone()[0]
-    rows = db.execute("SELECT * FROM customer_features WHERE feature_date = ? ORDER BY customer_id",
-                      (latest,)).fetchall()
+    db = bt.sqlite_readonly(ex.warehouse_path())
+    customers = [row[0] for row in db.execute("SELECT customer_id FROM clean_customers ORDER BY customer_id")]
     db.close()
+    as_of = bt.now_iso()
+    training = get_historical_features(
+        "churn_training_py", [{"customer_id": customer, "event_timestamp": as_of} for customer in customers])
+    # A customer without a feature row (new since the last feature run, or expired) is left out.
+    rows = [row for row in training if all(row.get(name) is not None for name in FEATURES + [LABEL])]
+    if len(rows) < 50 or {row[LABEL] for row in rows} != {0, 1}:
+        raise ValueError(f"the training set as of {as_of} is unusable: {len(rows)} of {len(customers)} customers with features")
     columns = ["customer_id"] + FEATURES + [LABEL, "split"]
     out = [dict({name: row[name] for name in columns[:-1]}, split=ex.split_of(row["customer_id"])) for row in rows]
     path = ex.partition_dir("training") / "dataset.csv"
@@ -61,8 +65,8 @@ def create_features(dataset):
         writer.writerows(out)
     os.replace(tmp, path)
     test_rows = sum(1 for row in out if row["split"] == "test")
-    print(f"training set from {dataset} feature set {latest}: {len(out) - test_rows} train / {test_rows} test")
-    return {"dataset_path": str(path), "feature_date": latest, "rows": len(out)}
+    print(f"point-in-time training set from {dataset} as of {as_of}: {len(out) - test_rows} train / {test_rows} test")
+    return {"dataset_path": str(path), "feature_date": as_of, "rows": len(out)}
 
 
 def _train(name, fit, features):

@@ -5,7 +5,7 @@ points".  These are the contracts the example pipelines share:
 
   data_engineering  --(warehouse table clean_customers)-->  feature pipeline
   feature pipeline  --(feature store table customer_features)--> ml_engineering
-  ml_engineering    --(model registry var/registry/churn)-->  mlops
+  ml_engineering    --(model registry: churn, alias champion)-->  mlops
 
 Baton enforces the first two: pipelines/datasets.yaml declares the datasets
 (owner, schema_version, freshness, availability), producing tasks declare
@@ -54,12 +54,6 @@ def catalog_path():
     return var_dir() / "catalog" / "catalog.json"
 
 
-def feature_store_path():
-    return var_dir() / "feature_store" / "features.sqlite"
-
-
-def registry_dir():
-    return var_dir() / "registry" / MODEL_NAME
 
 
 def deployments_state_path():

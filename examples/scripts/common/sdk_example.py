@@ -33,12 +33,6 @@ def catalog_path() -> Path:
     return var() / "catalog" / "catalog.json"
 
 
-def feature_store_path() -> Path:
-    return var() / "feature_store" / "features.sqlite"
-
-
-def registry_dir() -> Path:
-    return var() / "registry" / MODEL_NAME
 
 
 def deployments_state_path() -> Path:
