@@ -86,6 +86,8 @@ public struct FeatureViewSpec: Sendable, Hashable, Codable {
     public var source: FeatureSourceSpec?
     /// The view's freshness SLA as a catalog dataset (seconds since the last write).
     public var freshness: Double?
+    /// The share of time the view should be fresh (its catalog dataset's availability target).
+    public var availability: Double?
     public var schemaVersion: String?
     public var sourceFile: String?
     public var line: Int
@@ -114,7 +116,7 @@ public struct FeatureViewSpec: Sendable, Hashable, Codable {
     public var dataset: DatasetSpec {
         DatasetSpec(
             name: name, owner: owner, description: description ?? "Feature view of \(entity)",
-            schemaVersion: schemaVersion, freshness: freshness, sourceFile: sourceFile)
+            schemaVersion: schemaVersion, freshness: freshness, availability: availability, sourceFile: sourceFile)
     }
 }
 

@@ -16,7 +16,9 @@ public enum FeatureParser {
 
     static let topKeys = ["entities", "feature_views", "feature_services"]
     static let entityKeys = ["join_keys", "description"]
-    static let viewKeys = ["entity", "features", "ttl", "owner", "description", "source", "freshness", "schema_version"]
+    static let viewKeys = [
+        "entity", "features", "ttl", "owner", "description", "source", "freshness", "availability", "schema_version",
+    ]
     static let featureKeys = ["type", "description"]
     static let sourceKeys = ["sqlite", "postgres", "table", "timestamp_column", "columns"]
     static let serviceKeys = ["features", "description", "owner", "models"]
@@ -139,6 +141,14 @@ public enum FeatureParser {
                         case "description": view.description = text
                         case "ttl": if let seconds = duration(fieldValue, "\(field).ttl") { view.ttl = seconds > 0 ? seconds : nil } else { valid = false }
                         case "freshness": if let seconds = duration(fieldValue, "\(field).freshness") { view.freshness = seconds } else { valid = false }
+                        case "availability":
+                            if let share = DatasetSpec.availabilityShare(text) {
+                                view.availability = share
+                            } else {
+                                problem(fieldValue, "\(field).availability", "'\(text)' is not a percentage", value: text,
+                                        fix: "write a target such as 99%")
+                                valid = false
+                            }
                         case "schema_version":
                             if SchemaVersion(text) != nil { view.schemaVersion = text } else {
                                 problem(fieldValue, "\(field).schema_version", "'\(text)' is not a version like 2.3.0", value: text)

@@ -17,6 +17,7 @@ import Testing
         #expect(view.entity == "customer")
         #expect(view.ttl == 2.0 * 86_400)
         #expect(view.freshness == 3600)
+        #expect(view.availability == 0.995 && view.dataset.availability == 0.995, "the catalog dataset's availability target")
         #expect(view.features.map(\.type) == [.float, .int, .string, .bool])
         #expect(view.features[2].description == "Marketing segment")
         #expect(view.dataset.name == "customer_stats" && view.dataset.freshness == 3600 && view.dataset.owner == "ml_engineering")
@@ -40,13 +41,16 @@ import Testing
               stats:
                 entity: customer
                 ttl: soon
+                availability: always
                 features:
                   spend: flaot
             """)
+        let availability = try #require(found.first { $0.field == "feature_views.stats.availability" })
+        #expect(availability.line == 8 && availability.fix == "write a target such as 99%")
         let ttl = try #require(found.first { $0.field == "feature_views.stats.ttl" })
         #expect(ttl.file == "f.yaml" && ttl.line == 7)
         let type = try #require(found.first { $0.field == "feature_views.stats.features.spend" })
-        #expect(type.line == 9)
+        #expect(type.line == 10)
         #expect(type.fix == "did you mean 'float'?")
     }
 

@@ -15,6 +15,7 @@ enum Fixture {
             entity: customer
             ttl: 2d
             freshness: 1h
+            availability: 99.5%
             owner: ml_engineering
             features:
               total_spend: float

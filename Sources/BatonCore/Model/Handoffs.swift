@@ -71,6 +71,18 @@ public struct DatasetRequirement: Sendable, Hashable, Codable {
 
 /// A dataset a team promises to others: the hand-off point between pipelines.
 public struct DatasetSpec: Sendable, Hashable, Codable {
+    /// An availability target as written in YAML (`99.9%` or `0.999`) as a share, or nil when
+    /// it is not one.
+    public static func availabilityShare(_ text: String) -> Double? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let percent = trimmed.hasSuffix("%")
+        guard let number = Double(percent ? String(trimmed.dropLast()) : trimmed),
+            percent ? (0...100).contains(number) : (0...1).contains(number)
+        else { return nil }
+        // Rounded so 99.9% reads back as 0.999, not 0.9990000000000001.
+        return ((percent ? number / 100 : number) * 1e9).rounded() / 1e9
+    }
+
     public var name: String
     public var owner: String?
     public var description: String?

@@ -98,12 +98,8 @@ extension PipelineParser {
                                 problem(fieldValue, "\(field).freshness", error.description, value: text)
                             }
                         case "availability":
-                            let trimmed = text.trimmingCharacters(in: .whitespaces)
-                            let number = Double(trimmed.hasSuffix("%") ? String(trimmed.dropLast()) : trimmed)
-                            if let number, trimmed.hasSuffix("%") ? (0...100).contains(number) : (0...1).contains(number) {
-                                // Rounded so 99.9% reads back as 0.999, not 0.9990000000000001.
-                                let share = trimmed.hasSuffix("%") ? number / 100 : number
-                                dataset.availability = (share * 1e9).rounded() / 1e9
+                            if let share = DatasetSpec.availabilityShare(text) {
+                                dataset.availability = share
                             } else {
                                 problem(fieldValue, "\(field).availability", "'\(text)' is not a percentage", value: text,
                                         fix: "write a target such as 99.9%")
