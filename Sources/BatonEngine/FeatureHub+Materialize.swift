@@ -106,10 +106,11 @@ extension FeatureHub {
         }
         var queryLogger = logger
         queryLogger.logLevel = .warning
-        let configuration = PostgresConnection.Configuration(
-            host: location.host, port: location.port, username: location.user, password: location.password,
-            database: location.database, tls: .disable)
         do {
+            // The URL's sslmode applies, as for Baton's own PostgreSQL store (libpq's meanings).
+            let configuration = PostgresConnection.Configuration(
+                host: location.host, port: location.port, username: location.user, password: location.password,
+                database: location.database, tls: try PostgresStore.connectionTLS(location))
             let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: queryLogger)
             defer { Task { try? await connection.close() } }
             var result: [[FeatureValue]] = []

@@ -93,7 +93,7 @@ public final class PostgresStore: Store, RecordCoding {
     }
 
     /// TLS for a connection of our own (outside the pool), as `clientTLS` for the pool.
-    static func connectionTLS(_ location: PostgresLocation) throws -> PostgresConnection.Configuration.TLS {
+    public static func connectionTLS(_ location: PostgresLocation) throws -> PostgresConnection.Configuration.TLS {
         switch location.tls {
         case .disable: return .disable
         case .prefer: return .prefer(try NIOSSLContext(configuration: tlsConfiguration(.prefer)))
