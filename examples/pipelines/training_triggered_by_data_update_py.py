@@ -63,7 +63,8 @@ def train_model():
             handle.write(",".join(values) + "\n")
     data = training.Dataset(path)
     result = training.evaluate_and_save("quick_model", trainer.fit(data), data, started,
-                                        {"feature_date": bt.logical_date()}, ex.partition_dir("triggered_training"))
+                                        {"feature_date": bt.logical_date()}, ex.partition_dir("triggered_training"),
+                                        experiment="churn_triggered_training_py")
     logger.info(f"quick model on {len(rows)} customers: f1={result['f1']:.3f} auc={result['auc']:.3f}")
     return {"rows": len(rows), "f1": result["f1"], "auc": result["auc"], "model_path": result["model_path"]}
 

@@ -44,12 +44,12 @@ def fit_preprocess(ds: Dataset) -> dict:
 
 
 def finish(task_label: str, model: dict, ds: Dataset, started: float,
-           upstream: str = "create_features", model_dir: Path = None) -> None:
+           upstream: str = "create_features", model_dir: Path = None, experiment: str = registry.EXPERIMENT) -> None:
     """Pick the decision threshold on train, evaluate on test, save, report.
 
     The model goes to model_dir (default var/training/<logical date>/models).
     """
-    bt.write_output(evaluate_and_save(task_label, model, ds, started, bt.require_input(upstream), model_dir))
+    bt.write_output(evaluate_and_save(task_label, model, ds, started, bt.require_input(upstream), model_dir, experiment))
 
 
 def evaluate_and_save(task_label: str, model: dict, ds: Dataset, started: float, source: dict,

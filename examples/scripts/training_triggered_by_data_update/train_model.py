@@ -27,7 +27,9 @@ def main():
     ds = training.load_dataset(upstream)
     model = train_lightgbm.fit(ds)
     model_dir = Path(bt.require_input(upstream)["dataset_path"]).parent / "models"
-    training.finish("churn_triggered", model, ds, started, upstream=upstream, model_dir=model_dir)
+    # Its own experiment: these quick event-driven runs are not candidates for the registry.
+    training.finish("churn_triggered", model, ds, started, upstream=upstream, model_dir=model_dir,
+                    experiment="churn_triggered_training")
     bt.report_pipeline_duration(owner="ml_engineering")
 
 
