@@ -82,11 +82,11 @@ struct ModelsCommand: AsyncParsableCommand {
             for model in models {
                 let versions = model["versions"]?.arrayValue ?? []
                 let aliases = (model["aliases"]?.objectValue ?? [:]).sorted { $0.key < $1.key }
-                    .map { "\($0.key)=v\($0.value.stringValue ?? "")" }.joined(separator: " ")
+                    .map { "\($0.key)=v\($0.value.scalarText ?? "")" }.joined(separator: " ")
                 table.rows.append([
-                    model["name"]?.stringValue ?? "", versions.first.map { "v\($0["version"]?.displayText ?? "")" } ?? "-",
-                    model["approved_version"]?.stringValue.map { "v\($0)" } ?? "-", aliases.isEmpty ? "-" : aliases,
-                    model["updated_at"]?.stringValue ?? "",
+                    model["name"]?.scalarText ?? "", versions.first.map { "v\($0["version"]?.templateText ?? "")" } ?? "-",
+                    model["approved_version"]?.scalarText.map { "v\($0)" } ?? "-", aliases.isEmpty ? "-" : aliases,
+                    model["updated_at"]?.scalarText ?? "",
                 ])
             }
             print(table.render())
@@ -106,9 +106,9 @@ struct ModelsCommand: AsyncParsableCommand {
                 return .object(model)
             }
             if access.output.json { return printJSON(answer) }
-            print("model \(answer["name"]?.stringValue ?? name)")
-            if let description = answer["description"]?.stringValue, !description.isEmpty { print("  \(description)") }
-            print("approved: \(answer["approved_version"]?.stringValue.map { "v\($0)" } ?? "none (baton models approve \(name) VERSION)")")
+            print("model \(answer["name"]?.scalarText ?? name)")
+            if let description = answer["description"]?.scalarText, !description.isEmpty { print("  \(description)") }
+            print("approved: \(answer["approved_version"]?.scalarText.map { "v\($0)" } ?? "none (baton models approve \(name) VERSION)")")
             print("")
             print(Versions.table(answer["versions"]?.arrayValue ?? []).render())
             let history = answer["history"]?.arrayValue ?? []
@@ -117,7 +117,7 @@ struct ModelsCommand: AsyncParsableCommand {
                 var table = Table(headers: ["WHEN", "ACTION", "VERSION", "ALIAS", "BY", "NOTE"])
                 for event in history.prefix(20) {
                     table.rows.append(
-                        ["at", "action", "version", "alias", "actor", "note"].map { event[$0]?.stringValue ?? "-" })
+                        ["at", "action", "version", "alias", "actor", "note"].map { event[$0]?.scalarText ?? "-" })
                 }
                 print(table.render())
             }
@@ -141,14 +141,14 @@ struct ModelsCommand: AsyncParsableCommand {
         static func table(_ versions: [JSONValue]) -> Table {
             var table = Table(headers: ["VERSION", "STAGE", "ALIASES", "RUN", "PIPELINE RUN", "CREATED", "FILES"])
             for version in versions {
-                let aliases = (version["aliases"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: ",")
+                let aliases = (version["aliases"]?.arrayValue ?? []).compactMap(\.scalarText).joined(separator: ",")
                 let lineage = version["pipeline_run_id"].map { run in
-                    "\(version["pipeline"]?.stringValue ?? "")#\(run.displayText).\(version["task"]?.stringValue ?? "")"
+                    "\(version["pipeline"]?.scalarText ?? "")#\(run.templateText).\(version["task"]?.scalarText ?? "")"
                 }
                 table.rows.append([
-                    "v\(version["version"]?.displayText ?? "")", version["stage"]?.stringValue ?? "", aliases.isEmpty ? "-" : aliases,
-                    version["run_id"]?.stringValue.map { String($0.prefix(12)) } ?? "-", lineage ?? "-",
-                    version["created_at"]?.stringValue ?? "", version["artifact_path"]?.stringValue ?? version["source"]?.stringValue ?? "",
+                    "v\(version["version"]?.templateText ?? "")", version["stage"]?.scalarText ?? "", aliases.isEmpty ? "-" : aliases,
+                    version["run_id"]?.scalarText.map { String($0.prefix(12)) } ?? "-", lineage ?? "-",
+                    version["created_at"]?.scalarText ?? "", version["artifact_path"]?.scalarText ?? version["source"]?.scalarText ?? "",
                 ])
             }
             return table
@@ -201,41 +201,6 @@ struct ModelsCommand: AsyncParsableCommand {
                 return .object(["revoked": .bool(true)])
             }
             if !access.output.json { print("revoked '\(alias)' of \(name)") }
-        }
-    }
-}
-
-extension JSONValue {
-    subscript(key: String) -> JSONValue? {
-        if case .object(let object) = self { return object[key] }
-        return nil
-    }
-
-    var arrayValue: [JSONValue]? {
-        if case .array(let items) = self { return items }
-        return nil
-    }
-
-    var objectValue: [String: JSONValue]? {
-        if case .object(let object) = self { return object }
-        return nil
-    }
-
-    var stringValue: String? {
-        switch self {
-        case .string(let s): return s
-        case .number: return displayText
-        default: return nil
-        }
-    }
-
-    /// Whole numbers without a decimal point.
-    var displayText: String {
-        switch self {
-        case .number(let n): return n.rounded() == n && abs(n) < 1e15 ? String(Int64(n)) : String(n)
-        case .string(let s): return s
-        case .bool(let b): return b ? "true" : "false"
-        default: return compactJSON
         }
     }
 }

@@ -189,10 +189,3 @@ public struct MLflowParams: Sendable {
         return items.map { MLflowParams($0.objectValue ?? [:]) }
     }
 }
-
-extension JSONValue {
-    var objectValue: [String: JSONValue]? {
-        if case .object(let o) = self { return o }
-        return nil
-    }
-}

@@ -229,8 +229,8 @@ extension Registry {
             object.document = DocumentCoding.encode(document)
             return true
         }
-        let aliases = try DocumentCoding.decode(RegisteredModelDocument.self, try await modelObject(name)).aliases
-        _ = model
+        // Changing a version leaves its model's aliases as they were read.
+        let aliases = try DocumentCoding.decode(RegisteredModelDocument.self, model).aliases
         return versionJSON(object, try DocumentCoding.decode(ModelVersionDocument.self, object), modelName: name, aliases: aliases)
     }
 

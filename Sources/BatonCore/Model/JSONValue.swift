@@ -49,6 +49,26 @@ public enum JSONValue: Sendable, Hashable, Codable {
         return nil
     }
 
+    /// The members of an object; nil for other kinds.
+    public var objectValue: [String: JSONValue]? {
+        if case .object(let members) = self { return members }
+        return nil
+    }
+
+    /// The items of an array; nil for other kinds.
+    public var arrayValue: [JSONValue]? {
+        if case .array(let items) = self { return items }
+        return nil
+    }
+
+    /// A string, number or boolean as text (`templateText`); nil for null and containers.
+    public var scalarText: String? {
+        switch self {
+        case .string, .number, .bool: return templateText
+        case .null, .array, .object: return nil
+        }
+    }
+
     /// Walks a dotted path of object keys and array indexes.
     public func value(at path: some Sequence<String>) -> JSONValue? {
         var current: JSONValue = self

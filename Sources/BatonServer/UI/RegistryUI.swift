@@ -133,15 +133,6 @@ extension UIPath {
 }
 
 extension JSONValue {
-    var uiString: String? {
-        switch self {
-        case .string(let text): return text
-        case .number(let number): return number == number.rounded() && abs(number) < 1e15 ? String(Int64(number)) : String(number)
-        case .bool(let flag): return flag ? "true" : "false"
-        default: return nil
-        }
-    }
-
     /// Numbers, and the strings MLflow's JSON uses for values JSON cannot hold.
     var uiDouble: Double? {
         switch self {
@@ -154,17 +145,12 @@ extension JSONValue {
         }
     }
 
-    var uiArray: [JSONValue] {
-        if case .array(let items) = self { return items }
-        return []
-    }
-
     /// `[{"key", "value"}]` lists (params, tags) as a dictionary.
     var uiKeyValues: [String: String] {
         var result: [String: String] = [:]
-        for item in uiArray {
-            guard let key = item["key"]?.uiString else { continue }
-            result[key] = item["value"]?.uiString ?? ""
+        for item in arrayValue ?? [] {
+            guard let key = item["key"]?.scalarText else { continue }
+            result[key] = item["value"]?.scalarText ?? ""
         }
         return result
     }
@@ -181,10 +167,10 @@ struct TrackedExperiment: Sendable {
     var tags: [String: String]
 
     init(_ json: JSONValue) {
-        id = json["experiment_id"]?.uiString ?? ""
-        name = json["name"]?.uiString ?? ""
-        lifecycle = json["lifecycle_stage"]?.uiString ?? "active"
-        artifactLocation = json["artifact_location"]?.uiString ?? ""
+        id = json["experiment_id"]?.scalarText ?? ""
+        name = json["name"]?.scalarText ?? ""
+        lifecycle = json["lifecycle_stage"]?.scalarText ?? "active"
+        artifactLocation = json["artifact_location"]?.scalarText ?? ""
         created = json["creation_time"]?.uiDouble.map { Date(timeIntervalSince1970: $0 / 1000) }
         updated = json["last_update_time"]?.uiDouble.map { Date(timeIntervalSince1970: $0 / 1000) }
         tags = json["tags"]?.uiKeyValues ?? [:]
@@ -216,21 +202,21 @@ struct TrackedRun: Sendable {
     init(_ json: JSONValue) {
         let info = json["info"] ?? .object([:])
         func date(_ key: String) -> Date? { info[key]?.uiDouble.map { Date(timeIntervalSince1970: $0 / 1000) } }
-        id = info["run_id"]?.uiString ?? ""
-        experimentID = info["experiment_id"]?.uiString ?? ""
-        name = info["run_name"]?.uiString ?? ""
-        user = info["user_id"]?.uiString ?? ""
-        status = info["status"]?.uiString ?? ""
-        lifecycle = info["lifecycle_stage"]?.uiString ?? "active"
-        artifactURI = info["artifact_uri"]?.uiString ?? ""
+        id = info["run_id"]?.scalarText ?? ""
+        experimentID = info["experiment_id"]?.scalarText ?? ""
+        name = info["run_name"]?.scalarText ?? ""
+        user = info["user_id"]?.scalarText ?? ""
+        status = info["status"]?.scalarText ?? ""
+        lifecycle = info["lifecycle_stage"]?.scalarText ?? "active"
+        artifactURI = info["artifact_uri"]?.scalarText ?? ""
         start = date("start_time")
         end = date("end_time")
         let data = json["data"] ?? .object([:])
         params = data["params"]?.uiKeyValues ?? [:]
         tags = data["tags"]?.uiKeyValues ?? [:]
         var metrics: [String: Metric] = [:]
-        for item in data["metrics"]?.uiArray ?? [] {
-            guard let key = item["key"]?.uiString else { continue }
+        for item in data["metrics"]?.arrayValue ?? [] {
+            guard let key = item["key"]?.scalarText else { continue }
             let value = item["value"]?.uiDouble
             metrics[key] = Metric(
                 value: value.flatMap { $0.isNaN ? nil : $0 }, step: Int64(item["step"]?.uiDouble ?? 0),

@@ -49,8 +49,8 @@ enum TrackedRunPage {
         ).versions
         if !registered.isEmpty {
             let links = registered.compactMap { version -> HTML? in
-                guard let name = version["name"]?.uiString, let number = version["version"]?.uiString else { return nil }
-                let aliases = version["aliases"]?.uiArray.compactMap(\.uiString) ?? []
+                guard let name = version["name"]?.scalarText, let number = version["version"]?.scalarText else { return nil }
+                let aliases = version["aliases"]?.arrayValue?.compactMap(\.scalarText) ?? []
                 let chips = aliases.map { "<span class=\"alias\($0 == Registry.approvalAlias ? " champion" : "")\">\($0)</span>" as HTML }
                 return "<a href=\"\(UIPath.model(name))#v\(number)\">\(name) v\(number)</a>\(chips.isEmpty ? HTML.empty : " " + HTML.join(chips, separator: " "))"
             }
