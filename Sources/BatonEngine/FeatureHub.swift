@@ -315,14 +315,21 @@ public final class FeatureHub: Sendable {
         var echoed: [[JSONValue]] = []
         echoed.reserveCapacity(entities.count)
         let now = clock().timeIntervalSince1970
+        // What each view needs is the same for every entity: looked up once, not per entity.
+        let plans = try views.map { (viewName, features) throws(FeatureError) in
+            let view = try registry.view(viewName)
+            let positions = Dictionary(view.features.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
+            return (
+                name: viewName, view: view, joinKeys: try registry.entity(of: view).joinKeys,
+                positions: features.map { positions[$0] })
+        }
         for (row, entity) in entities.enumerated() {
             echoed.append(joinKeys.map { entity[$0.name] ?? .null })
             var column = 0
-            for (viewName, features) in views {
-                let view = try registry.view(viewName)
-                let spec = try registry.entity(of: view)
+            for plan in plans {
+                let view = plan.view
                 var parts: [String] = []
-                for key in spec.joinKeys {
+                for key in plan.joinKeys {
                     guard let value = entity[key.name], let text = EntityKey.text(of: value, type: key.type) else {
                         throw FeatureError.badRow(
                             FeatureRowError(
@@ -331,20 +338,20 @@ public final class FeatureHub: Sendable {
                     }
                     parts.append(text)
                 }
-                if let entry = cache.entry(view: viewName, entityKey: EntityKey.make(parts)) {
+                if let entry = cache.entry(view: plan.name, entityKey: EntityKey.make(parts)) {
                     let expired = view.ttl.map { now - entry.time > $0 } ?? false
-                    for (offset, feature) in features.enumerated() {
+                    for (offset, found) in plan.positions.enumerated() {
                         let index = row * width + column + offset
                         times[index] = entry.time
                         if expired {
                             statuses[index] = .outsideTTL
-                        } else if let position = view.features.firstIndex(where: { $0.name == feature }), position < entry.values.count {
+                        } else if let position = found, position < entry.values.count {
                             values[index] = entry.values[position]
                             statuses[index] = .present
                         }
                     }
                 }
-                column += features.count
+                column += plan.positions.count
             }
         }
         return OnlineFeatures(

@@ -51,6 +51,10 @@ public enum FeatureParser {
         do {
             guard let composed = try Yams.compose(yaml: text) else { return outcome }
             root = composed
+        } catch let error as YamlError {
+            // The pipeline parser's report: the line, column and a hint, as for pipeline files.
+            outcome.issues.append(PipelineParser.issue(for: error, file: file))
+            return outcome
         } catch {
             outcome.issues.append(ValidationIssue(file: file, line: 0, column: 0, message: "cannot read YAML: \(error)"))
             return outcome

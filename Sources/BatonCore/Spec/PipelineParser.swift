@@ -157,7 +157,7 @@ public struct PipelineParser {
         return spec
     }
 
-    static func issue(for yamlError: YamlError, file: String) -> ValidationIssue {
+    public static func issue(for yamlError: YamlError, file: String) -> ValidationIssue {
         switch yamlError {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
             .composer(let context, let problem, let mark, _):
