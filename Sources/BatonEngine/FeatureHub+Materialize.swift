@@ -111,7 +111,11 @@ extension FeatureHub {
             let configuration = PostgresConnection.Configuration(
                 host: location.host, port: location.port, username: location.user, password: location.password,
                 database: location.database, tls: try PostgresStore.connectionTLS(location))
-            let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: queryLogger)
+            // The store's deadline: an unreachable host fails the request instead of hanging it.
+            guard let connection = try await PostgresStore.connect(configuration, within: .seconds(10), logger: queryLogger) else {
+                throw FeatureError.source(
+                    view: view, message: "no answer from the PostgreSQL source \(location.host):\(location.port) within 10 s")
+            }
             defer { Task { try? await connection.close() } }
             var result: [[FeatureValue]] = []
             let rows = try await connection.query(PostgresQuery(unsafeSQL: select), logger: queryLogger)
@@ -121,6 +125,8 @@ extension FeatureHub {
                 result.append(cells)
             }
             return result
+        } catch let error as FeatureError {
+            throw error
         } catch {
             throw FeatureError.source(view: view, message: "cannot read the PostgreSQL source \(location.host):\(location.port)/\(location.database): \(String(reflecting: error))")
         }

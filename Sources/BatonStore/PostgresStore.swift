@@ -139,7 +139,7 @@ public final class PostgresStore: Store, RecordCoding {
     }
 
     /// One connection, or nil when it takes longer than `timeout` (see `withDeadline`).
-    static func connect(_ settings: PostgresConnection.Configuration, within timeout: Duration, logger: Logger) async throws
+    public static func connect(_ settings: PostgresConnection.Configuration, within timeout: Duration, logger: Logger) async throws
         -> PostgresConnection?
     {
         try await withDeadline(timeout) {
