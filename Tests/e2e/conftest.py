@@ -17,6 +17,7 @@ import os
 import pathlib
 import re
 import signal
+import shutil
 import subprocess
 import tempfile
 import time
@@ -153,9 +154,43 @@ def start_baton(pipelines_dir, root=None, args=(), env=None, timeout=30):
         if process.poll() is not None:
             pytest.fail(f"baton up exited with {process.returncode} before listening:\n{text}")
         if time.monotonic() > deadline:
+            diagnosis = describe_stuck_process(process.pid)
             process.kill()
-            pytest.fail(f"baton up did not report its address within {timeout}s:\n{text}")
+            pytest.fail(f"baton up did not report its address within {timeout}s:\n{text}\n{diagnosis}")
         time.sleep(0.05)
+
+
+def describe_stuck_process(pid):
+    """What a server that never got to listen was doing: CPU time, each thread's state and
+    kernel wait, its listening sockets and (with gdb installed) every thread's stack, so a start
+    that hangs once in a hundred runs can be diagnosed from the one failure's output."""
+    lines = []
+    try:
+        fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        lines.append(f"process {pid}: user {int(fields[11]) / ticks:.2f}s, system {int(fields[12]) / ticks:.2f}s CPU")
+        for task in sorted(pathlib.Path(f"/proc/{pid}/task").iterdir()):
+            name = (task / "comm").read_text().strip()
+            state = (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            wchan = (task / "wchan").read_text().strip() if (task / "wchan").exists() else "?"
+            lines.append(f"  thread {task.name} {name}: state {state}, waiting in {wchan or '-'}")
+        sockets = {os.readlink(fd).removeprefix("socket:[").rstrip("]")
+                   for fd in pathlib.Path(f"/proc/{pid}/fd").iterdir() if os.readlink(fd).startswith("socket:")}
+        for table in ("tcp", "tcp6"):
+            for row in pathlib.Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+                columns = row.split()
+                if columns[9] in sockets and columns[3] == "0A":
+                    lines.append(f"  listening on {table} port {int(columns[1].split(':')[1], 16)}")
+    except OSError as error:
+        lines.append(f"(could not read /proc for {pid}: {error})")
+    if shutil.which("gdb"):
+        try:
+            stacks = subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "thread apply all bt 25"],
+                                    capture_output=True, text=True, timeout=60).stdout
+            lines.append(stacks[-20000:])
+        except subprocess.TimeoutExpired:
+            lines.append("(gdb did not finish within 60 s)")
+    return "\n".join(lines)
 
 
 @pytest.fixture
