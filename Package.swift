@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.86.0"),
     ],
     targets: [
         .target(
@@ -121,7 +122,11 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        .executableTarget(name: "baton", dependencies: ["BatonCLI"], swiftSettings: strictSettings),
+        .executableTarget(
+            name: "baton", dependencies: [
+                "BatonCLI", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings),
         // A BatonKit worker for the tests that run Swift pipelines through the real binary.
         .executableTarget(
             name: "batonkit-test-worker", dependencies: ["BatonKit"], path: "Tests/BatonKitTestWorker",
