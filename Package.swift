@@ -74,6 +74,16 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Stand-in target for BatonGateway's API (see Sources/BatonGateway/GatewayContract.swift).
+        .target(
+            name: "BatonGateway",
+            dependencies: [
+                "BatonCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "BatonRegistry",
             dependencies: ["BatonCore", "BatonStore"],
