@@ -131,8 +131,8 @@ import Testing
             #expect(events.contains { $0.action == "step.advanced" && $0.actor == "baton" })
             #expect(events.contains { $0.action == "promoted" && $0.actor == "baton" && $0.version == "2" })
             try await eventually("the old stable drained") {
-                await harness.manager.status("churn").at("stable.replicas")?.arrayValue?.count == 1
-                    && !(try await actions(harness)).filter { $0.action == "replica.stopped" && $0.version == "1" }.isEmpty
+                let stopped = try await actions(harness).contains { $0.action == "replica.stopped" && $0.version == "1" }
+                return await harness.manager.status("churn").at("stable.replicas")?.arrayValue?.count == 1 && stopped
             }
         }
     }

@@ -6,6 +6,7 @@ import BatonStore
 import Foundation
 import Logging
 import NIOCore
+import NIOHTTP1
 import Synchronization
 import Testing
 
@@ -135,7 +136,7 @@ struct Harness {
         let created = try await registry.createModelVersion(
             name: "churn", source: "mlflow-artifacts:/0/\(folder)/artifacts/model", runID: nil, runLink: nil, description: nil,
             modelID: nil, tags: [], actor: "test", origin: nil)
-        let number = Int(created["model_version"]?["version"]?.scalarText ?? "") ?? 0
+        let number = Int((created["model_version"]?["version"] ?? created["version"])?.scalarText ?? "") ?? 0
         let directory = "\(root)/artifacts/0/\(folder)/artifacts/model"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try behaviour.write(toFile: directory + "/behaviour", atomically: true, encoding: .utf8)
