@@ -113,7 +113,9 @@ struct DeployCommand: AsyncParsableCommand {
         if let rollout = status["rollout"], rollout != .null {
             let steps = rollout["steps"]?.arrayValue ?? []
             let step = Int(rollout["step"]?.scalarText ?? "0") ?? 0
-            print("  rollout: \(rollout["state"]?.scalarText ?? "")" + (steps.isEmpty ? "" : ", step \(step + 1) of \(steps.count)"))
+            let state = rollout["state"]?.scalarText ?? ""
+            let open = state == "progressing" || state == "paused"
+            print("  rollout: \(state)" + (steps.isEmpty || !open ? "" : ", step \(step + 1) of \(steps.count)"))
             if let analysis = rollout["last_analysis"], analysis != .null {
                 print("  last analysis: \(analysis["verdict"]?.scalarText ?? "") at \(analysis["at"]?.scalarText ?? "")")
             }

@@ -12,11 +12,14 @@ public struct DeploymentConfiguration: Sendable {
     public var timing: SupervisorTiming
     /// The environment replicas start from (spec `env` and `BATON_*` are added).
     public var environment: [String: String]
+    /// How often a deployment whose model reference did not resolve tries again.
+    public var unresolvedRetry: Duration
 
     public init(
         dataDirectory: String, timing: SupervisorTiming = SupervisorTiming(),
-        environment: [String: String] = ProcessInfo.processInfo.environment
+        environment: [String: String] = ProcessInfo.processInfo.environment, unresolvedRetry: Duration = .seconds(5)
     ) {
+        self.unresolvedRetry = unresolvedRetry
         self.dataDirectory = dataDirectory
         self.timing = timing
         self.environment = environment
@@ -120,7 +123,11 @@ public actor DeploymentManager {
         }
         for name in deployments.keys.sorted() { await reconcile(name) }
         do {
-            while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
+            // A declared deployment whose model is not registered yet starts once it is.
+            while !Task.isCancelled {
+                try await Task.sleep(for: configuration.unresolvedRetry)
+                for (name, deployment) in deployments where deployment.state.stable == nil { await reconcile(name) }
+            }
         } catch {}
         await shutdown()
     }

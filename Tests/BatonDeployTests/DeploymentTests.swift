@@ -185,4 +185,42 @@ import Testing
             #expect(await harness.manager.status("churn").at("rollout.state")?.scalarText == "aborted")
         }
     }
+
+    @Test func aSlowCanaryIsRolledBackOnItsP99() async throws {
+        let harness = try Harness()
+        try await harness.registerVersion("ok", alias: "champion")
+        try await harness.registerVersion("slow 300")
+        try await running(harness) {
+            var spec = harness.spec(steps: [RolloutStep(percent: 50, durationSeconds: 60)], minRequests: 3)
+            spec.rollout.analysis.maxP99LatencyMs = 150
+            try await harness.manager.put(spec, source: "api", actor: "alice")
+            try await eventually("stable serves") { harness.router.policy("churn")?.stable?.endpoints.isEmpty == false }
+            try await harness.manager.canary("churn", CanaryRequest(model: "models:/churn/2"), actor: "alice")
+            var failures = 0
+            try await eventually("the slow canary is rolled back") {
+                if let answer = await harness.router.predict("churn"), answer.status != 200 { failures += 1 }
+                return await harness.manager.status("churn").at("rollout.state")?.scalarText == "rolled_back"
+            }
+            #expect(failures == 0)
+            let rollback = try #require(try await actions(harness).first { $0.action == "rolled_back" })
+            #expect(rollback.actor == "baton" && rollback.reason?.contains("p99_latency_ms") == true, "\(rollback.reason ?? "")")
+        }
+    }
+
+    @Test func aBrokenFileKeepsItsLastGoodDeployments() async throws {
+        let harness = try Harness()
+        try await running(harness) {
+            var spec = harness.spec()
+            spec.sourceFile = "pipelines/deploy.yaml"
+            await harness.manager.applyFolder([spec], keptFiles: [])
+            #expect(await harness.manager.names() == ["churn"])
+            #expect(await harness.manager.status("churn").at("source")?.scalarText == "file:pipelines/deploy.yaml")
+            await harness.manager.applyFolder([], keptFiles: ["pipelines/deploy.yaml"])
+            #expect(await harness.manager.names() == ["churn"], "a file with errors keeps its last good deployments")
+            await harness.manager.applyFolder([], keptFiles: [])
+            #expect(await harness.manager.names().isEmpty, "a deployment removed from a valid file stops")
+            let events = try await actions(harness)
+            #expect(events.contains { $0.action == "model.unresolved" && $0.reason?.contains("models:/churn@champion") == true })
+        }
+    }
 }

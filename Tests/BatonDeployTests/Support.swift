@@ -101,7 +101,7 @@ struct Harness {
         timing.startingCheckInterval = .milliseconds(50)
         timing.healthyCheckInterval = .milliseconds(200)
         timing.healthTimeout = .milliseconds(500)
-        timing.drainWait = .milliseconds(100)
+        timing.drainWait = .milliseconds(600)
         timing.terminationGrace = 1
         timing.backoffUnit = .milliseconds(100)
         timing.maxBackoff = .seconds(1)
