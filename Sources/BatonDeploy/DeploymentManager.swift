@@ -554,6 +554,9 @@ public actor DeploymentManager {
 
     public func names() -> [String] { deployments.keys.sorted() }
 
+    /// Whether this manager runs replicas (it was started on the leading server).
+    public func isSupervising() -> Bool { running }
+
     public func spec(_ name: String) -> DeploymentSpec? { deployments[name]?.spec }
 
     /// The status document of the API and `baton deploy status`.

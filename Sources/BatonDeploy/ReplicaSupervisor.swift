@@ -235,13 +235,13 @@ actor ReplicaSupervisor {
             let wasHealthy = entries[id]?.state == .healthy || entries[id]?.state == .unhealthy
             if wasHealthy { backoffExponent = 0 }
             entries[id]?.state = .crashed
+            await notify(launch.deployment)
             let delay = timing.backoffUnit * (1 << min(backoffExponent, 16))
             let wait = delay < timing.maxBackoff ? delay : timing.maxBackoff
             backoffExponent += 1
             await record(
                 launch, "replica.crashed", reason: outcome.reason ?? "exited",
                 detail: .object(["restart_in_seconds": .number(Self.seconds(wait))]))
-            await notify(launch.deployment)
             logger.warning("replica \(id) \(outcome.reason ?? "exited"); restarting in \(Self.seconds(wait))s")
             try? await Task.sleep(for: wait)
             guard !Task.isCancelled, !(entries[id]?.stopRequested ?? true) else {
@@ -296,19 +296,20 @@ actor ReplicaSupervisor {
                     let previous = entry.state
                     entry.state = .healthy
                     entries[id] = entry
+                    // Routing first, the audit trail after: traffic should not wait on a store write.
+                    await notify(entry.launch.deployment)
                     await record(entry.launch, "replica.healthy", reason: previous == .unhealthy ? "answers its health checks again" : nil,
                                  detail: .object(["port": .number(Double(port))]))
-                    await notify(entry.launch.deployment)
                 }
             } else if entry.state != .starting {
                 entry.failures += 1
                 entries[id] = entry
                 if entry.failures == timing.failuresBeforeUnhealthy, entry.state == .healthy {
                     entries[id]?.state = .unhealthy
+                    await notify(entry.launch.deployment)
                     await record(
                         entry.launch, "replica.unhealthy",
                         reason: "missed \(entry.failures) health checks in a row; taken out of routing")
-                    await notify(entry.launch.deployment)
                 }
             }
             try? await Task.sleep(for: (entries[id]?.state == .healthy && answered) ? timing.healthyCheckInterval : interval)

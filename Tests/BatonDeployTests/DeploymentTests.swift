@@ -17,6 +17,7 @@ import Testing
         let task = Task { try await manager.run() }
         defer { harness.remove() }
         do {
+            try await eventually("the manager supervises") { await manager.isSupervising() }
             try await body()
         } catch {
             task.cancel()
@@ -150,6 +151,7 @@ import Testing
                 let status = await harness.manager.status("churn")
                 return status.at("stable.replicas.0.restarts")?.scalarText == "1"
                     && status.at("stable.replicas.0.state")?.scalarText == "healthy"
+                    && harness.router.policy("churn")?.stable?.endpoints.count == 1
             }
             let events = try await actions(harness)
             let crash = try #require(events.first { $0.action == "replica.crashed" })
