@@ -168,7 +168,7 @@ let package = Package(
         .testTarget(
             name: "BatonDeployTests",
             dependencies: [
-                "BatonDeploy", "BatonGateway", "BatonStore", "BatonRegistry", "BatonCore",
+                "BatonDeploy", "BatonGateway", "BatonStore", "BatonRegistry", "BatonCore", "BatonWorker",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],

@@ -102,6 +102,7 @@ public actor DeploymentManager {
     /// rollouts. Cancelling stops all replicas; their desired state stays in the store.
     public func run() async throws {
         await supervisor.setListener { [weak self] name in await self?.replicasChanged(name) }
+        _ = await supervisor.reapLeftovers()
         for record in try await store.deployments() {
             do {
                 let spec = try DeploymentSpec.decode(record.specJSON)

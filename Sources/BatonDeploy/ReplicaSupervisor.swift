@@ -226,6 +226,7 @@ actor ReplicaSupervisor {
             }
             entries[id]?.handle = nil
             entries[id]?.pid = nil
+            unlink(pidPath(launch))
             // A replica that exits while draining was on its way out anyway.
             if entries[id]?.stopRequested ?? true || Task.isCancelled || entries[id]?.state == .draining {
                 entries[id]?.state = .stopped
@@ -259,8 +260,38 @@ actor ReplicaSupervisor {
     }
 
     private func started(_ id: String, pid: Int32, generation: Int) {
-        guard entries[id]?.generation == generation else { return }
+        guard entries[id]?.generation == generation, let launch = entries[id]?.launch else { return }
         entries[id]?.pid = pid
+        // Replicas run in groups of their own and outlive a Baton that is killed: the pid file
+        // lets the next start find and stop them.
+        let ticks = ProcessGroup.startTicks(of: pid).map(String.init) ?? ""
+        try? "\(pid) \(ticks)\n".write(toFile: pidPath(launch), atomically: true, encoding: .utf8)
+    }
+
+    func pidPath(_ launch: ReplicaLaunch) -> String { "\(dataDirectory)/deployments/\(launch.deployment)/\(launch.id).pid" }
+
+    /// Stops the replicas a previous Baton process left running (it was killed before it could
+    /// stop them), recognised by their pid and start time, so a pid reused since is never hit.
+    func reapLeftovers() -> Int {
+        let root = "\(dataDirectory)/deployments"
+        var stopped = 0
+        for folder in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] {
+            for file in (try? FileManager.default.contentsOfDirectory(atPath: "\(root)/\(folder)")) ?? [] where file.hasSuffix(".pid") {
+                let path = "\(root)/\(folder)/\(file)"
+                let fields = ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: " ").map {
+                    $0.trimmingCharacters(in: .whitespacesAndNewlines)
+                }
+                if fields.count == 2, let pid = Int32(fields[0]), let ticks = Int64(fields[1]),
+                    ProcessGroup.startTicks(of: pid) == ticks
+                {
+                    ProcessGroup.killNow(pid)
+                    stopped += 1
+                    logger.warning("stopped replica \(file.dropLast(4)) (pid \(pid)) left running by a previous Baton process")
+                }
+                unlink(path)
+            }
+        }
+        return stopped
     }
 
     private func attemptRequest(_ launch: ReplicaLaunch, port: Int) -> AttemptRequest {

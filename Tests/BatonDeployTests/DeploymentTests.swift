@@ -9,6 +9,7 @@ import Testing
 #endif
 
 @testable import BatonDeploy
+import BatonWorker
 
 /// Deployments with real serving processes (python3 http.server) on loopback.
 @Suite(.serialized) struct DeploymentTests {
@@ -224,5 +225,36 @@ import Testing
             let events = try await actions(harness)
             #expect(events.contains { $0.action == "model.unresolved" && $0.reason?.contains("models:/churn@champion") == true })
         }
+    }
+
+    @Test func replicasLeftByAKilledBatonAreStoppedAtTheNextStart() async throws {
+        let harness = try Harness()
+        defer { harness.remove() }
+        // A replica in a group of its own, as the supervisor starts them, whose Baton died.
+        let leftover = Process()
+        leftover.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
+        leftover.arguments = ["sleep", "60"]
+        try leftover.run()
+        let pid = leftover.processIdentifier
+        try await eventually("the leftover runs in its own group") { getpgid(pid) == pid }
+        let ticks = try #require(ProcessGroup.startTicks(of: pid))
+        let folder = harness.root + "/deployments/churn"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try "\(pid) \(ticks)\n".write(toFile: folder + "/churn-1-0.pid", atomically: true, encoding: .utf8)
+        let manager = harness.manager
+        let task = Task { try await manager.run() }
+        try await eventually("the leftover replica is stopped and forgotten") {
+            Self.isGone(pid) && !FileManager.default.fileExists(atPath: folder + "/churn-1-0.pid")
+        }
+        task.cancel()
+        _ = await task.result
+    }
+
+    /// A killed child of the test stays a zombie until Foundation reaps it: that counts as gone.
+    static func isGone(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return true }
+        return stat[stat.index(close, offsetBy: 2)...].hasPrefix("Z")
     }
 }
