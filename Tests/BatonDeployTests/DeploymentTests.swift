@@ -210,6 +210,28 @@ import BatonWorker
         }
     }
 
+    @Test func aCanaryBelowItsMetricThresholdIsRolledBack() async throws {
+        let harness = try Harness()
+        try await harness.registerVersion("ok", alias: "champion")
+        try await harness.registerVersion("ok")
+        try await running(harness) {
+            var spec = harness.spec(steps: [RolloutStep(percent: 50, durationSeconds: 60)], minRequests: 3)
+            spec.rollout.analysis.metrics = [MetricThreshold(name: "churn.accuracy", min: 0.6)]
+            try await harness.manager.put(spec, source: "api", actor: "alice")
+            try await eventually("stable serves") { harness.router.policy("churn")?.stable?.endpoints.isEmpty == false }
+            try await harness.manager.canary("churn", CanaryRequest(model: "models:/churn/2"), actor: "alice")
+            try await harness.store.recordMetrics([
+                MetricPoint(name: "churn.accuracy", tags: ["deployment": "churn", "version": "2"], value: 0.4, timestamp: Date())
+            ])
+            try await eventually("the canary is rolled back on its metric") {
+                _ = await harness.router.predict("churn")
+                return await harness.manager.status("churn").at("rollout.state")?.scalarText == "rolled_back"
+            }
+            let rollback = try #require(try await actions(harness).first { $0.action == "rolled_back" })
+            #expect(rollback.reason?.contains("churn.accuracy (min) 0.4") == true, "\(rollback.reason ?? "")")
+        }
+    }
+
     @Test func aBrokenFileKeepsItsLastGoodDeployments() async throws {
         let harness = try Harness()
         try await running(harness) {
