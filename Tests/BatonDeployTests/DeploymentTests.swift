@@ -232,6 +232,25 @@ import BatonWorker
         }
     }
 
+    @Test func aReplicaThatStopsAnsweringLeavesRoutingAndComesBack() async throws {
+        let harness = try Harness()
+        let version = try await harness.registerVersion("ok", alias: "champion")
+        try await running(harness) {
+            try await harness.manager.put(harness.spec(), source: "api", actor: "alice")
+            try await eventually("the replica is routed") { harness.router.policy("churn")?.stable?.endpoints.count == 1 }
+            try await harness.setBehaviour("sick", version: version)
+            try await eventually("three missed checks take it out of routing") {
+                let state = await harness.manager.status("churn").at("stable.replicas.0.state")?.scalarText
+                return harness.router.policy("churn")?.stable?.endpoints.isEmpty == true && state == "unhealthy"
+            }
+            try await harness.setBehaviour("ok", version: version)
+            try await eventually("one answer brings it back") { harness.router.policy("churn")?.stable?.endpoints.count == 1 }
+            let events = try await actions(harness)
+            #expect(events.contains { $0.action == "replica.unhealthy" && $0.reason?.contains("3 health checks") == true })
+            #expect(events.contains { $0.action == "replica.healthy" && $0.reason == "answers its health checks again" })
+        }
+    }
+
     @Test func aBrokenFileKeepsItsLastGoodDeployments() async throws {
         let harness = try Harness()
         try await running(harness) {

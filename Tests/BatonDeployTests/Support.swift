@@ -92,6 +92,12 @@ struct Harness {
     let router = TestRouter()
     let manager: DeploymentManager
 
+    /// Changes how version `number`'s running replicas behave from their next request on.
+    func setBehaviour(_ behaviour: String, version number: Int) async throws {
+        let folder = try #require(try await registry.version(model: "churn", number: number).localPath)
+        try behaviour.write(toFile: folder + "/behaviour", atomically: true, encoding: .utf8)
+    }
+
     static var script: String {
         Bundle.module.path(forResource: "replica", ofType: "py") ?? "replica.py"
     }

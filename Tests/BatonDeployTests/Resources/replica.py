@@ -1,6 +1,7 @@
 # A serving replica for BatonDeploy's tests. How it behaves is part of the model version it
 # serves: the file `behaviour` in $BATON_MODEL_DIR says `ok`, `errors` (every prediction
-# answers 500) or `slow MS` (each prediction waits MS milliseconds).
+# answers 500), `slow MS` (each prediction waits MS milliseconds) or `sick` (the health check
+# answers 503). The file is read on every request, so a test can change it while the replica runs.
 import json
 import os
 import time
@@ -32,7 +33,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         if self.path == "/health":
-            self.answer(200, {"ok": True, "version": version})
+            if behaviour()[0] == "sick":
+                self.answer(503, {"ok": False})
+            else:
+                self.answer(200, {"ok": True, "version": version})
         else:
             self.answer(404, {"error": "not found"})
 
