@@ -178,6 +178,12 @@ public actor DeploymentManager {
     @discardableResult
     public func put(_ spec: DeploymentSpec, source: String, actor: String) async throws -> JSONValue {
         if let existing = deployments[spec.name], existing.spec == spec, existing.source == source { return await status(spec.name) }
+        if source == "api", let existing = deployments[spec.name], existing.source.hasPrefix("file:") {
+            // The next reload of the folder would silently undo an API change.
+            throw DeploymentError.conflict(
+                "deployment \(spec.name) is declared in \(existing.source.dropFirst("file:".count))",
+                fix: "change it in that file, or remove it there before managing it through the API")
+        }
         let record = try await store.putDeployment(name: spec.name, specJSON: spec.json(), source: source, now: clock())
         let previous = deployments[spec.name]
         let state = try DesiredState.decode(record.stateJSON)
@@ -507,6 +513,7 @@ public actor DeploymentManager {
         }
         let result = CanaryAnalysis.analyze(
             analysis, canary: stats[canary.version], stable: state.stable.flatMap { stats[$0.version] }, metrics: metricValues, at: clock())
+        let previousVerdict = deployments[name]?.lastAnalysis?.verdict
         deployments[name]?.lastAnalysis = result
         if let failed = result.failedCheck {
             do {
@@ -519,11 +526,14 @@ public actor DeploymentManager {
             }
             return
         }
-        _ = try? await store.recordDeploymentEvent(
-            event(name, actor: "baton", action: "analysis.\(result.verdict.rawValue)", version: canary.version,
-                  reason: result.verdict == .waiting
-                    ? "waiting for \(max(1, analysis.minRequests)) requests per version (canary has \(result.canaryRequests))" : nil,
-                  detail: result.json))
+        // Each round is in the status document; the audit trail gets a verdict when it changes.
+        if previousVerdict != result.verdict {
+            _ = try? await store.recordDeploymentEvent(
+                event(name, actor: "baton", action: "analysis.\(result.verdict.rawValue)", version: canary.version,
+                      reason: result.verdict == .waiting
+                        ? "waiting for \(max(1, analysis.minRequests)) requests per version (canary has \(result.canaryRequests))" : nil,
+                      detail: result.json))
+        }
         guard result.verdict == .passed, state.rolloutState == .progressing, state.step < state.steps.count else { return }
         let step = state.steps[state.step]
         guard clock().timeIntervalSince(since) >= step.durationSeconds else { return }

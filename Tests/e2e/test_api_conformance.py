@@ -167,6 +167,9 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("conformance")
     folder = write_pipelines(
         root / "pipelines", {name: text.replace("@ROOT@", str(root)) for name, text in PIPELINES.items()})
+    # A deployment declared in a file (its model is never registered): the API may not replace it.
+    (folder / "deployments.yaml").write_text(
+        "deployments:\n  declared:\n    model: models:/unregistered@champion\n    command: exit 1\n")
     server = start_baton(folder, root=root / "state", args=("--slots", "4"))
     yield server
     server.stop()
@@ -830,6 +833,8 @@ def test_deployments(server):
     assert bad.json()["error"]["field"] == "model" and "fix" in bad.json()["error"]
     spec = {"model": "models:/deployconf/1", "command": "exec python3 -m http.server $BATON_PORT --bind 127.0.0.1",
             "health": "/", "replicas": 1, "rollout": {"analysis": {"interval": "1s", "min_requests": 1000}}}
+    declared = server.request("PUT", "/api/v1/deployments/declared", body=spec)
+    assert conform(declared, "put", one).status == 409 and "deployments.yaml" in declared.json()["error"]["message"]
     put = server.request("PUT", "/api/v1/deployments/deployconf", body=spec)
     assert conform(put, "put", one).status == 200
     deadline = time.time() + 30
