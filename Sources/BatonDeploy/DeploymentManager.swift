@@ -195,13 +195,12 @@ public actor DeploymentManager {
                 deployment: spec.name, at: clock(), actor: actor, action: previous == nil ? "spec.created" : "spec.updated",
                 reason: source == "api" ? "through the API" : "from \(source.dropFirst("file:".count))"))
         if running {
-            if let previous, previous.spec.runsDifferently(from: spec) {
-                // Replicas run the old command or environment: replace them.
-                for replica in await supervisor.replicas(deployment: spec.name) {
-                    await supervisor.stop(replica.id)
-                }
-            }
             await reconcile(spec.name)
+            if let previous, previous.spec.runsDifferently(from: spec) {
+                // Replicas run the old command or environment: replace them one at a time.
+                let replicas = await supervisor.replicas(deployment: spec.name).map(\.id)
+                Task { await self.replace(spec.name, replicas) }
+            }
         }
         return await status(spec.name)
     }
@@ -258,6 +257,23 @@ public actor DeploymentManager {
             deployments[name]?.analysisTask = nil
         }
         await pushPolicy(name)
+    }
+
+    /// Rolling replacement after a spec change: each replica drains and stops, its successor
+    /// (started with the new spec) must get healthy before the next one goes, so a deployment
+    /// with two replicas or more keeps serving throughout.
+    func replace(_ name: String, _ ids: [String]) async {
+        for id in ids {
+            guard deployments[name] != nil else { return }
+            await supervisor.drainAndStop(id, reason: "the deployment's spec changed")
+            await reconcile(name)
+            let deadline = ContinuousClock.now + .seconds(120)
+            while ContinuousClock.now < deadline {
+                let state = await supervisor.replicas(deployment: name).first { $0.id == id }?.state
+                if state == nil || state == .healthy { break }
+                try? await Task.sleep(for: configuration.timing.startingCheckInterval)
+            }
+        }
     }
 
     func launchEnvironment(_ name: String) -> [String: String] {

@@ -251,6 +251,35 @@ import BatonWorker
         }
     }
 
+    @Test func aChangedSpecReplacesReplicasOneAtATimeWithoutFailedRequests() async throws {
+        let harness = try Harness()
+        try await harness.registerVersion("ok", alias: "champion")
+        try await running(harness) {
+            var spec = harness.spec(replicas: 2)
+            try await harness.manager.put(spec, source: "api", actor: "alice")
+            try await eventually("both replicas are routed") { harness.router.policy("churn")?.stable?.endpoints.count == 2 }
+            let before = Set(await harness.manager.status("churn").at("stable.replicas")?.arrayValue?.compactMap { $0["pid"]?.scalarText } ?? [])
+            spec.env["EXTRA"] = "changed"
+            try await harness.manager.put(spec, source: "api", actor: "alice")
+            var failures = 0
+            var unrouted = 0
+            try await eventually("both replicas were replaced", timeout: .seconds(30)) {
+                if let answer = await harness.router.predict("churn") {
+                    if answer.status != 200 { failures += 1 }
+                } else {
+                    unrouted += 1
+                }
+                let replicas = await harness.manager.status("churn").at("stable.replicas")?.arrayValue ?? []
+                let pids = Set(replicas.compactMap { $0["pid"]?.scalarText })
+                return replicas.count == 2 && pids.isDisjoint(with: before)
+                    && replicas.allSatisfy { $0["state"]?.scalarText == "healthy" }
+            }
+            #expect(failures == 0 && unrouted == 0, "\(failures) failed, \(unrouted) found no replica")
+            let drained = try await actions(harness).filter { $0.action == "replica.draining" && $0.reason == "the deployment's spec changed" }
+            #expect(drained.count == 2)
+        }
+    }
+
     @Test func aBrokenFileKeepsItsLastGoodDeployments() async throws {
         let harness = try Harness()
         try await running(harness) {
