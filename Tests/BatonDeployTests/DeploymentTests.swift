@@ -50,9 +50,11 @@ import BatonWorker
             pid = Int32(status.at("stable.replicas.0.pid")?.scalarText ?? "") ?? 0
             let answer = await harness.router.predict("churn")
             #expect(answer?.status == 200 && answer?.version == "1")
+            try await eventually("the replicas' health is recorded") {
+                try await actions(harness).filter { $0.action == "replica.healthy" }.count == 2
+            }
             let events = try await actions(harness)
             #expect(events.contains { $0.action == "deployed" && $0.actor == "baton" && $0.version == "1" })
-            #expect(events.contains { $0.action == "replica.healthy" })
             #expect(events.contains { $0.action == "spec.created" && $0.actor == "alice" })
         }
         #expect(pid > 0 && kill(pid, 0) != 0, "stopping the manager stops its replicas")
@@ -244,10 +246,13 @@ import BatonWorker
                 return harness.router.policy("churn")?.stable?.endpoints.isEmpty == true && state == "unhealthy"
             }
             try await harness.setBehaviour("ok", version: version)
-            try await eventually("one answer brings it back") { harness.router.policy("churn")?.stable?.endpoints.count == 1 }
-            let events = try await actions(harness)
-            #expect(events.contains { $0.action == "replica.unhealthy" && $0.reason?.contains("3 health checks") == true })
-            #expect(events.contains { $0.action == "replica.healthy" && $0.reason == "answers its health checks again" })
+            // Routing changes first; the audit entry follows.
+            try await eventually("one answer brings it back, and both changes are recorded") {
+                let events = try await actions(harness)
+                return harness.router.policy("churn")?.stable?.endpoints.count == 1
+                    && events.contains { $0.action == "replica.unhealthy" && $0.reason?.contains("3 health checks") == true }
+                    && events.contains { $0.action == "replica.healthy" && $0.reason == "answers its health checks again" }
+            }
         }
     }
 
