@@ -99,7 +99,8 @@ public enum CanaryAnalysis {
             "p99_latency_ratio", canary?.p99Ms, stable?.p99Ms, spec.maxP99LatencyRatio,
             decided: canaryEnough && stableEnough && ratio != nil, ratio)
         var metricsWaiting = false
-        for (threshold, value) in zip(spec.metrics, metrics + Array(repeating: nil, count: max(0, spec.metrics.count - metrics.count))) {
+        for (index, threshold) in spec.metrics.enumerated() {
+            let value = index < metrics.count ? metrics[index] : nil
             if let minimum = threshold.min {
                 let passed = value.map { $0 >= minimum }
                 if passed == nil { metricsWaiting = true }

@@ -91,7 +91,6 @@ public enum DeploymentError: Error, Sendable, CustomStringConvertible {
     case unresolvedModel(reference: String, reason: String)
     case conflict(String, fix: String)
     case invalidRequest(String, field: String?, fix: String?)
-    case notLeader
 
     public var description: String {
         switch self {
@@ -100,7 +99,6 @@ public enum DeploymentError: Error, Sendable, CustomStringConvertible {
         case .unresolvedModel(let reference, let reason): return "model reference '\(reference)' does not resolve: \(reason)"
         case .conflict(let message, _): return message
         case .invalidRequest(let message, _, _): return message
-        case .notLeader: return "this server does not lead; deployments are supervised by the leading server"
         }
     }
 
@@ -111,7 +109,6 @@ public enum DeploymentError: Error, Sendable, CustomStringConvertible {
         case .unresolvedModel: return "register the model and version, or approve one (`baton models approve NAME VERSION`)"
         case .conflict(_, let fix): return fix
         case .invalidRequest(_, _, let fix): return fix
-        case .notLeader: return "send the request to the leading server"
         }
     }
 

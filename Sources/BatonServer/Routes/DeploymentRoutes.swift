@@ -165,8 +165,6 @@ enum DeploymentRoutes {
             return APIError(.notFound, code: "not_found", failure.description, field: "name", fix: failure.fix)
         case .conflict:
             return APIError(.conflict, code: "conflict", failure.description, fix: failure.fix)
-        case .notLeader:
-            return APIError(.serviceUnavailable, code: "internal_error", failure.description, fix: failure.fix)
         case .invalidSpec(let issues):
             let first = issues.first
             let message = issues.map { issue in
