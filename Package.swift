@@ -65,12 +65,32 @@ let package = Package(
         .target(
             name: "BatonEngine",
             dependencies: [
-                "BatonCore", "BatonStore", "BatonWorker", "BatonRegistry", "BatonFeatures",
+                "BatonCore", "BatonStore", "BatonWorker", "BatonRegistry", "BatonFeatures", "BatonDeploy",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Stand-in target for BatonGateway's API (see Sources/BatonGateway/GatewayContract.swift).
+        .target(
+            name: "BatonGateway",
+            dependencies: [
+                "BatonCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "BatonDeploy",
+            dependencies: [
+                "BatonCore", "BatonStore", "BatonRegistry", "BatonWorker", "BatonGateway",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strictSettings
@@ -88,7 +108,7 @@ let package = Package(
         .target(
             name: "BatonServer",
             dependencies: [
-                "BatonCore", "BatonStore", "BatonEngine", "BatonAPI", "BatonRegistry", "BatonFeatures",
+                "BatonCore", "BatonStore", "BatonEngine", "BatonAPI", "BatonRegistry", "BatonFeatures", "BatonDeploy", "BatonGateway",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -104,6 +124,7 @@ let package = Package(
             name: "BatonCLI",
             dependencies: [
                 "BatonCore", "BatonStore", "BatonEngine", "BatonWorker", "BatonAPI", "BatonServer", "BatonRegistry", "BatonFeatures",
+                "BatonDeploy", "BatonGateway",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -149,6 +170,15 @@ let package = Package(
             name: "BatonRegistryTests", dependencies: ["BatonRegistry", "BatonStore", "BatonCore"],
             swiftSettings: strictSettings),
         .testTarget(name: "BatonFeaturesTests", dependencies: ["BatonFeatures", "BatonCore"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "BatonDeployTests",
+            dependencies: [
+                "BatonDeploy", "BatonGateway", "BatonStore", "BatonRegistry", "BatonCore", "BatonWorker",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            resources: [.copy("Resources/replica.py")],
+            swiftSettings: strictSettings),
         .testTarget(name: "BatonWorkerTests", dependencies: ["BatonWorker"], swiftSettings: strictSettings),
         .testTarget(name: "BatonEngineTests", dependencies: ["BatonEngine", "BatonFeatures"], swiftSettings: strictSettings),
         .testTarget(name: "BatonKitTests", dependencies: ["BatonKit", "BatonWorker"], swiftSettings: strictSettings),

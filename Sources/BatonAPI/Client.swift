@@ -103,6 +103,7 @@ public struct BatonClient: Sendable {
             if let failure = try? APICoding.decoder().decode(APIErrorBody.self, from: data) {
                 var message = failure.error.message
                 if let field = failure.error.field { message += " (field: \(field))" }
+                if let fix = failure.error.fix { message += "\n  fix: \(fix)" }
                 throw ClientError(status: status, code: failure.error.code, message: message)
             }
             throw ClientError(status: status, message: "HTTP \(status) from \(url.absoluteString)")

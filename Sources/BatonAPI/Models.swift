@@ -240,12 +240,14 @@ public struct APIErrorBody: Codable, Sendable, Hashable {
         public var code: String
         public var message: String
         public var field: String?
+        /// How to fix it, when the message alone does not say.
+        public var fix: String?
     }
 
     public var error: Detail
 
-    public init(code: String, message: String, field: String? = nil) {
-        error = Detail(code: code, message: message, field: field)
+    public init(code: String, message: String, field: String? = nil, fix: String? = nil) {
+        error = Detail(code: code, message: message, field: field, fix: fix)
     }
 }
 

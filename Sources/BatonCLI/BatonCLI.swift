@@ -19,6 +19,7 @@ public struct BatonCommand: AsyncParsableCommand {
             UpCommand.self, ServerCommand.self, WorkerCommand.self, ValidateCommand.self, PipelinesCommand.self, TriggerCommand.self, RunsCommand.self,
             RunCommand.self, LogsCommand.self, CancelCommand.self, BackfillCommand.self, PauseCommand.self,
             UnpauseCommand.self, TokensCommand.self, EventsCommand.self, CatalogCommand.self, FeaturesCommand.self, MetricsCommand.self, ModelsCommand.self,
+            DeployCommand.self,
         ]
     )
 

@@ -60,7 +60,9 @@ struct ValidateCommand: AsyncParsableCommand {
             for issue in result.issues { print(issue.description) }
             if !result.issues.isEmpty { print("") }
             print(
-                "\(result.filesRead) file\(result.filesRead == 1 ? "" : "s") checked: \(result.pipelines.count) pipeline\(result.pipelines.count == 1 ? "" : "s") valid, \(errors) error\(errors == 1 ? "" : "s"), \(warnings) warning\(warnings == 1 ? "" : "s")"
+                "\(result.filesRead) file\(result.filesRead == 1 ? "" : "s") checked: \(result.pipelines.count) pipeline\(result.pipelines.count == 1 ? "" : "s") valid, "
+                    + (result.deployments.isEmpty ? "" : "\(result.deployments.count) deployment\(result.deployments.count == 1 ? "" : "s") valid, ")
+                    + "\(errors) error\(errors == 1 ? "" : "s"), \(warnings) warning\(warnings == 1 ? "" : "s")"
             )
         }
         if errors > 0 { throw ExitCode(1) }

@@ -1,6 +1,9 @@
 import ArgumentParser
 import BatonCore
+import BatonDeploy
 import BatonEngine
+import BatonGateway
+import BatonRegistry
 import BatonStore
 import Foundation
 import Logging
@@ -212,9 +215,20 @@ struct ServeOptions: ParsableArguments {
         let serverConfiguration = ServerConfiguration(
             host: host, port: port, requireAuth: requireAuth, artifactRoot: artifactRoot ?? store.dataDirectory + "/artifacts",
             maxArtifactBytes: Int64(max(1, maxArtifactMB)) << 20)
+        // The gateway routes predictions to the replicas the deployment manager supervises.
+        let gateway = Gateway(logger: logger)
+        let deployments = DeploymentManager(
+            store: database,
+            resolver: RegistryModelResolver(
+                registry: Registry(store: database, artifactRoot: artifactRoot ?? store.dataDirectory + "/artifacts")),
+            router: gateway, configuration: DeploymentConfiguration(dataDirectory: store.dataDirectory), logger: logger)
+        await engine.setDeploymentListener { specs, keptFiles in
+            await deployments.applyFolder(specs, keptFiles: keptFiles)
+        }
         let context = ServerContext(
             store: database, engine: engine, configuration: serverConfiguration, metrics: metrics,
-            pipelinesDirectory: folder.pipelines, leadership: Leadership(advertisedURL: advertise, alone: !store.isPostgres))
+            pipelinesDirectory: folder.pipelines, leadership: Leadership(advertisedURL: advertise, alone: !store.isPostgres),
+            deployments: deployments)
         let host = self.host
         let authNote = requireAuth
             ? "API tokens required (create one with `baton tokens create --team T --role operator`)"
@@ -233,13 +247,15 @@ struct ServeOptions: ParsableArguments {
             if let taskToken { variables["BATON_TOKEN"] = taskToken }
             variables.merge(cliEnvironment()) { _, new in new }
             await engine.setTaskEnvironment(variables)
+            await deployments.setServerURL("http://\(reachable):\(port)", token: taskToken)
         }
         let group = ServiceGroup(
             configuration: .init(
                 services: [
                     .init(
                         service: LeaderElectionService(
-                            engine: engine, store: database, leadership: context.leadership!, logger: logger)),
+                            engine: engine, store: database, leadership: context.leadership!, logger: logger,
+                            deployments: deployments)),
                     .init(service: application),
                     .init(
                         service: MetricsRetentionService(

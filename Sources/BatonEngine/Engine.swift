@@ -1,4 +1,5 @@
 import BatonCore
+import BatonDeploy
 import BatonFeatures
 import BatonRegistry
 import BatonStore
@@ -128,6 +129,8 @@ public actor Engine {
     private var schedulerGeneration = 0
     private var runWaiters: [Int64: [CheckedContinuation<RunState, Never>]] = [:]
     private var started = false
+    /// Receives the folder's deployments and the files whose errors keep their last good ones.
+    private var deploymentListener: (@Sendable ([DeploymentSpec], Set<String>) async -> Void)?
     /// Set once this engine schedules (it leads); a follower only keeps its pipelines current.
     private var leading = false
     /// The environment every task starts from: this process's, plus how tasks reach this server
@@ -400,6 +403,11 @@ public actor Engine {
     public func busySlotCount() async -> Int { await executor?.busyCount ?? 0 }
     public func queuedTaskCount() -> Int { readyQueue.count }
 
+    /// Hands the deployments of every folder reload to the deployment manager.
+    public func setDeploymentListener(_ listener: @escaping @Sendable ([DeploymentSpec], Set<String>) async -> Void) {
+        deploymentListener = listener
+    }
+
     // MARK: - Pipelines and scheduling
 
     /// Rereads the pipelines folder. A file that became invalid keeps its last good version
@@ -414,6 +422,7 @@ public actor Engine {
         }
         // Feature definitions with errors keep their last good version too.
         if !folder.features.isEmpty || folder.errors.isEmpty { await features.update(registry: folder.features) }
+        await deploymentListener?(folder.deployments, Set(folder.errors.map(\.file)))
         let currentIssues = Set(folder.issues.map(\.description))
         for issue in folder.issues where !reportedIssues.contains(issue.description) {
             if issue.severity == .error {

@@ -1,4 +1,5 @@
 import BatonCore
+import BatonDeploy
 import BatonFeatures
 import Foundation
 
@@ -18,6 +19,9 @@ public struct PipelineFolder: Sendable {
     public var catalog: CatalogSpec = CatalogSpec()
     /// Entities, feature views and feature services from the folder's feature definition files.
     public var features: FeatureRegistry = FeatureRegistry()
+    /// Model deployments from the folder's deployments files (each valid one, even when another
+    /// in its file has errors).
+    public var deployments: [DeploymentSpec] = []
 
     public var errors: [ValidationIssue] { issues.filter { $0.severity == .error } }
 }
@@ -100,7 +104,26 @@ public enum PipelineRepository {
         var datasetFiles: [String: String] = [:]
         var pipelineTexts: [(path: String, display: String, text: String)] = []
         var featureOutcomes: [FeatureParser.Outcome] = []
+        var deployments: [DeploymentSpec] = []
+        var deploymentFiles: [String: String] = [:]
         for entry in texts {
+            if DeploymentParser.isDefinitionFile(entry.text) {
+                let folder = URL(fileURLWithPath: entry.path).deletingLastPathComponent().path
+                let outcome = DeploymentParser.parse(entry.text, file: entry.display, directory: folder)
+                issues += outcome.issues
+                for spec in outcome.deployments {
+                    if let other = deploymentFiles[spec.name] {
+                        issues.append(
+                            ValidationIssue(
+                                file: entry.display, line: spec.line, column: 3, field: "deployments.\(spec.name)",
+                                message: "deployment '\(spec.name)' is already declared in \(other)", fix: "declare it once"))
+                        continue
+                    }
+                    deploymentFiles[spec.name] = entry.display
+                    deployments.append(spec)
+                }
+                continue
+            }
             if FeatureParser.isDefinitionFile(entry.text) {
                 let folder = URL(fileURLWithPath: entry.path).deletingLastPathComponent().path
                 featureOutcomes.append(FeatureParser.parse(entry.text, file: entry.display, directory: folder))
@@ -188,7 +211,8 @@ public enum PipelineRepository {
             }
             issues += fileIssues
         }
-        return PipelineFolder(pipelines: pipelines, issues: issues, filesRead: filesRead, catalog: catalog, features: features)
+        return PipelineFolder(
+            pipelines: pipelines, issues: issues, filesRead: filesRead, catalog: catalog, features: features, deployments: deployments)
     }
 
     /// A path relative to the working directory when it is inside it.

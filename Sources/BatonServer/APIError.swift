@@ -13,18 +13,20 @@ public struct APIError: HTTPResponseError, CustomStringConvertible {
     public var code: String
     public var message: String
     public var field: String?
+    public var fix: String?
 
-    public init(_ status: HTTPResponse.Status, code: String, _ message: String, field: String? = nil) {
+    public init(_ status: HTTPResponse.Status, code: String, _ message: String, field: String? = nil, fix: String? = nil) {
         self.status = status
         self.code = code
         self.message = message
         self.field = field
+        self.fix = fix
     }
 
     public var description: String { "\(status.code) \(code): \(message)" }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        APIResponse.json(APIErrorBody(code: code, message: message, field: field), status: status)
+        APIResponse.json(APIErrorBody(code: code, message: message, field: field, fix: fix), status: status)
     }
 
     static func badRequest(_ message: String, field: String? = nil) -> APIError {

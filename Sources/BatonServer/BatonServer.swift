@@ -1,5 +1,6 @@
 import BatonAPI
 import BatonCore
+import BatonDeploy
 import BatonEngine
 import BatonRegistry
 import BatonStore
@@ -53,13 +54,16 @@ public struct ServerContext: Sendable {
     public let leadership: Leadership?
     /// Experiment tracking and the model registry.
     public let registry: Registry
+    /// Model deployments; it supervises replicas only while this server leads.
+    public let deployments: DeploymentManager?
     public var maxArtifactBytes: Int64 { configuration.maxArtifactBytes }
 
     public init(
         store: any Store, engine: Engine, configuration: ServerConfiguration, metrics: MetricsRegistry,
-        pipelinesDirectory: String, leadership: Leadership? = nil
+        pipelinesDirectory: String, leadership: Leadership? = nil, deployments: DeploymentManager? = nil
     ) {
         self.leadership = leadership
+        self.deployments = deployments
         self.store = store
         self.engine = engine
         self.configuration = configuration
@@ -93,6 +97,7 @@ public enum BatonHTTP {
         MetricsAPIRoutes.register(on: router, context: context)
         MLflowRoutes.register(on: router, context: context, registry: context.registry)
         ModelRoutes.register(on: router, context: context)
+        DeploymentRoutes.register(on: router, context: context)
         OpenAPIRoutes.register(on: router)
         WebUI.register(on: router, context: context)
         DashboardPage.register(on: router, context: context)

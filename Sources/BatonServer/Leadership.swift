@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import BatonAPI
+import BatonDeploy
 import BatonEngine
 import BatonStore
 import Foundation
@@ -68,10 +69,15 @@ public struct LeaderElectionService: Service {
     let leadership: Leadership
     let logger: Logger
     let checkInterval: Duration
+    /// Supervised only by the leader: replicas run on the leading server's machine, and a
+    /// follower's manager only reads the store.
+    let deployments: DeploymentManager?
 
     public init(
-        engine: Engine, store: any Store, leadership: Leadership, logger: Logger, checkInterval: Duration = .seconds(1)
+        engine: Engine, store: any Store, leadership: Leadership, logger: Logger, checkInterval: Duration = .seconds(1),
+        deployments: DeploymentManager? = nil
     ) {
+        self.deployments = deployments
         self.engine = engine
         self.store = store
         self.leadership = leadership
@@ -118,6 +124,17 @@ public struct LeaderElectionService: Service {
         logger.info("this server leads: it schedules runs and hands out tasks (\(address))")
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await engine.run() }
+            if let deployments {
+                group.addTask {
+                    do {
+                        try await deployments.run()
+                    } catch {
+                        logger.error("deployments are not supervised: \(error)")
+                    }
+                    // The first task to end ends the group: this one must not end before the engine.
+                    while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+                }
+            }
             group.addTask {
                 // A graceful stop cancels this loop: that ends it quietly, not as an error.
                 while !Task.isCancelled {

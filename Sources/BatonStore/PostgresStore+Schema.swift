@@ -227,6 +227,7 @@ extension PostgresStore {
             ]),
         registryMigration,
         PostgresStore.featureMigration,
+        PostgresStore.deploymentMigration,
     ]
 
     /// Applies the migrations this database lacks, each in its own transaction under an

@@ -210,7 +210,7 @@ public struct RunQuery: Sendable, Hashable {
 
 /// Persistence for pipelines, runs, task instances and attempts. The store is the single
 /// source of truth: the engine's memory is a cache of it, rebuilt from it after a restart.
-public protocol Store: TokenStore, MetricStore, HandoffStore, DispatchStore, RegistryStore, FeatureStore {
+public protocol Store: TokenStore, MetricStore, HandoffStore, DispatchStore, RegistryStore, FeatureStore, DeploymentStore {
     func upsertPipeline(name: String, file: String, spec: PipelineSpec, now: Date) async throws -> PipelineRecord
     func pipelines() async throws -> [PipelineRecord]
     func pipeline(named name: String) async throws -> PipelineRecord?

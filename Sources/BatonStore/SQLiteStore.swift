@@ -146,6 +146,7 @@ public final class SQLiteStore: Store, RecordCoding {
         registerDispatchMigrations(&migrator)
         registerRegistryMigrations(&migrator)
         registerFeatureMigrations(&migrator)
+        registerDeploymentMigrations(&migrator)
         return migrator
     }
 

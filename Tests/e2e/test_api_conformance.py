@@ -167,6 +167,9 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("conformance")
     folder = write_pipelines(
         root / "pipelines", {name: text.replace("@ROOT@", str(root)) for name, text in PIPELINES.items()})
+    # A deployment declared in a file (its model is never registered): the API may not replace it.
+    (folder / "deployments.yaml").write_text(
+        "deployments:\n  declared:\n    model: models:/unregistered@champion\n    command: exit 1\n")
     server = start_baton(folder, root=root / "state", args=("--slots", "4"))
     yield server
     server.stop()
@@ -812,6 +815,69 @@ def test_broken_contract_fails_the_consumer(handoff_server):
     assert conform(server.get(f"/api/v1/runs/{run['id']}/datasets"), "get", "/api/v1/runs/{run}/datasets").json() == {"items": []}
 
 
+# -- deployments -------------------------------------------------------------------------------
+
+
+def test_deployments(server):
+    """A real replica (python3's http.server) deployed, canaried, paused, resumed and promoted."""
+    mlflow = "/api/2.0/mlflow"
+    assert server.post(f"{mlflow}/registered-models/create", {"name": "deployconf"}).status == 200
+    for _ in range(2):
+        created = server.post(f"{mlflow}/model-versions/create", {"name": "deployconf", "source": "mlflow-artifacts:/0/d/artifacts/model"})
+        assert created.status == 200
+    one = "/api/v1/deployments/{deployment}"
+    assert conform(server.get("/api/v1/deployments"), "get", "/api/v1/deployments").status == 200
+    assert conform(server.get("/api/v1/deployments/deployconf"), "get", one).status == 404
+    bad = server.request("PUT", "/api/v1/deployments/deployconf", body={"model": "deployconf@1", "command": "true"})
+    assert conform(bad, "put", one).status == 400
+    assert bad.json()["error"]["field"] == "model" and "fix" in bad.json()["error"]
+    spec = {"model": "models:/deployconf/1", "command": "exec python3 -m http.server $BATON_PORT --bind 127.0.0.1",
+            "health": "/", "replicas": 1, "rollout": {"analysis": {"interval": "1s", "min_requests": 1000}}}
+    declared = server.request("PUT", "/api/v1/deployments/declared", body=spec)
+    assert conform(declared, "put", one).status == 409 and "deployments.yaml" in declared.json()["error"]["message"]
+    put = server.request("PUT", "/api/v1/deployments/deployconf", body=spec)
+    assert conform(put, "put", one).status == 200
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        status = conform(server.get("/api/v1/deployments/deployconf"), "get", one).json()
+        if status["stable"] and any(r["state"] == "healthy" for r in status["stable"]["replicas"]):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"the stable replica never got healthy: {status}")
+    assert status["stable"]["version"] == "1" and status["traffic"]["stable_percent"] == 100
+    canary = "/api/v1/deployments/{deployment}/canary"
+    assert conform(server.post("/api/v1/deployments/nope/canary", {"model": "models:/deployconf/2"}), "post", canary).status == 404
+    missing = conform(server.post("/api/v1/deployments/deployconf/canary", {"model": "models:/deployconf/9"}), "post", canary)
+    assert missing.status == 400 and missing.json()["error"]["field"] == "model"
+    started = conform(server.post("/api/v1/deployments/deployconf/canary", {"model": "models:/deployconf/2", "percent": 10, "by": "qa"}), "post", canary)
+    assert started.status == 200 and started.json()["canary"]["version"] == "2"
+    assert conform(server.post("/api/v1/deployments/deployconf/canary", {"model": "models:/deployconf/2"}), "post", canary).status == 409
+    for action in ("pause", "resume"):
+        assert conform(server.post(f"/api/v1/deployments/deployconf/{action}", {"reason": "check"}), "post", f"/api/v1/deployments/{{deployment}}/{action}").status == 200
+    assert conform(server.post("/api/v1/deployments/deployconf/resume", {}), "post", "/api/v1/deployments/{deployment}/resume").status == 409
+    promoted = conform(server.post("/api/v1/deployments/deployconf/promote", {"reason": "fine"}), "post", "/api/v1/deployments/{deployment}/promote")
+    assert promoted.status == 200 and promoted.json()["stable"]["version"] == "2" and promoted.json()["canary"] is None
+    for action in ("promote", "rollback", "pause", "abort"):
+        template = f"/api/v1/deployments/{{deployment}}/{action}"
+        assert conform(server.post(f"/api/v1/deployments/deployconf/{action}", {}), "post", template).status == 409, action
+    assert conform(server.post("/api/v1/deployments/deployconf/canary", {"model": "models:/deployconf/1", "percent": 5}), "post", canary).status == 200
+    assert conform(server.post("/api/v1/deployments/deployconf/rollback", {"reason": "r"}), "post", "/api/v1/deployments/{deployment}/rollback").status == 200
+    assert conform(server.post("/api/v1/deployments/deployconf/canary", {"model": "models:/deployconf/1", "percent": 5}), "post", canary).status == 200
+    assert conform(server.post("/api/v1/deployments/deployconf/abort", {}), "post", "/api/v1/deployments/{deployment}/abort").status == 200
+    events = "/api/v1/deployments/{deployment}/events"
+    trail = conform(server.get("/api/v1/deployments/deployconf/events?limit=200"), "get", events).json()["items"]
+    assert any(e["action"] == "canary.started" and e["actor"] == "qa" for e in trail)
+    assert any(e["action"] == "promoted" for e in trail)
+    assert conform(server.get("/api/v1/deployments/deployconf/events?limit=0"), "get", events).status == 400
+    assert conform(server.get("/api/v1/deployments/nope/events"), "get", events).status == 404
+    stats = "/api/v1/deployments/{deployment}/stats"
+    assert conform(server.get("/api/v1/deployments/deployconf/stats"), "get", stats).status == 200
+    assert conform(server.get("/api/v1/deployments/nope/stats"), "get", stats).status == 404
+    for name in ("drift", "ab"):
+        assert conform(server.get(f"/api/v1/deployments/deployconf/{name}"), "get", f"/api/v1/deployments/{{deployment}}/{name}").status == 501
+
+
 # -- models ------------------------------------------------------------------------------------
 
 
@@ -878,7 +944,9 @@ def test_auth_statuses(tmp_path):
                      "/api/v1/events", "/api/v1/events/x", "/api/v1/datasets", "/api/v1/datasets/x", "/api/v1/lineage",
                      "/api/v1/runs/1/datasets", "/api/v1/models", "/api/v1/models/m", "/api/v1/models/m/versions/1",
                      "/api/v1/models/m/approved", "/api/v1/features", "/api/v1/features/views/x",
-                     "/api/v1/features/online/x"]:
+                     "/api/v1/features/online/x", "/api/v1/deployments", "/api/v1/deployments/d",
+                     "/api/v1/deployments/d/events", "/api/v1/deployments/d/stats", "/api/v1/deployments/d/drift",
+                     "/api/v1/deployments/d/ab"]:
             # A literal path (`/api/v1/events/stream`) is its own template, not `/api/v1/events/{event}`.
             template = path if path in SPEC["paths"] else next(
                 t for t in SPEC["paths"] if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", t), path))
@@ -893,7 +961,8 @@ def test_auth_statuses(tmp_path):
             ("/api/v1/models/m/revoke", "/api/v1/models/{model}/revoke"),
             ("/api/v1/features/views/x/rows", "/api/v1/features/views/{view}/rows"),
             ("/api/v1/features/views/x/materialize", "/api/v1/features/views/{view}/materialize"),
-        ]:
+        ] + [(f"/api/v1/deployments/d/{action}", f"/api/v1/deployments/{{deployment}}/{action}")
+             for action in ("canary", "promote", "rollback", "pause", "resume", "abort")]:
             assert conform(server.post(path, {"pipeline": "etl"}), "post", template).status == 401
             assert conform(server.post(path, {"pipeline": "etl"}, token=viewer), "post", template).status == 403
         assert conform(server.get("/api/v1/tokens", token=viewer), "get", "/api/v1/tokens").status == 403
@@ -901,6 +970,9 @@ def test_auth_statuses(tmp_path):
         for path in ["/api/v1/features/online", "/api/v1/features/historical"]:
             assert conform(server.post(path, {"service": "x", "entities": []}), "post", path).status == 401
             assert conform(server.post(path, {"service": "x", "entities": []}, token=viewer), "post", path).status == 404
+        put = "/api/v1/deployments/{deployment}"
+        assert conform(server.request("PUT", "/api/v1/deployments/d", body={"model": "models:/m/1"}), "put", put).status == 401
+        assert conform(server.request("PUT", "/api/v1/deployments/d", body={"model": "models:/m/1"}, token=viewer), "put", put).status == 403
         assert conform(server.request("DELETE", "/api/v1/tokens/x"), "delete", "/api/v1/tokens/{token}").status == 401
         assert conform(server.request("DELETE", "/api/v1/tokens/x", token=viewer), "delete", "/api/v1/tokens/{token}").status == 403
         assert conform(server.get("/api/v1/pipelines", token=viewer), "get", "/api/v1/pipelines").status == 200
@@ -1132,7 +1204,7 @@ def test_every_documented_route_answers(server, data):
     run = data["etl"]["id"]
     values = {"pipeline": "etl", "run": str(run), "task": "extract", "token": "unknown", "event": "unknown", "dataset": "unknown",
               "attempt": "1", "model": "unknown", "version": "1",
-              "view": "unknown", "service": "unknown"}
+              "view": "unknown", "service": "unknown", "deployment": "unknown"}
     for template, item in SPEC["paths"].items():
         path = re.sub(r"\{([^}]+)\}", lambda match: values[match.group(1)], template)
         for method in METHODS:

@@ -1,0 +1,34 @@
+import BatonRegistry
+import Foundation
+
+/// Turns a model reference into the version to run and its files.
+public protocol ModelResolving: Sendable {
+    func resolve(_ reference: String) async throws(DeploymentError) -> PlacedVersion
+}
+
+/// Resolves through Baton's model registry: an alias to the version it points at, and the
+/// version to its artifact folder on this server's disk.
+public struct RegistryModelResolver: ModelResolving {
+    let registry: Registry
+
+    public init(registry: Registry) { self.registry = registry }
+
+    public func resolve(_ reference: String) async throws(DeploymentError) -> PlacedVersion {
+        guard let parsed = ModelReference(parsing: reference) else {
+            throw .unresolvedModel(reference: reference, reason: "write models:/NAME@ALIAS or models:/NAME/VERSION")
+        }
+        let summary: VersionSummary
+        do {
+            switch parsed {
+            case .alias(let model, let alias): summary = try await registry.version(model: model, alias: alias)
+            case .version(let model, let version): summary = try await registry.version(model: model, number: version)
+            }
+        } catch let error as MLflowError {
+            throw .unresolvedModel(reference: reference, reason: error.message)
+        } catch {
+            throw .unresolvedModel(reference: reference, reason: "\(error)")
+        }
+        return PlacedVersion(
+            version: String(summary.version), modelURI: "models:/\(summary.model)/\(summary.version)", modelDir: summary.localPath)
+    }
+}
