@@ -9,6 +9,7 @@ Baton starts it with everything in the environment (docs/model-deployments.md):
     BATON_MODEL_VERSION   the registry version (else manifest.json's model_version)
     BATON_SERVER          Baton, for the online feature store ($BATON_SERVER/api/v1/features/online)
     BATON_TOKEN           sent to the feature store when set
+    BATON_HOST            the address to listen on (default 127.0.0.1; e.g. 0.0.0.0 in a container)
 
     GET  /health   200 {"status": "ok", "model_version": "3", ...} once the model is loaded
     POST /predict  {"customer_id": "C0001"}                  features from the online store
@@ -222,11 +223,12 @@ def main():
     startup = env_float("BATON_SERVE_STARTUP_MS")
     if startup > 0:
         time.sleep(startup / 1000)
-    server = Server(("127.0.0.1", int(port)), Handler)
+    host = os.environ.get("BATON_HOST") or "127.0.0.1"
+    server = Server((host, int(port)), Handler)
     server.model = model
     server.fail_rate = env_float("BATON_SERVE_FAIL_RATE")
     server.delay_ms = env_float("BATON_SERVE_DELAY_MS")
-    print(f"serving churn model v{model.version} ({model.model.get('algorithm')}) on 127.0.0.1:{port}",
+    print(f"serving churn model v{model.version} ({model.model.get('algorithm')}) on {host}:{port}",
           file=sys.stderr, flush=True)
     stop = threading.Event()
 
