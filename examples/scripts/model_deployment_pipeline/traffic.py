@@ -1,9 +1,9 @@
 """Prediction traffic through Baton's gateway while a canary is watched.
 
 The lecture watches a canary on two hours of real traffic; the example has no CRM calling it,
-so monitor_canary sends its own: alternately a labelled customer of data/holdout.csv (with its
-features, so the answer can be scored against the true label) and a customer id of the bundled
-CRM (features from the online store, like the CRM would call it), at a steady rate to
+so monitor_canary sends its own: labelled customers of data/holdout.csv (with their features,
+so the answers can be scored against the true labels) and, one request in four, a customer id
+of the bundled CRM (features from the online store, like the CRM would call it), at a steady rate to
 $BATON_SERVER/serve/DEPLOYMENT/predict. The gateway counts requests, errors and latency per
 version; the labels give each version's accuracy here (X-Baton-Version names who answered).
 """
@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+MIN_LABELLED = 20
 
 
 def holdout_rows():
@@ -63,11 +64,13 @@ class Traffic:
         return False
 
     def _body(self, index):
-        if index % 2 == 0 or not self.customers:
-            row = self.labelled[(index // 2) % len(self.labelled)]
+        # Three labelled customers for every CRM id: a 10 % canary needs labelled answers to be
+        # judged on within a short watch.
+        if index % 4 != 3 or not self.customers:
+            row = self.labelled[(index - index // 4) % len(self.labelled)]
             features = {name: float(value) for name, value in row.items() if name not in ("customer_id", "churned")}
             return dict(features, customer_id=row["customer_id"]), row["churned"] == "1"
-        return {"customer_id": self.customers[(index // 2) % len(self.customers)]}, None
+        return {"customer_id": self.customers[(index // 4) % len(self.customers)]}, None
 
     def _send(self, body):
         headers = {"Content-Type": "application/json"}
@@ -108,11 +111,12 @@ class Traffic:
             self.stopping.wait(max(0.0, next_at - time.monotonic()))
 
     def summary(self):
-        """Per version: requests, errors and accuracy on labelled customers (None without any)."""
+        """Per version: requests, errors and accuracy on labelled customers (None with fewer than
+        MIN_LABELLED of them: too noisy to judge a version on)."""
         with self.lock:
             result = {}
             for version, figures in self.stats.items():
-                accuracy = figures["correct"] / figures["labelled"] if figures["labelled"] else None
+                accuracy = figures["correct"] / figures["labelled"] if figures["labelled"] >= MIN_LABELLED else None
                 result[version] = dict(figures, accuracy=round(accuracy, 4) if accuracy is not None else None)
             return {"sent": self.sent, "failures": self.failures, "client_errors": self.client_errors,
                     "versions": result}
