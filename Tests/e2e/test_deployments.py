@@ -203,8 +203,9 @@ def check_bad_canary_rolled_back(server, traffic, version, name):
     assert raised.value.rollout.get("state") == "rolled_back", raised.value.rollout
     assert f"v{version}" in str(raised.value)
 
-    status = baton.deployment_status("scorer")
-    assert versions(status) == (stable_version, None), status
+    # Its replicas drain and stop; then the status shows stable alone.
+    status = wait_for_status(lambda s: versions(s) == (stable_version, None),
+                             f"the {name} canary v{version} gone after its rollback", timeout=30)
     assert status["traffic"].get("canary_percent", 0) == 0, status
     # The canary had its share: the failures are the canary's, and stable never failed.
     during = traffic.since(started)

@@ -246,7 +246,9 @@ def deploy_canary(deployment, model=None, traffic_percent=10, shadow=False, wait
         if _taking_traffic(status, version, shadow):
             return status
         rollout = status.get("rollout") or {}
-        if rollout.get("state") in ENDED_BADLY and _version(status.get("canary")) != version:
+        # The POST started this rollout, so its end is this canary's (even while its replicas
+        # are still listed, draining).
+        if rollout.get("state") in ENDED_BADLY:
             raise _rolled_back(deployment, version, rollout)
         if time.monotonic() >= deadline:
             part = status.get("canary") if _version(status.get("canary")) == version else status.get("stable")

@@ -167,6 +167,18 @@ def test_deploy_canary_raises_when_the_canary_is_rolled_back_while_starting(fake
     assert isinstance(raised.value, baton.DeploymentError) and isinstance(raised.value, baton.BatonAPIError)
 
 
+def test_a_rolled_back_canary_still_listed_while_it_drains_is_rolled_back(fake):
+    fake.answers[("POST", STATUS + "/canary")] = (201, {})
+    fake.answers[("GET", STATUS)] = (200, status(canary="4", canary_state="draining", percent=0,
+                                                 rollout_state="rolled_back", last_analysis={"reason": "p99 900ms > 250ms"}))
+    with pytest.raises(baton.CanaryRolledBack, match="was rolled back: p99 900ms > 250ms"):
+        baton.deploy_canary("churn", model="models:/churn/4")
+    fake.answers[("GET", STATUS)] = [(200, status(canary="4")), (200, status(
+        canary="4", canary_state="draining", percent=0, rollout_state="aborted"))]
+    with pytest.raises(baton.CanaryRolledBack, match="canary v4 of deployment churn was aborted"):
+        baton.monitor_canary("churn", duration_seconds=30, interval_seconds=0.05)
+
+
 def test_deploy_canary_times_out_naming_the_replicas(fake):
     fake.answers[("POST", STATUS + "/canary")] = (201, {})
     fake.answers[("GET", STATUS)] = (200, status(canary="4", canary_state="crashed"))
