@@ -44,6 +44,8 @@ CLEAN_CUSTOMERS_COLUMNS = [
 ]
 
 MODEL_NAME = "churn"
+# MLOps serves it as this deployment (pipelines/deployments.yaml).
+DEPLOYMENT = "churn"
 
 
 def warehouse_path():
@@ -53,8 +55,3 @@ def warehouse_path():
 def catalog_path():
     return var_dir() / "catalog" / "catalog.json"
 
-
-
-
-def deployments_state_path():
-    return var_dir() / "deployments" / MODEL_NAME / "state.json"

@@ -25,8 +25,9 @@ def tracking_available() -> bool:
 
 
 def track_candidate(name: str, model: dict, report: dict, source: dict, model_path: Path,
-                    experiment: str = EXPERIMENT):
-    """Logs one trained candidate as a run: its params, test metrics and model file.
+                    experiment: str = EXPERIMENT, baseline=None):
+    """Logs one trained candidate as a run: its params, test metrics and model file, and with
+    `baseline` = (training rows, their predictions) the drift baseline next to the model file.
 
     Returns the run id, or None when no tracking server is there.
     """
@@ -46,4 +47,9 @@ def track_candidate(name: str, model: dict, report: dict, source: dict, model_pa
             staged = Path(folder) / "model.json"
             shutil.copyfile(model_path, staged)
             run.log_artifact(staged, artifact_path="model")
+        # Any candidate may be the one registered (runs:/ID/model), and its run is still open
+        # here: each gets baseline.json in `model`, so every registered version has one.
+        if baseline is not None:
+            rows, predictions = baseline
+            baton.log_baseline(rows, predictions, run=run, artifact_path="model")
     return run.run_id

@@ -34,11 +34,6 @@ def catalog_path() -> Path:
 
 
 
-
-def deployments_state_path() -> Path:
-    return var() / "deployments" / MODEL_NAME / "state.json"
-
-
 def partition_dir(*parts) -> Path:
     """A folder for this run's files, keyed by the logical date (a re-run replaces it)."""
     path = var().joinpath(*parts, bt.partition_key())

@@ -5,10 +5,13 @@ An artifact is a directory under var/serving/artifacts/ holding everything
 needed to serve the model - nothing else is imported at run time:
 
     model.json       the approved model, copied from the registry
+    baseline.json    its drift baseline, when the trainer recorded one
     churn_model.py   the inference code (scripts/common/churn_model.py)
-    predict.py       the server entry point (serving/predict.py)
+    serve.py         the HTTP server (serving/serve.py), as a deployment's replica runs it
     Dockerfile       how to turn the directory into an image, if you want one
     manifest.json    model version, per-file sha256 and the content hash
+
+run_integration_tests starts its serve.py like Baton starts a replica.
 
 The directory is named after the content hash (like an image digest), so
 building the same model twice yields the same artifact and is a no-op.
@@ -27,7 +30,7 @@ import contracts  # noqa: E402
 
 SOURCES = {
     "churn_model.py": HERE.parent / "common" / "churn_model.py",
-    "predict.py": HERE / "serving" / "predict.py",
+    "serve.py": HERE / "serving" / "serve.py",
     "Dockerfile": HERE / "serving" / "Dockerfile",
 }
 
@@ -42,6 +45,9 @@ def main():
     version = model["version"]
 
     files = dict(SOURCES, **{"model.json": Path(model["model_path"])})
+    baseline = Path(model["model_path"]).with_name("baseline.json")
+    if baseline.is_file():
+        files["baseline.json"] = baseline
     digests = {name: sha256(path) for name, path in sorted(files.items())}
     content_hash = hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()
     name = f"{contracts.MODEL_NAME}-v{version}-{content_hash[:12]}"
@@ -53,7 +59,7 @@ def main():
         tmp = bt.temp_dir_for(artifact)
         for fname, src in files.items():
             shutil.copyfile(src, tmp / fname)
-        (tmp / "predict.py").chmod(0o755)
+        (tmp / "serve.py").chmod(0o755)
         bt.atomic_write_json(tmp / "manifest.json", {
             "image": f"{contracts.MODEL_NAME}-serving:v{version}-{content_hash[:12]}",
             "model_name": contracts.MODEL_NAME,

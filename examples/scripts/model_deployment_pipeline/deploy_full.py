@@ -1,53 +1,46 @@
 #!/usr/bin/env python3
-"""Promote the canary to production (100% of traffic).
+"""Promote the canary: it becomes the stable version and takes all of the traffic.
 
-    python3 scripts/model_deployment_pipeline/deploy_full.py --version 3 --artifact DIR
+    python3 scripts/model_deployment_pipeline/deploy_full.py --version 3
 
-Updates var/deployments/churn/state.json and points var/serving/production.json
-at the artifact - that pointer is what a model server would load.
+Runs when validate_metrics passed. Calls baton.deploy_full("churn") with validate_metrics'
+reason (kept in the deployment's audit trail: `baton deploy history churn`); the old stable
+version's replicas drain and stop. After a first deployment the version already is stable and
+there is nothing to promote.
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import deployments  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))
 import baton_task as bt  # noqa: E402
+import contracts  # noqa: E402
+from baton_sdk import baton  # noqa: E402
 
 
 def main():
     bt.begin()
     ap = argparse.ArgumentParser()
-    ap.add_argument("--version", type=lambda v: int(float(v)), required=True)  # "3" or "3.0"
-    ap.add_argument("--artifact", required=True)
-    args = ap.parse_args()
-    artifact = Path(args.artifact)
-    manifest = json.loads((artifact / "manifest.json").read_text())
-    if manifest["model_version"] != args.version:
-        bt.fail(f"artifact {artifact.name} holds v{manifest['model_version']}, not v{args.version}")
+    ap.add_argument("--version", type=lambda v: str(int(float(v))), required=True)  # "3" or "3.0"
+    version = ap.parse_args().version
     verdict = bt.require_input("validate_metrics")
-
-    with deployments.state() as st:
-        previous = st["production"]
-        canary = st["canary"] or {}
-        st["production"] = {"version": args.version, "artifact_dir": str(artifact),
-                            "image": manifest["image"], "content_hash": manifest["content_hash"],
-                            "traffic_percent": 100, "deployed_at": bt.now_iso(),
-                            "run_id": bt.run_id(), "canary_metrics": canary.get("metrics"),
-                            "reason": verdict["reason"]}
-        st["canary"] = None
-        deployments.record(st, "deploy_full", version=args.version,
-                           previous_version=previous["version"] if previous else None)
-        production = st["production"]
-    bt.atomic_write_json(bt.var_dir() / "serving" / "production.json", production)
-
-    bt.log(f"churn v{args.version} is now in production at 100% "
-           f"(was: {'v%d' % previous['version'] if previous else 'nothing'}); image {manifest['image']}")
+    deployment = contracts.DEPLOYMENT
+    status = baton.deployment_status(deployment)
+    current_canary = (status.get("canary") or {}).get("version")
+    previous = (status.get("stable") or {}).get("version")
+    if current_canary is not None and str(current_canary) == version:
+        baton.deploy_full(deployment, reason=f"validate_metrics passed: {verdict['reason']}")
+        status = baton.deployment_status(deployment)
+    stable = (status.get("stable") or {}).get("version")
+    if str(stable) != version:
+        bt.fail(f"{deployment}: v{version} is not stable after promotion (stable is v{stable}, canary "
+                f"v{(status.get('canary') or {}).get('version')})")
+    bt.log(f"{deployment}: v{version} serves 100% of the traffic"
+           + (f" (was v{previous})" if previous is not None and str(previous) != version else " (already stable)"))
     duration = bt.report_pipeline_duration(owner="mlops")
-    bt.write_output({"deployed_version": args.version, "artifact_dir": str(artifact),
-                     "previous_version": previous["version"] if previous else None,
+    bt.write_output({"deployment": deployment, "deployed_version": version,
+                     "previous_version": str(previous) if previous is not None else None,
                      "pipeline_duration_s": duration})
 
 

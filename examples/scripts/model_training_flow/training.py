@@ -76,7 +76,10 @@ def evaluate_and_save(task_label: str, model: dict, ds: Dataset, started: float,
     seconds = round(time.time() - started, 3)
     # Each candidate is an experiment run: params, test metrics and the model file, compared
     # side by side in Baton's UI (Experiments) or with the MLflow client.
-    tracking_run_id = registry.track_candidate(task_label, model, report, source, path, experiment=experiment)
+    # The drift baseline: what the model saw in training (its inputs) and what it answered.
+    train_rows = [{name: row[name] for name in ds.features} for row in ds.train]
+    tracking_run_id = registry.track_candidate(task_label, model, report, source, path, experiment=experiment,
+                                               baseline=(train_rows, train_p))
     bt.log(f"{task_label} ({model['algorithm']}) trained in {seconds:.2f}s on {len(ds.train)} rows")
     bt.log(f"  train: accuracy={train_report['accuracy']:.3f} f1={train_report['f1']:.3f} "
            f"auc={train_report['auc']:.3f}")

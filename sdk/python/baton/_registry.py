@@ -29,6 +29,8 @@ from ._errors import BatonAPIError, BatonError
 
 APPROVAL_ALIAS = "champion"
 _TIMEOUT = 60
+# The run start_run began and has not ended: log_baseline's default run, like MLflow's active run.
+_active_run = None
 
 
 class ModelNotApproved(BatonError):
@@ -146,7 +148,10 @@ class TrackingRun:
                 self.log_artifact(file, "/".join(p for p in [artifact_path, folder if folder != "." else None] if p))
 
     def end(self, status="FINISHED"):
+        global _active_run
         _mlflow("POST", "runs/update", {"run_id": self.run_id, "status": status, "end_time": _millis()})
+        if _active_run is self:
+            _active_run = None
 
     def __enter__(self):
         return self
@@ -173,10 +178,22 @@ def start_run(experiment="Default", run_name=None, tags=None, params=None):
             "tags": [{"key": k, "value": str(v)} for k, v in (tags or {}).items()]}
     if run_name:
         body["run_name"] = run_name
+    global _active_run
     run = TrackingRun(_mlflow("POST", "runs/create", body)["run"]["info"])
     if params:
         run.log_params(params)
+    _active_run = run
     return run
+
+
+def active_run():
+    """The run start_run began that has not ended yet, or None."""
+    return _active_run
+
+
+def get_run(run_id):
+    """An existing run by id (to log more artifacts to it)."""
+    return TrackingRun(_mlflow("GET", "runs/get", query={"run_id": run_id})["run"]["info"])
 
 
 def _relative(uri):
