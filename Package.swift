@@ -75,6 +75,16 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "BatonGateway",
+            dependencies: [
+                "BatonCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "BatonRegistry",
             dependencies: ["BatonCore", "BatonStore"],
             swiftSettings: strictSettings
@@ -144,6 +154,15 @@ let package = Package(
             name: "BatonRegistryTests", dependencies: ["BatonRegistry", "BatonStore", "BatonCore"],
             swiftSettings: strictSettings),
         .testTarget(name: "BatonFeaturesTests", dependencies: ["BatonFeatures", "BatonCore"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "BatonGatewayTests",
+            dependencies: [
+                "BatonGateway",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings),
         .testTarget(name: "BatonWorkerTests", dependencies: ["BatonWorker"], swiftSettings: strictSettings),
         .testTarget(name: "BatonEngineTests", dependencies: ["BatonEngine", "BatonFeatures"], swiftSettings: strictSettings),
         .testTarget(name: "BatonKitTests", dependencies: ["BatonKit", "BatonWorker"], swiftSettings: strictSettings),
