@@ -97,7 +97,7 @@ let package = Package(
         .target(
             name: "BatonServer",
             dependencies: [
-                "BatonCore", "BatonStore", "BatonEngine", "BatonAPI", "BatonRegistry", "BatonFeatures",
+                "BatonCore", "BatonStore", "BatonEngine", "BatonAPI", "BatonRegistry", "BatonFeatures", "BatonGateway",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -1,6 +1,7 @@
 import BatonAPI
 import BatonCore
 import BatonEngine
+import BatonGateway
 import BatonRegistry
 import BatonStore
 import Foundation
@@ -53,6 +54,8 @@ public struct ServerContext: Sendable {
     public let leadership: Leadership?
     /// Experiment tracking and the model registry.
     public let registry: Registry
+    /// Proxies `POST /serve/{deployment}/predict` to model replicas (BatonDeploy sets its policies).
+    public let gateway: Gateway
     public var maxArtifactBytes: Int64 { configuration.maxArtifactBytes }
 
     public init(
@@ -68,6 +71,7 @@ public struct ServerContext: Sendable {
         self.pipelinesDirectory = pipelinesDirectory
         self.startedAt = Date()
         self.registry = Registry(store: store, artifactRoot: configuration.artifactRoot)
+        self.gateway = Gateway(logger: Logger(label: "baton.gateway"))
     }
 }
 
@@ -93,6 +97,7 @@ public enum BatonHTTP {
         MetricsAPIRoutes.register(on: router, context: context)
         MLflowRoutes.register(on: router, context: context, registry: context.registry)
         ModelRoutes.register(on: router, context: context)
+        ServeRoutes.register(on: router, context: context)
         OpenAPIRoutes.register(on: router)
         WebUI.register(on: router, context: context)
         DashboardPage.register(on: router, context: context)
