@@ -138,7 +138,11 @@ let package = Package(
             swiftSettings: strictSettings),
         .executableTarget(
             name: "baton-bench",
-            dependencies: ["BatonCore", "BatonStore", "BatonEngine", "BatonWorker", "BatonFeatures"],
+            dependencies: [
+                "BatonCore", "BatonStore", "BatonEngine", "BatonWorker", "BatonFeatures", "BatonGateway", "BatonServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "BatonCoreTests", dependencies: ["BatonCore"], swiftSettings: strictSettings),
