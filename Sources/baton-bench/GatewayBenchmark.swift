@@ -122,6 +122,20 @@ enum GatewayBenchmark {
             wrk.body = '\(body)'
             wrk.headers["Content-Type"] = "application/json"
             """.write(toFile: script, atomically: true, encoding: .utf8)
+        // The proxy's own path without the HTTP server in front: sequential calls of forward.
+        var inProcess: [Double] = []
+        let payload = ByteBuffer(string: body)
+        for index in 0..<3000 {
+            let start = ContinuousClock.now
+            let answer = await context.gateway.forward(
+                deployment: "churn", body: payload, contentType: "application/json", headers: [])
+            if index >= 500 { inProcess.append(Double((ContinuousClock.now - start).components.attoseconds) / 1e15) }
+            guard answer.status == 200 else { throw BenchError("forward answered \(answer.status)") }
+        }
+        inProcess.sort()
+        print(String(
+            format: "Gateway.forward called in-process, sequentially (replica round trip included): p50 %.3f ms, p99 %.3f ms",
+            inProcess[inProcess.count / 2], inProcess[inProcess.count * 99 / 100]))
         // Warm both paths (connection pools, caches) before measuring.
         _ = try FeatureBenchmark.wrk(url: gateway, script: script, connections: 16, seconds: 2)
         _ = try FeatureBenchmark.wrk(url: direct, script: script, connections: 16, seconds: 1)
