@@ -75,22 +75,22 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        // Stand-in target for BatonGateway's API (see Sources/BatonGateway/GatewayContract.swift).
-        .target(
-            name: "BatonGateway",
-            dependencies: [
-                "BatonCore",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            ],
-            swiftSettings: strictSettings
-        ),
         .target(
             name: "BatonDeploy",
             dependencies: [
                 "BatonCore", "BatonStore", "BatonRegistry", "BatonWorker", "BatonGateway",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "BatonGateway",
+            dependencies: [
+                "BatonCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strictSettings
@@ -154,7 +154,11 @@ let package = Package(
             swiftSettings: strictSettings),
         .executableTarget(
             name: "baton-bench",
-            dependencies: ["BatonCore", "BatonStore", "BatonEngine", "BatonWorker", "BatonFeatures"],
+            dependencies: [
+                "BatonCore", "BatonStore", "BatonEngine", "BatonWorker", "BatonFeatures", "BatonGateway", "BatonServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "BatonCoreTests", dependencies: ["BatonCore"], swiftSettings: strictSettings),
@@ -178,6 +182,15 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             resources: [.copy("Resources/replica.py")],
+            swiftSettings: strictSettings),
+        .testTarget(
+            name: "BatonGatewayTests",
+            dependencies: [
+                "BatonGateway",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings),
         .testTarget(name: "BatonWorkerTests", dependencies: ["BatonWorker"], swiftSettings: strictSettings),
         .testTarget(name: "BatonEngineTests", dependencies: ["BatonEngine", "BatonFeatures"], swiftSettings: strictSettings),

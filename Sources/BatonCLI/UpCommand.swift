@@ -228,7 +228,7 @@ struct ServeOptions: ParsableArguments {
         let context = ServerContext(
             store: database, engine: engine, configuration: serverConfiguration, metrics: metrics,
             pipelinesDirectory: folder.pipelines, leadership: Leadership(advertisedURL: advertise, alone: !store.isPostgres),
-            deployments: deployments)
+            deployments: deployments, gateway: gateway)
         let host = self.host
         let authNote = requireAuth
             ? "API tokens required (create one with `baton tokens create --team T --role operator`)"

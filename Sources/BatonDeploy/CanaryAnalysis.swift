@@ -10,7 +10,12 @@ public protocol TrafficRouting: Sendable {
     func resetStats(deployment: String, version: String)
 }
 
-extension Gateway: TrafficRouting {}
+extension Gateway: TrafficRouting {
+    /// The gateway keeps a window back from now; analysis asks from a moment (its step's start).
+    public func stats(deployment: String, since: Date) -> [String: VersionStatsSnapshot] {
+        stats(deployment: deployment, since: .milliseconds(Int64(max(0, Date().timeIntervalSince(since)) * 1000)))
+    }
+}
 
 /// One comparison of a canary with its threshold (and with stable, for relative checks).
 public struct AnalysisCheck: Sendable, Hashable {

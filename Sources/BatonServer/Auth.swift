@@ -70,8 +70,8 @@ public final class TokenService: Sendable {
     }
 }
 
-/// Authenticates API and UI requests and enforces roles: reading needs `viewer`, changing
-/// anything `operator`, managing tokens `admin`. With auth off (the local default) every
+/// Authenticates API and UI requests and enforces roles: reading (and asking a deployed model
+/// for predictions) needs `viewer`, changing anything `operator`, managing tokens `admin`. With auth off (the local default) every
 /// caller acts as admin.
 struct AuthMiddleware: RouterMiddleware {
     typealias Context = BatonRequestContext
@@ -127,6 +127,9 @@ struct AuthMiddleware: RouterMiddleware {
         if MLflowRoutes.isMLflowPath(path), path.hasSuffix("/search") || path.hasSuffix("/get-latest-versions") { return .viewer }
         // Reads that carry their question in a body: lookups and training sets.
         if path == "/api/v1/features/online" || path == "/api/v1/features/historical" { return .viewer }
+        // A prediction changes nothing in Baton: the applications that call a model get a
+        // viewer token, which cannot trigger runs or change deployments.
+        if ServeRoutes.isPredictPath(path) { return .viewer }
         switch method {
         case .get, .head, .options: return .viewer
         default: return .operator

@@ -2,6 +2,7 @@ import BatonAPI
 import BatonCore
 import BatonDeploy
 import BatonEngine
+import BatonGateway
 import BatonRegistry
 import BatonStore
 import Foundation
@@ -56,11 +57,14 @@ public struct ServerContext: Sendable {
     public let registry: Registry
     /// Model deployments; it supervises replicas only while this server leads.
     public let deployments: DeploymentManager?
+    /// Proxies `POST /serve/{deployment}/predict` to model replicas (BatonDeploy sets its policies).
+    public let gateway: Gateway
     public var maxArtifactBytes: Int64 { configuration.maxArtifactBytes }
 
     public init(
         store: any Store, engine: Engine, configuration: ServerConfiguration, metrics: MetricsRegistry,
-        pipelinesDirectory: String, leadership: Leadership? = nil, deployments: DeploymentManager? = nil
+        pipelinesDirectory: String, leadership: Leadership? = nil, deployments: DeploymentManager? = nil,
+        gateway: Gateway? = nil
     ) {
         self.leadership = leadership
         self.deployments = deployments
@@ -72,6 +76,7 @@ public struct ServerContext: Sendable {
         self.pipelinesDirectory = pipelinesDirectory
         self.startedAt = Date()
         self.registry = Registry(store: store, artifactRoot: configuration.artifactRoot)
+        self.gateway = gateway ?? Gateway(logger: Logger(label: "baton.gateway"))
     }
 }
 
@@ -98,6 +103,7 @@ public enum BatonHTTP {
         MLflowRoutes.register(on: router, context: context, registry: context.registry)
         ModelRoutes.register(on: router, context: context)
         DeploymentRoutes.register(on: router, context: context)
+        ServeRoutes.register(on: router, context: context)
         OpenAPIRoutes.register(on: router)
         WebUI.register(on: router, context: context)
         DashboardPage.register(on: router, context: context)

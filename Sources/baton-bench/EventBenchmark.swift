@@ -2,6 +2,11 @@ import BatonCore
 import BatonEngine
 import BatonStore
 import Foundation
+
+#if canImport(CDispatch)
+    // timespec resolves through CDispatch once NIO is linked in (see OpenLoopLoad.swift).
+    import CDispatch
+#endif
 import Logging
 
 #if canImport(Glibc)

@@ -1,3 +1,8 @@
+#if canImport(CDispatch)
+    // With NIO linked in, Glibc's timespec is found through CDispatch, and member import
+    // visibility wants that module imported by name.
+    import CDispatch
+#endif
 import Foundation
 
 #if canImport(Glibc)
@@ -26,8 +31,12 @@ enum OpenLoopLoad {
         return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
     }
 
-    /// `paths(i)` gives the i-th request's path (so requests vary, as real lookups do).
-    static func run(host: String, port: UInt16, connections: Int, rate: Double, seconds: Double, paths: @escaping @Sendable (Int) -> String)
+    /// `paths(i)` gives the i-th request's path (so requests vary, as real lookups do); with a
+    /// `body` the requests are JSON POSTs.
+    static func run(
+        host: String, port: UInt16, connections: Int, rate: Double, seconds: Double, paths: @escaping @Sendable (Int) -> String,
+        body: String? = nil
+    )
         -> Result
     {
         let interval = UInt64(Double(connections) / rate * 1e9)
@@ -42,7 +51,7 @@ enum OpenLoopLoad {
             let thread = Thread {
                 shared[connection] = drive(
                     host: host, port: port, start: start + UInt64(connection) * interval / UInt64(connections), interval: interval,
-                    count: perConnection, path: { paths($0 * connections + connection) })
+                    count: perConnection, path: { paths($0 * connections + connection) }, body: body)
                 group.leave()
             }
             group.enter()
@@ -60,7 +69,9 @@ enum OpenLoopLoad {
         return Result(latenciesMs: all, errors: errors, seconds: Double(finished - start) / 1e9)
     }
 
-    static func drive(host: String, port: UInt16, start: UInt64, interval: UInt64, count: Int, path: (Int) -> String)
+    static func drive(
+        host: String, port: UInt16, start: UInt64, interval: UInt64, count: Int, path: (Int) -> String, body: String? = nil
+    )
         -> (latencies: [Double], errors: Int)
     {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -82,7 +93,11 @@ enum OpenLoopLoad {
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         // Requests are built before the clock starts: the generator shares the CPUs with the
         // server, and every microsecond it spends is one the server does not get.
-        let requests = (0..<min(count, 4096)).map { Array("GET \(path($0)) HTTP/1.1\r\nHost: \(host)\r\n\r\n".utf8) }
+        let requests = (0..<min(count, 4096)).map { index in
+            guard let body else { return Array("GET \(path(index)) HTTP/1.1\r\nHost: \(host)\r\n\r\n".utf8) }
+            return Array(
+                "POST \(path(index)) HTTP/1.1\r\nHost: \(host)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+        }
         for index in 0..<count {
             let due = start + UInt64(index) * interval
             var wake = timespec(tv_sec: Int(due / 1_000_000_000), tv_nsec: Int(due % 1_000_000_000))

@@ -16,6 +16,7 @@ import Synchronization
 ///   .build/release/baton-bench events
 ///   .build/release/baton-bench features [--no-feast]   (benchmarks/feast/setup.sh first for Feast)
 ///   .build/release/baton-bench scale [--tasks 10000] [--workers 4] [--worker-slots 2] [--postgres URL]
+///   .build/release/baton-bench gateway [--seconds 10] [--connections 1,16] [--rate 2000]
 ///   .build/release/baton-bench mlflow [--duration 10] [--connections 1,16] [--mlflow BIN] [--servers baton,mlflow]
 ///
 /// CHAIN40: 40 chained tasks running `true`; wall time and per-task overhead.
@@ -142,6 +143,14 @@ if CommandLine.arguments.dropFirst().first == "mlflow" {
 }
 if CommandLine.arguments.dropFirst().first == "features" {
     try await FeatureBenchmark.run(arguments: Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
+}
+if CommandLine.arguments.dropFirst().first == "gateway" {
+    try await GatewayBenchmark.run(arguments: Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
+}
+if CommandLine.arguments.dropFirst().first == "gateway-replica" {
+    try await GatewayBenchmark.runReplica()
     exit(0)
 }
 if CommandLine.arguments.dropFirst().first == "scale" {

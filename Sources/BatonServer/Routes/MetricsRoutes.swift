@@ -31,6 +31,7 @@ public final class MetricsRegistry: Sendable {
             "baton_scheduling_delay_seconds": fast,
             "baton_store_commit_seconds": fast,
             "baton_http_request_duration_seconds": fast,
+            "baton_serve_latency_seconds": fast,
             "baton_task_duration_seconds": slow,
             "baton_run_duration_seconds": slow,
         ]
@@ -54,6 +55,9 @@ public final class MetricsRegistry: Sendable {
         "baton_worker_slots": "Worker slots of this process (tasks that may run at once).",
         "baton_store_commit_seconds": "Time to commit a batch of state changes to the store.",
         "baton_http_request_duration_seconds": "Time to answer HTTP requests, by method and status code.",
+        "baton_serve_requests_total": "Prediction requests a deployment's version answered or failed, by deployment and version (shadow copies included).",
+        "baton_serve_errors_total": "Failed prediction requests (5xx answers, refused connections, timeouts), by deployment and version.",
+        "baton_serve_latency_seconds": "Time for a version's replica to answer a prediction through the gateway, by deployment and version.",
     ]
 
     static func addingHelp(to text: String) -> String {

@@ -1,0 +1,43 @@
+import BatonGateway
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// `POST /serve/{deployment}/predict`: the prediction gateway's HTTP face. The body is collected
+/// whole (up to the gateway's limit) and proxied; the gateway's answers, including its errors,
+/// already have Baton's shape, so nothing here throws.
+enum ServeRoutes {
+    static func register(on router: Router<BatonRequestContext>, context: ServerContext) {
+        router.post("/serve/:deployment/predict") { request, requestContext -> Response in
+            let deployment = requestContext.parameters.get("deployment") ?? ""
+            let gateway = context.gateway
+            var request = request
+            let body: ByteBuffer
+            do {
+                body = try await request.collectBody(upTo: gateway.maxBodyBytes)
+            } catch {
+                return response(GatewayResponse.bodyTooLarge(limit: gateway.maxBodyBytes, deployment: deployment))
+            }
+            var headers: [(String, String)] = []
+            for field in request.headers where field.name.canonicalName.hasPrefix("x-") || field.name == .accept {
+                headers.append((field.name.canonicalName, field.value))
+            }
+            let answer = await gateway.forward(
+                deployment: deployment, body: body, contentType: request.headers[.contentType], headers: headers)
+            return response(answer)
+        }
+    }
+
+    static func isPredictPath(_ path: String) -> Bool {
+        path.hasPrefix("/serve/") && path.hasSuffix("/predict")
+    }
+
+    static func response(_ answer: GatewayResponse) -> Response {
+        var fields = HTTPFields()
+        for (name, value) in answer.headers {
+            if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
+        }
+        return Response(
+            status: HTTPResponse.Status(code: answer.status), headers: fields, body: ResponseBody(byteBuffer: answer.body))
+    }
+}

@@ -1,0 +1,229 @@
+import BatonEngine
+import BatonGateway
+import BatonServer
+import BatonStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `baton-bench gateway`: the prediction gateway's added latency. A model replica (a small
+/// Hummingbird server answering `POST /predict` with `{"prediction": 0.42}`) runs as its own
+/// process, as replicas do; the Baton HTTP application (the real router with its middleware:
+/// error shape, request metrics, auth) runs in this process with a deployment whose policy
+/// points at the replica. wrk loads the replica directly and through `POST /serve/churn/predict`
+/// at 1 and 16 connections; then a fixed request rate (open loop) is measured both ways.
+///
+///   swift build -c release --product baton-bench
+///   .build/release/baton-bench gateway [--seconds 10] [--connections 1,16] [--rate 2000]
+enum GatewayBenchmark {
+    static let body = #"{"customer_id": "c-42", "tenure": 12, "monthly_charges": 70.35, "total_charges": 844.2, "contract": "monthly"}"#
+
+    struct Settings {
+        var seconds = 10
+        var connections = [1, 16]
+        var rate = 2000.0
+
+        init(_ arguments: [String]) {
+            var iterator = arguments.makeIterator()
+            while let argument = iterator.next() {
+                switch argument {
+                case "--seconds": seconds = Int(iterator.next() ?? "") ?? seconds
+                case "--connections":
+                    connections = (iterator.next() ?? "").split(separator: ",").compactMap { Int($0) }
+                case "--rate": rate = Double(iterator.next() ?? "") ?? rate
+                default: print("gateway: ignoring unknown argument \(argument)")
+                }
+            }
+        }
+    }
+
+    /// `baton-bench gateway-replica`: the replica process. Prints its port, then serves until killed.
+    static func runReplica() async throws {
+        let router = Router()
+        router.post("/predict") { request, _ -> Response in
+            var request = request
+            _ = try await request.collectBody(upTo: 1 << 20)
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"prediction": 0.42}"#)))
+        }
+        var logger = Logger(label: "replica")
+        logger.logLevel = .error
+        let application = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in
+                // Unbuffered: the parent reads this line before any load starts.
+                FileHandle.standardOutput.write(Data("port \(channel.localAddress?.port ?? 0)\n".utf8))
+            }, logger: logger)
+        try await application.run()
+    }
+
+    static func run(arguments: [String]) async throws {
+        let settings = Settings(arguments)
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/wrk") else {
+            throw BenchError("wrk is not installed (apt-get install wrk)")
+        }
+        let replica = try startReplicaProcess()
+        defer {
+            // A child started from async code has SIGTERM blocked (swift-corelibs-foundation #4772).
+            kill(replica.process.processIdentifier, SIGKILL)
+            replica.process.waitUntilExit()
+        }
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("baton-bench-gateway-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/pipelines", withIntermediateDirectories: true)
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        let store = try SQLiteStore(path: root + "/baton.db")
+        let engine = Engine(
+            store: store,
+            configuration: EngineConfiguration(
+                pipelinesDirectory: root + "/pipelines", dataDirectory: root, slots: 1, watchFiles: false, schedulerEnabled: false),
+            logger: logger)
+        let context = ServerContext(
+            store: store, engine: engine,
+            configuration: ServerConfiguration(host: "127.0.0.1", port: 0, artifactRoot: root + "/artifacts"),
+            metrics: MetricsRegistry.shared, pipelinesDirectory: root + "/pipelines")
+        context.gateway.setPolicy(
+            TrafficPolicy(
+                stable: GatewayBackend(
+                    version: "3", endpoints: [GatewayEndpoint(host: "127.0.0.1", port: replica.port, replicaID: "churn-3-0")]),
+                stickyKey: "customer_id"),
+            deployment: "churn")
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self, bufferingPolicy: .bufferingNewest(1))
+        // Stopping by cancellation makes Hummingbird log a CancellationError; keep it quiet.
+        var httpLogger = logger
+        httpLogger.logLevel = .critical
+        let application = BatonHTTP.application(context: context, logger: httpLogger) { port in
+            continuation.yield(port)
+            continuation.finish()
+        }
+        let server = Task { try await application.run() }
+        defer { server.cancel() }
+        var serverPort = 0
+        for await port in ports {
+            serverPort = port
+            break
+        }
+        let direct = "http://127.0.0.1:\(replica.port)/predict"
+        let gateway = "http://127.0.0.1:\(serverPort)/serve/churn/predict"
+        print("gateway: replica = Hummingbird POST /predict in its own process (port \(replica.port)); Baton = the BatonServer HTTP application in-process")
+        print("  (real router and middleware, auth off, sticky key customer_id) with the gateway proxying to the replica; load from wrk, \(settings.seconds) s each, on the same 2 cores")
+        print("request body: \(body)")
+        let script = root + "/post.lua"
+        try """
+            wrk.method = "POST"
+            wrk.body = '\(body)'
+            wrk.headers["Content-Type"] = "application/json"
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        // The proxy's own path without the HTTP server in front: sequential calls of forward.
+        var inProcess: [Double] = []
+        let payload = ByteBuffer(string: body)
+        for index in 0..<3000 {
+            let start = ContinuousClock.now
+            let answer = await context.gateway.forward(
+                deployment: "churn", body: payload, contentType: "application/json", headers: [])
+            if index >= 500 { inProcess.append(Double((ContinuousClock.now - start).components.attoseconds) / 1e15) }
+            guard answer.status == 200 else { throw BenchError("forward answered \(answer.status)") }
+        }
+        inProcess.sort()
+        print(String(
+            format: "Gateway.forward called in-process, sequentially (replica round trip included): p50 %.3f ms, p99 %.3f ms",
+            inProcess[inProcess.count / 2], inProcess[inProcess.count * 99 / 100]))
+        // Warm both paths (connection pools, caches) before measuring.
+        _ = try FeatureBenchmark.wrk(url: gateway, script: script, connections: 16, seconds: 2)
+        _ = try FeatureBenchmark.wrk(url: direct, script: script, connections: 16, seconds: 1)
+        for connections in settings.connections {
+            let directResult = Figures(try FeatureBenchmark.wrk(url: direct, script: script, connections: connections, seconds: settings.seconds))
+            let gatewayResult = Figures(try FeatureBenchmark.wrk(url: gateway, script: script, connections: connections, seconds: settings.seconds))
+            print("\(connections) connection\(connections == 1 ? "" : "s"):")
+            print("  direct to replica: \(directResult)")
+            print("  through gateway:   \(gatewayResult)")
+            print(String(
+                format: "  added by gateway:  p50 %+.3f ms, p99 %+.3f ms; throughput %.0f%% of direct",
+                gatewayResult.p50 - directResult.p50, gatewayResult.p99 - directResult.p99,
+                100 * gatewayResult.rps / max(directResult.rps, 1)))
+        }
+        // wrk's closed loop hides stalls (it waits for each answer before sending the next);
+        // the open loop sends on a fixed schedule and counts latency from when a request was due.
+        let connections = settings.connections.max() ?? 16
+        let directOpen = OpenLoopLoad.run(
+            host: "127.0.0.1", port: UInt16(replica.port), connections: connections, rate: settings.rate,
+            seconds: Double(settings.seconds), paths: { _ in "/predict" }, body: body)
+        let gatewayOpen = OpenLoopLoad.run(
+            host: "127.0.0.1", port: UInt16(serverPort), connections: connections, rate: settings.rate,
+            seconds: Double(settings.seconds), paths: { _ in "/serve/churn/predict" }, body: body)
+        print(String(format: "fixed rate %.0f requests/s on %d connections (open loop, latency from when each request was due):", settings.rate, connections))
+        for (name, result) in [("direct to replica", directOpen), ("through gateway  ", gatewayOpen)] {
+            print(String(
+                format: "  %@: p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, %.0f requests/s, %d errors", name,
+                result.percentile(0.5), result.percentile(0.99), result.percentile(0.999), result.requestsPerSecond, result.errors))
+        }
+        print(String(
+            format: "  added by gateway:  p50 %+.3f ms, p99 %+.3f ms", gatewayOpen.percentile(0.5) - directOpen.percentile(0.5),
+            gatewayOpen.percentile(0.99) - directOpen.percentile(0.99)))
+        let stats = context.gateway.stats(deployment: "churn")["3"]
+        if let stats {
+            print(String(
+                format: "gateway's own record of version 3: %d requests, %d errors, p50 %.3f ms, p99 %.3f ms (replica round trip), mean prediction %.2f",
+                stats.requests, stats.errors, stats.p50Ms, stats.p99Ms, stats.prediction.mean))
+        }
+        await context.gateway.shutdown()
+    }
+
+    /// p50, p99 (ms) and requests/s parsed from wrk's report.
+    struct Figures: CustomStringConvertible {
+        var p50 = Double.nan
+        var p99 = Double.nan
+        var rps = 0.0
+        var extra: [String] = []
+
+        init(_ output: String) {
+            for line in output.split(separator: "\n") {
+                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+                if fields.count == 2, fields[0] == "50%" { p50 = Self.milliseconds(fields[1]) }
+                if fields.count == 2, fields[0] == "99%" { p99 = Self.milliseconds(fields[1]) }
+                if fields.first == "Requests/sec:" { rps = Double(fields.last ?? "") ?? 0 }
+                if line.contains("Non-2xx") || line.contains("Socket errors") { extra.append(line.trimmingCharacters(in: .whitespaces)) }
+            }
+        }
+
+        static func milliseconds(_ text: Substring) -> Double {
+            for (suffix, scale) in [("us", 0.001), ("ms", 1.0), ("s", 1000.0)] where text.hasSuffix(suffix) {
+                return (Double(text.dropLast(suffix.count)) ?? .nan) * scale
+            }
+            return .nan
+        }
+
+        var description: String {
+            String(format: "p50 %.3f ms, p99 %.3f ms, %.0f requests/s", p50, p99, rps) + (extra.isEmpty ? "" : ", " + extra.joined(separator: ", "))
+        }
+    }
+
+    /// Starts `baton-bench gateway-replica` and reads the port it prints.
+    static func startReplicaProcess() throws -> (process: Process, port: Int) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
+        process.arguments = ["gateway-replica"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = pipe.fileHandleForReading.availableData
+            guard !chunk.isEmpty else { throw BenchError("the replica process ended before listening") }
+            line.append(chunk)
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        guard let port = text.split(separator: "\n").first.flatMap({ Int($0.dropFirst("port ".count)) }) else {
+            throw BenchError("the replica printed \(text) instead of its port")
+        }
+        return (process, port)
+    }
+}
