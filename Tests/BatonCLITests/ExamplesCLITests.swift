@@ -42,7 +42,7 @@ import Testing
         let examples = try copyExamples(into: sandbox)
         let validation = try await sandbox.baton("validate", examples + "/pipelines")
         #expect(validation.exitCode == 0, "\(validation)")
-        #expect(validation.stdout.contains("10 pipelines valid, 0 errors"), "\(validation)")
+        #expect(validation.stdout.contains("10 pipelines valid, 2 deployments valid, 0 errors"), "\(validation)")
         _ = try await sandbox.startUpAndWait(["--pipelines", examples + "/pipelines", "--slots", "2", "--pool", "warehouse=1"])
 
         // Eight scheduled runs plus the two started by the data pipelines' events. (An hour

@@ -122,7 +122,7 @@ struct GatewayTests {
         let slow = try await TestReplica.start("slow", .init(delay: .seconds(5)))
         defer { [stable, failing, slow].forEach { $0.stop() } }
         let gateway = Gateway(
-            httpClient: nil, requestTimeout: .milliseconds(300), maxBodyBytes: 1 << 20, logger: quietLogger(), clock: nil)
+            httpClient: nil, requestTimeout: .seconds(2), maxBodyBytes: 1 << 20, logger: quietLogger(), clock: nil)
         gateway.setPolicy(
             TrafficPolicy(
                 stable: GatewayBackend(version: "1", endpoints: [stable.endpoint()]),
