@@ -111,8 +111,9 @@ def spec(folder, replicas=2, max_p99_latency_ms=250):
     }
 
 
-def register(tmp_path, version_model, baseline=False):
-    """Registers a model version whose model.json is `version_model`; returns its number."""
+def register(tmp_path, version_model, baseline=False, approve=False):
+    """Registers a model version whose model.json is `version_model` (approved as `champion` if
+    `approve`); returns its number."""
     with baton.start_run("scorer_training") as run:
         folder = tmp_path / f"model-{run.run_id}"
         folder.mkdir(parents=True)
@@ -121,7 +122,7 @@ def register(tmp_path, version_model, baseline=False):
         if baseline:
             rows = [{"x": float(x)} for x in range(100)]
             baton.log_baseline(rows, [0.5 + 0.001 * row["x"] for row in rows], artifact_path="model")
-    registered = baton.register_model("scorer", run_id=run.run_id, artifact_path="model", approve=True)
+    registered = baton.register_model("scorer", run_id=run.run_id, artifact_path="model", approve=approve)
     return int(registered["version"])
 
 
@@ -241,7 +242,9 @@ def test_canaries_are_analysed_rolled_back_or_promoted_and_crashed_replicas_rest
     monkeypatch.setenv("BATON_SERVER", server.url)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
 
-    stable = register(tmp_path, {"score": 0.25}, baseline=True)
+    # Only v1 is approved: the declared model (models:/scorer@champion) deploys it as soon as the
+    # deployment exists. The candidates are registered but not approved.
+    stable = register(tmp_path, {"score": 0.25}, baseline=True, approve=True)
     broken = register(tmp_path, {"score": 0.75, "fail_rate": 1.0})
     slow = register(tmp_path, {"score": 0.75, "delay_ms": 700})
     healthy = register(tmp_path, {"score": 0.5})
@@ -253,8 +256,11 @@ def test_canaries_are_analysed_rolled_back_or_promoted_and_crashed_replicas_rest
     assert listed.status == 200 and "scorer" in listed.text, listed
 
     # The first deployment has nothing to compare with: it becomes stable directly.
-    status = baton.deploy_canary("scorer", model=f"models:/scorer/{stable}", traffic_percent=10, timeout=60)
-    assert versions(status) == ("1", None), status
+    status = wait_for_status(lambda s: versions(s) == ("1", None), "the declared champion v1 stable")
+    # Asking for a canary of the stable version itself is refused, naming the version.
+    with pytest.raises(baton.DeploymentConflict) as refused:
+        baton.deploy_canary("scorer", model=f"models:/scorer/{stable}", traffic_percent=10, timeout=60)
+    assert "already the stable version" in str(refused.value), refused.value
     status = wait_for_status(lambda s: all(r["state"] == "healthy" for r in s["stable"]["replicas"]),
                              "both replicas of v1 healthy")
     replicas = status["stable"]["replicas"]
