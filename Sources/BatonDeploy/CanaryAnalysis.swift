@@ -8,12 +8,35 @@ public protocol TrafficRouting: Sendable {
     func stats(deployment: String, since: Date) -> [String: VersionStatsSnapshot]
     func stats(deployment: String) -> [String: VersionStatsSnapshot]
     func resetStats(deployment: String, version: String)
+    /// The sampled numeric inputs and predictions of a version over the last `since`.
+    func driftSample(deployment: String, version: String, since: Duration) -> DriftSample
+}
+
+/// Live values of one version, sampled by the gateway for drift.
+public struct DriftSample: Sendable, Hashable {
+    public var fields: [String: [Double]]
+    public var predictions: [Double]
+
+    public init(fields: [String: [Double]] = [:], predictions: [Double] = []) {
+        self.fields = fields
+        self.predictions = predictions
+    }
+}
+
+extension TrafficRouting {
+    /// A router that keeps no samples has nothing to compare with a baseline.
+    public func driftSample(deployment: String, version: String, since: Duration) -> DriftSample { DriftSample() }
 }
 
 extension Gateway: TrafficRouting {
     /// The gateway keeps a window back from now; analysis asks from a moment (its step's start).
     public func stats(deployment: String, since: Date) -> [String: VersionStatsSnapshot] {
         stats(deployment: deployment, since: .milliseconds(Int64(max(0, Date().timeIntervalSince(since)) * 1000)))
+    }
+
+    public func driftSample(deployment: String, version: String, since: Duration) -> DriftSample {
+        let window = driftWindow(deployment: deployment, version: version, since: since)
+        return DriftSample(fields: window.fields, predictions: window.predictions)
     }
 }
 

@@ -9,11 +9,14 @@ public struct PlacedVersion: Sendable, Hashable, Codable {
     public var modelURI: String
     /// The version's artifact folder on this server's disk (`BATON_MODEL_DIR`).
     public var modelDir: String?
+    /// The root of the artifacts of the run that made the version, when known (its baseline may be there).
+    public var runArtifactDir: String?
 
-    public init(version: String, modelURI: String, modelDir: String?) {
+    public init(version: String, modelURI: String, modelDir: String?, runArtifactDir: String? = nil) {
         self.version = version
         self.modelURI = modelURI
         self.modelDir = modelDir
+        self.runArtifactDir = runArtifactDir
     }
 }
 

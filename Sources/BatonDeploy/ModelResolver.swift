@@ -29,6 +29,21 @@ public struct RegistryModelResolver: ModelResolving {
             throw .unresolvedModel(reference: reference, reason: "\(error)")
         }
         return PlacedVersion(
-            version: String(summary.version), modelURI: "models:/\(summary.model)/\(summary.version)", modelDir: summary.localPath)
+            version: String(summary.version), modelURI: "models:/\(summary.model)/\(summary.version)", modelDir: summary.localPath,
+            runArtifactDir: Self.runArtifactDir(source: summary.source, localPath: summary.localPath))
+    }
+
+    /// For a version registered from `runs:/ID/PATH` whose files are in `.../PATH`, the folder
+    /// above `PATH`: the root of the run's artifacts.
+    static func runArtifactDir(source: String, localPath: String?) -> String? {
+        guard let localPath, source.hasPrefix("runs:/") else { return nil }
+        let pathComponents = source.dropFirst("runs:/".count).split(separator: "/").dropFirst().map(String.init)
+        guard !pathComponents.isEmpty else { return localPath }
+        var url = URL(fileURLWithPath: localPath).standardizedFileURL
+        for component in pathComponents.reversed() {
+            guard url.lastPathComponent == component else { return nil }
+            url.deleteLastPathComponent()
+        }
+        return url.path
     }
 }

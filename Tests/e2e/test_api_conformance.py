@@ -874,8 +874,12 @@ def test_deployments(server):
     stats = "/api/v1/deployments/{deployment}/stats"
     assert conform(server.get("/api/v1/deployments/deployconf/stats"), "get", stats).status == 200
     assert conform(server.get("/api/v1/deployments/nope/stats"), "get", stats).status == 404
-    for name in ("drift", "ab"):
-        assert conform(server.get(f"/api/v1/deployments/deployconf/{name}"), "get", f"/api/v1/deployments/{{deployment}}/{name}").status == 501
+    drift = "/api/v1/deployments/{deployment}/drift"
+    answer = conform(server.get("/api/v1/deployments/deployconf/drift"), "get", drift).json()
+    assert answer["deployment"] == "deployconf" and answer["window_seconds"] > 0, answer
+    assert all(v["baseline"] in ("found", "missing") for v in answer["versions"].values()), answer
+    assert conform(server.get("/api/v1/deployments/nope/drift"), "get", drift).status == 404
+    assert conform(server.get("/api/v1/deployments/deployconf/ab"), "get", "/api/v1/deployments/{deployment}/ab").status == 501
 
 
 # -- models ------------------------------------------------------------------------------------

@@ -120,7 +120,12 @@ enum DeploymentRoutes {
             guard await manager.spec(name) != nil else { throw error(.unknownDeployment(name)) }
             return APIResponse.json(JSONValue.object(["deployment": .string(name), "versions": await manager.statsJSON(name)]))
         }
-        for unbuilt in ["drift", "ab"] {
+        group.get(":name/drift") { _, request -> Response in
+            let name = try request.parameters.require("name")
+            try await manager.refreshFromStore()
+            return APIResponse.json(try await answer { try await manager.driftJSON(name) })
+        }
+        for unbuilt in ["ab"] {
             group.get(":name/\(unbuilt)") { _, _ -> Response in
                 throw APIError(
                     .notImplemented, code: "not_implemented", "GET /api/v1/deployments/NAME/\(unbuilt) is not available in this build",
