@@ -225,6 +225,14 @@ struct ServeOptions: ParsableArguments {
         await engine.setDeploymentListener { specs, keptFiles in
             await deployments.applyFolder(specs, keptFiles: keptFiles)
         }
+        // SLO and drift alerts are engine events too, so a retraining pipeline can trigger on them.
+        await deployments.setAlertPublisher { name, payload in
+            do {
+                _ = try await engine.publish(name: name, payload: payload, source: "deployments")
+            } catch {
+                logger.warning("the alert event \(name) was not published: \(error)")
+            }
+        }
         let context = ServerContext(
             store: database, engine: engine, configuration: serverConfiguration, metrics: metrics,
             pipelinesDirectory: folder.pipelines, leadership: Leadership(advertisedURL: advertise, alone: !store.isPostgres),

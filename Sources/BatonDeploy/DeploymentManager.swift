@@ -14,6 +14,8 @@ public struct DeploymentConfiguration: Sendable {
     public var environment: [String: String]
     /// How often a deployment whose model reference did not resolve tries again.
     public var unresolvedRetry: Duration
+    /// How often SLOs and drift are checked for alerts.
+    public var monitorInterval: Duration = .seconds(30)
 
     public init(
         dataDirectory: String, timing: SupervisorTiming = SupervisorTiming(),
@@ -71,6 +73,11 @@ public actor DeploymentManager {
     private var running = false
     private var unresolvedReported: Set<String> = []
     private var pendingFolder: [DeploymentSpec]?
+    /// Publishes `deployment.NAME.degraded` (the engine's events, given by `baton up`).
+    var alertPublisher: AlertPublisher?
+    /// The alert conditions raised and not cleared yet, per deployment.
+    var activeAlerts: [String: Set<String>] = [:]
+    let httpClient: HTTPClient
 
     public init(
         store: any Store, resolver: any ModelResolving, router: any TrafficRouting, configuration: DeploymentConfiguration,
@@ -83,6 +90,7 @@ public actor DeploymentManager {
         self.configuration = configuration
         self.logger = logger
         self.clock = clock
+        self.httpClient = httpClient
         self.supervisor = ReplicaSupervisor(
             dataDirectory: configuration.dataDirectory, store: store, timing: configuration.timing, logger: logger, clock: clock,
             httpClient: httpClient)
@@ -123,6 +131,14 @@ public actor DeploymentManager {
             await applyFolder(folder, keptFiles: [])
         }
         for name in deployments.keys.sorted() { await reconcile(name) }
+        let monitoring = Task { [weak self, interval = configuration.monitorInterval] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                guard !Task.isCancelled, let self else { return }
+                await self.monitorAll()
+            }
+        }
+        defer { monitoring.cancel() }
         do {
             // A declared deployment whose model is not registered yet starts once it is.
             while !Task.isCancelled {
