@@ -1,3 +1,4 @@
+import BatonCore
 import BatonRegistry
 import Foundation
 
@@ -28,9 +29,15 @@ public struct RegistryModelResolver: ModelResolving {
         } catch {
             throw .unresolvedModel(reference: reference, reason: "\(error)")
         }
+        var runRoot = Self.runArtifactDir(source: summary.source, localPath: summary.localPath)
+        if runRoot == nil, let runID = summary.runID,
+            let uri = (try? await registry.run(id: runID))?["info"]?["artifact_uri"]?.scalarText
+        {
+            runRoot = registry.artifacts.localPath(ofURI: uri)
+        }
         return PlacedVersion(
             version: String(summary.version), modelURI: "models:/\(summary.model)/\(summary.version)", modelDir: summary.localPath,
-            runArtifactDir: Self.runArtifactDir(source: summary.source, localPath: summary.localPath))
+            runArtifactDir: runRoot)
     }
 
     /// For a version registered from `runs:/ID/PATH` whose files are in `.../PATH`, the folder

@@ -1,5 +1,6 @@
 import BatonCore
 import BatonGateway
+import BatonRegistry
 import Foundation
 import Testing
 
@@ -47,5 +48,27 @@ import Testing
         #expect(Baseline.load(for: placed) == nil)
         try Data(Self.baselineJSON.utf8).write(to: root.appendingPathComponent("baseline.json"))
         #expect(Baseline.load(for: placed)?.features.keys.sorted() == ["x"])
+    }
+}
+
+/// The resolver finds the run's artifact root of a version registered with its run.
+@Suite struct BaselineLocationTests {
+    @Test func aVersionOfARunKnowsItsRunsArtifactRoot() async throws {
+        let harness = try Harness()
+        defer { harness.remove() }
+        let run = try await harness.registry.createRun(
+            experimentID: nil, userID: "test", runName: "train", startTime: nil, tags: [], origin: nil)
+        let runID = try #require(run.at("run.info.run_id")?.scalarText ?? run.at("info.run_id")?.scalarText)
+        let artifactURI = try #require(run.at("run.info.artifact_uri")?.scalarText ?? run.at("info.artifact_uri")?.scalarText)
+        _ = try await harness.registry.createRegisteredModel(name: "churn", description: nil, tags: [], actor: "test")
+        _ = try await harness.registry.createModelVersion(
+            name: "churn", source: artifactURI + "/model", runID: runID, runLink: nil, description: nil, modelID: nil, tags: [],
+            actor: "test", origin: nil)
+        let placed = try await RegistryModelResolver(registry: harness.registry).resolve("models:/churn/1")
+        let root = try #require(placed.runArtifactDir)
+        #expect(root == harness.registry.artifacts.localPath(ofURI: artifactURI))
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        try Data(DriftTests.baselineJSON.utf8).write(to: URL(fileURLWithPath: root + "/baseline.json"))
+        #expect(Baseline.load(for: placed) != nil)
     }
 }
