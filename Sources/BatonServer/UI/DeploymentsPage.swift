@@ -45,6 +45,8 @@ enum DeploymentsPage {
         }
         try await manager.refreshFromStore()
         let statuses = await manager.statuses()
+        // Replica states and traffic move without run events: the page refreshes every few seconds.
+        let supervised = await manager.isSupervising() && !statuses.isEmpty
         var rows: [HTML] = []
         for status in statuses {
             let name = status["name"]?.scalarText ?? ""
@@ -66,7 +68,7 @@ enum DeploymentsPage {
             title: "Deployments", section: .deployments,
             body: """
                 <div class="page-head"><div><h1>Deployments</h1><p class="subtitle">\(Format.plural(statuses.count, "deployment"))</p></div></div>
-                <section class="card flush" aria-label="Deployments" data-region="deployments">\(table)</section>
+                <section class="card flush" aria-label="Deployments" data-region="deployments"\(supervised ? " data-active" as HTML : .empty)>\(table)</section>
                 """,
             live: .all)
     }
@@ -305,7 +307,8 @@ enum DeploymentsPage {
         guard ui.canOperate else {
             return .page(try await detail(name, flash: nil, error: "Only operators and admins can \(action) a rollout.", ui: ui))
         }
-        let who = ui.identity.team ?? "local"
+        // Recorded as the API records it: the token's team, else its id, else `local`.
+        let who = ui.identity.team ?? ui.identity.tokenID ?? "local"
         let reason = form["reason"].flatMap { $0.isEmpty ? nil : $0 }
         do {
             switch action {
