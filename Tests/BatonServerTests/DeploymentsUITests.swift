@@ -111,6 +111,8 @@ struct DeploymentsUITests {
         #expect(html.contains("<th scope=\"row\">error_rate &lt;max&gt;</th><td>0.2</td><td>0.01</td><td>0.05</td>"), "checks with values and thresholds")
         #expect(html.contains("<td>rolled_back</td><td>2</td><td>error &lt;rate&gt;</td>"))
         #expect(html.contains("Paused: the rollout stays"), "the flash after an action")
+        #expect(html.contains("step started <time datetime=\"2026-12-05T08:00:00Z\""), "times read as on the other pages")
+        #expect(html.contains("data-confirm=\"Roll back churn?\""))
         #expect(html.contains("data-active"), "a supervised deployment refreshes live")
         let disabled = html.components(separatedBy: "disabled>").count - 1
         #expect(disabled == 1, "a progressing rollout can be promoted, rolled back, paused and aborted, not resumed")

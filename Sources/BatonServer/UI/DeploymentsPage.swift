@@ -10,6 +10,7 @@ import Hummingbird
 /// status document `GET /api/v1/deployments/{name}` answers, so the two always agree.
 enum DeploymentsPage {
     static let actions = ["promote", "rollback", "pause", "resume", "abort"]
+    static let labels = ["promote": "Promote", "rollback": "Roll back", "pause": "Pause", "resume": "Resume", "abort": "Abort"]
 
     static func register(on router: Router<BatonRequestContext>, context: ServerContext) {
         WebUI.page(router, "/deployments", context) { _, ui in try await list(ui) }
@@ -222,7 +223,7 @@ enum DeploymentsPage {
         var parts: [HTML] = [
             """
             <p>State \(Format.badge(rollout["state"]?.scalarText ?? "")) · step \(current + 1) of \(max(steps.count, 1))\
-            \(rollout["step_started_at"]?.scalarText.map { " · step started \($0)" } ?? "")</p>
+            \(rollout["step_started_at"]?.scalarText.map { " · step started " + time($0) } ?? .empty)</p>
             """
         ]
         if !steps.isEmpty { parts.append("<ol class=\"steps\">\(steps)</ol>") }
@@ -242,7 +243,7 @@ enum DeploymentsPage {
             parts.append(
                 """
                 <h3>Last analysis \(Format.badge(analysis["verdict"]?.scalarText ?? ""))</h3>
-                <p class="muted">At \(analysis["at"]?.scalarText) · canary \(analysis["canary_requests"]?.scalarText) requests · stable \(analysis["stable_requests"]?.scalarText) requests</p>
+                <p class="muted">At \(time(analysis["at"]?.scalarText ?? "")) · canary \(analysis["canary_requests"]?.scalarText) requests · stable \(analysis["stable_requests"]?.scalarText) requests</p>
                 <div class="table-scroll"><table class="table compact">
                 <thead><tr><th scope="col">Check</th><th scope="col">Canary</th><th scope="col">Stable</th><th scope="col">Threshold</th><th scope="col">Result</th></tr></thead>
                 <tbody>\(checks)</tbody></table></div>
@@ -262,10 +263,11 @@ enum DeploymentsPage {
         ]
         let forms = actions.map { action -> HTML in
             let disabled: HTML = canOperate && enabled[action] == true ? .empty : " disabled"
-            let confirm: HTML = ["promote", "rollback", "abort"].contains(action) ? " data-confirm=\"\(action.capitalized) \(name)?\"" : .empty
+            let label = labels[action] ?? action
+            let confirm: HTML = ["promote", "rollback", "abort"].contains(action) ? " data-confirm=\"\(label) \(name)?\"" : .empty
             return """
                 <form method="post" action="\(path(name))/\(action)" class="inline-form"\(confirm)>\
-                <button type="submit" class="button small\(action == "promote" ? " primary" as HTML : .empty)"\(disabled)>\(action.capitalized)</button></form>
+                <button type="submit" class="button small\(action == "promote" ? " primary" as HTML : .empty)"\(disabled)>\(label)</button></form>
                 """
         }
         let reason: HTML = canOperate ? .empty : "<p class=\"muted\">Operators and admins can take these decisions.</p>"
@@ -351,6 +353,12 @@ enum DeploymentsPage {
     static func rolloutBadge(_ status: JSONValue) -> HTML {
         guard let state = status.value(at: ["rollout", "state"])?.scalarText else { return "<span class=\"muted\">–</span>" }
         return Format.badge(state)
+    }
+
+    /// An ISO 8601 instant of the status document as the other pages show times.
+    static func time(_ text: String) -> HTML {
+        guard let date = try? Date(text, strategy: .iso8601) else { return "\(text)" }
+        return Format.time(date)
     }
 
     static func number(_ value: JSONValue) -> Double? {
