@@ -59,6 +59,23 @@ struct DeploymentsUITests {
         }
     }
 
+    @Test("a viewer sees the decisions disabled and cannot post them")
+    func viewer() async throws {
+        try await UITestServer.with(pipelines: [:], requireAuth: true, deployments: Self.manager) { server in
+            let manager = try #require(server.context.deployments)
+            let spec = DeploymentSpec(name: "churn-view", model: "models:/churn@champion", command: "python serve.py")
+            _ = try await manager.put(spec, source: "api", actor: "alice")
+            let viewer = try await server.tokens.create(team: "data_team", role: .viewer, description: nil)
+            let cookie = ["Cookie": "baton_token=\(viewer.token)"]
+            let page = try await server.fetch("GET", "/deployments/churn-view", headers: cookie)
+            #expect(page.status == 200, "\(page)")
+            #expect(page.body.contains("Operators and admins can take these decisions."))
+            let refused = try await server.fetch("POST", "/deployments/churn-view/abort", form: [], headers: cookie)
+            #expect(refused.status == 403, "\(refused)")
+            #expect(try await manager.events("churn-view", limit: 10, before: nil).map(\.action) == ["spec.created"])
+        }
+    }
+
     @Test("without a deployment manager the list says so")
     func disabled() async throws {
         try await UITestServer.with(pipelines: [:]) { server in
