@@ -59,6 +59,44 @@ struct DeploymentsUITests {
         }
     }
 
+    @Test("an open rollout's decisions post, redirect with a message and land in the history")
+    func decisions() async throws {
+        try await UITestServer.with(pipelines: [:], deployments: Self.manager) { server in
+            let manager = try #require(server.context.deployments)
+            let spec = DeploymentSpec(name: "churn-act", model: "models:/churn@champion", command: "python serve.py")
+            _ = try await manager.put(spec, source: "api", actor: "alice")
+            // A rollout in progress, as a supervising leader would have stored it; this manager
+            // does not supervise, so it reads the state from the store.
+            let record = try #require(try await server.store.deployment(named: "churn-act"))
+            let state = DesiredState(
+                stable: PlacedVersion(version: "1", modelURI: "models:/churn/1", modelDir: nil),
+                canary: PlacedVersion(version: "2", modelURI: "models:/churn/2", modelDir: nil), canaryPercent: 10,
+                rolloutState: .progressing, steps: [RolloutStep(percent: 10, durationSeconds: 60)], stepStartedAt: Date())
+            let stored = try await server.store.updateDeploymentState(
+                name: "churn-act", stateJSON: state.json(), expectedRevision: record.revision,
+                event: DeploymentEventRecord(deployment: "churn-act", at: Date(), actor: "bob", action: "canary.started", version: "2"),
+                now: Date())
+            #expect(stored != nil)
+
+            let page = try await server.page("/deployments/churn-act")
+            #expect(page.body.contains("stable 90% · canary 10%"), "\(page)")
+            #expect(page.count("disabled>") == 1, "only resume is disabled while progressing")
+
+            let paused = try await server.submit("/deployments/churn-act/pause", [])
+            #expect(paused.status == 303, "\(paused)")
+            #expect(paused.header("Location") == "/deployments/churn-act?done=pause")
+            let after = try await server.page("/deployments/churn-act?done=pause")
+            #expect(after.body.contains("Paused: the rollout stays at its current step until resumed."))
+            #expect(after.body.contains("<td>local</td><td>paused</td>"), "the decision in the history")
+
+            let promoted = try await server.submit("/deployments/churn-act/promote", [("reason", "looks good")])
+            #expect(promoted.status == 303, "\(promoted)")
+            let events = try await manager.events("churn-act", limit: 10, before: nil)
+            #expect(events.first?.action == "promoted" && events.first?.reason == "looks good")
+            #expect(await manager.status("churn-act").value(at: ["stable", "version"]) == "2")
+        }
+    }
+
     @Test("a viewer sees the decisions disabled and cannot post them")
     func viewer() async throws {
         try await UITestServer.with(pipelines: [:], requireAuth: true, deployments: Self.manager) { server in
