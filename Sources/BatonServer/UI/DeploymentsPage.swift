@@ -126,7 +126,7 @@ enum DeploymentsPage {
             \(Layout.card("Live figures", id: "stats", statsSection(status)))
             \(Layout.card("Rollout", id: "rollout", rollout(status)))
             </div>
-            \(Layout.card("Actions", id: "actions", actionForms(status, canOperate: canOperate)))
+            \(Layout.card("Decisions", id: "actions", actionForms(status, canOperate: canOperate)))
             \(Layout.card("Drift", id: "drift", driftPlaceholder(name)))
             \(Layout.card("History", id: "history", history(events)))
             """
@@ -261,18 +261,24 @@ enum DeploymentsPage {
             "promote": open, "rollback": open, "abort": open, "pause": hasCanary && state == "progressing",
             "resume": hasCanary && state == "paused",
         ]
-        let forms = actions.map { action -> HTML in
+        let buttons = actions.map { action -> HTML in
             let disabled: HTML = canOperate && enabled[action] == true ? .empty : " disabled"
             let label = labels[action] ?? action
             let confirm: HTML = ["promote", "rollback", "abort"].contains(action) ? " data-confirm=\"\(label) \(name)?\"" : .empty
             return """
-                <form method="post" action="\(path(name))/\(action)" class="inline-form"\(confirm)>\
-                <button type="submit" class="button small\(action == "promote" ? " primary" as HTML : .empty)"\(disabled)>\(label)</button></form>
+                <button type="submit" formaction="\(path(name))/\(action)" class="button small\(action == "promote" ? " primary" as HTML : .empty)"\(confirm)\(disabled)>\(label)</button>
                 """
         }
-        let reason: HTML = canOperate ? .empty : "<p class=\"muted\">Operators and admins can take these decisions.</p>"
+        let who: HTML = canOperate ? .empty : "<p class=\"muted\">Operators and admins can take these decisions.</p>"
+        // One form so the reason goes with whichever decision is taken; the hidden disabled
+        // button first keeps Enter in the reason field from submitting a decision.
         return """
-            <div class="form-actions">\(forms)</div>\(reason)
+            <form method="post" action="\(path(name))" class="decision-form">
+            <button type="submit" disabled hidden aria-hidden="true" tabindex="-1"></button>
+            <div class="field"><label class="field-label" for="decision-reason">Reason <span class="muted">(optional, kept in the history)</span></label>\
+            <input type="text" id="decision-reason" name="reason" maxlength="200"></div>
+            <div class="form-actions">\(buttons)</div>
+            </form>\(who)
             <p class="muted">The same as <code>POST /api/v1/deployments/\(name)/ACTION</code>; each decision lands in the history below.</p>
             """
     }
