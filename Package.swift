@@ -199,7 +199,7 @@ let package = Package(
         .testTarget(
             name: "BatonServerTests",
             dependencies: [
-                "BatonServer", "BatonAPI", "BatonCore", "BatonEngine", "BatonStore", "BatonRegistry",
+                "BatonServer", "BatonAPI", "BatonCore", "BatonEngine", "BatonStore", "BatonRegistry", "BatonDeploy", "BatonGateway",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],

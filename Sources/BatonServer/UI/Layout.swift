@@ -6,7 +6,7 @@ import NIOCore
 
 /// What a page asks the shared shell for.
 struct Page {
-    enum Section { case pipelines, runs, datasets, features, lineage, events, experiments, models, dashboard, none }
+    enum Section { case pipelines, runs, datasets, features, lineage, events, experiments, models, deployments, dashboard, none }
 
     /// What live updates the page's script listens for.
     enum Live {
@@ -97,7 +97,7 @@ enum Layout {
             <header class="topbar">
             <div class="wrap topbar-inner">
             <a class="brand" href="/" aria-label="Baton home">\(logo)<span>Baton</span></a>
-            <nav class="mainnav" aria-label="Main">\(navLink("Pipelines", "/", .pipelines))\(navLink("Runs", "/runs", .runs))\(navLink("Datasets", "/datasets", .datasets))\(navLink("Features", "/features", .features))\(navLink("Lineage", "/lineage", .lineage))\(navLink("Events", "/events", .events))\(navLink("Experiments", "/experiments", .experiments))\(navLink("Models", "/models", .models))\(navLink("Dashboard", "/dashboard", .dashboard))</nav>
+            <nav class="mainnav" aria-label="Main">\(navLink("Pipelines", "/", .pipelines))\(navLink("Runs", "/runs", .runs))\(navLink("Datasets", "/datasets", .datasets))\(navLink("Features", "/features", .features))\(navLink("Lineage", "/lineage", .lineage))\(navLink("Events", "/events", .events))\(navLink("Experiments", "/experiments", .experiments))\(navLink("Models", "/models", .models))\(navLink("Deployments", "/deployments", .deployments))\(navLink("Dashboard", "/dashboard", .dashboard))</nav>
             <span class="spacer"></span>
             <span class="live-indicator" id="live-indicator" hidden title="Live updates from the server">live</span>
             <a class="toplink" href="/api/v1/openapi.json">API</a>
@@ -142,6 +142,11 @@ enum Layout {
         "still-stopping": ("warn", "The run's stopped tasks are still exiting; retry in a moment."),
         "nothing-to-retry": ("warn", "Nothing to retry: no failed, upstream-failed or cancelled tasks."),
         "signed-out": ("ok", "Signed out."),
+        "deploy-promote": ("ok", "Promoted: the canary is the stable version now."),
+        "deploy-rollback": ("ok", "Rolled back: all traffic goes to the stable version."),
+        "deploy-pause": ("ok", "Paused: the rollout stays at its current step until resumed."),
+        "deploy-resume": ("ok", "Resumed: the rollout continues."),
+        "deploy-abort": ("ok", "Aborted: the canary is stopped and stable keeps all traffic."),
     ]
 
     /// A section with a heading.

@@ -93,6 +93,7 @@ enum WebUI {
 
         HandoffUI.register(on: router, context: context)
         RegistryUI.register(on: router, context: context)
+        DeploymentsPage.register(on: router, context: context)
 
         page(router, "/login", context) { request, ui in
             LoginPage.page(next: request.request.query("next"), error: nil, ui: ui, flash: request.request.query("done"))

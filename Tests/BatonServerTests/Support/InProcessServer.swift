@@ -1,4 +1,6 @@
+import BatonDeploy
 import BatonEngine
+import BatonGateway
 import BatonServer
 import BatonStore
 import Foundation
@@ -21,7 +23,8 @@ struct InProcessServer: Sendable {
     let runner: Task<Void, any Error>
 
     static func start(
-        root: String, pipelines: [String: String], requireAuth: Bool, slots: Int = 4, scheduler: Bool = false
+        root: String, pipelines: [String: String], requireAuth: Bool, slots: Int = 4, scheduler: Bool = false,
+        deployments: (@Sendable (SQLiteStore, Gateway) -> DeploymentManager)? = nil
     ) async throws -> InProcessServer {
         try FileManager.default.createDirectory(atPath: root + "/pipelines", withIntermediateDirectories: true)
         for (name, yaml) in pipelines {
@@ -36,11 +39,13 @@ struct InProcessServer: Sendable {
                 pipelinesDirectory: root + "/pipelines", dataDirectory: root, slots: slots,
                 externalCheckInterval: .milliseconds(50), watchFiles: false, schedulerEnabled: scheduler),
             logger: logger)
+        let gateway = Gateway(logger: logger)
         let context = ServerContext(
             store: store, engine: engine,
             configuration: ServerConfiguration(
                 host: "127.0.0.1", port: 0, requireAuth: requireAuth, artifactRoot: root + "/artifacts"),
-            metrics: MetricsRegistry.shared, pipelinesDirectory: root + "/pipelines")
+            metrics: MetricsRegistry.shared, pipelinesDirectory: root + "/pipelines",
+            deployments: deployments?(store, gateway), gateway: gateway)
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self, bufferingPolicy: .bufferingNewest(1))
         // Stopping by cancellation makes Hummingbird log a CancellationError; keep it quiet.
         var httpLogger = logger

@@ -1,6 +1,8 @@
 import BatonAPI
 import BatonCore
+import BatonDeploy
 import BatonEngine
+import BatonGateway
 import BatonServer
 import BatonStore
 import Foundation
@@ -83,9 +85,13 @@ final class UITestServer: Sendable {
     }
 
     /// Starts a server on the given pipelines (file name without `.yaml` to YAML text).
-    static func start(pipelines: [String: String], requireAuth: Bool = false) async throws -> UITestServer {
+    static func start(
+        pipelines: [String: String], requireAuth: Bool = false,
+        deployments: (@Sendable (SQLiteStore, Gateway) -> DeploymentManager)? = nil
+    ) async throws -> UITestServer {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("baton-ui-\(UUID().uuidString)").path
-        let server = try await InProcessServer.start(root: root, pipelines: pipelines, requireAuth: requireAuth)
+        let server = try await InProcessServer.start(
+            root: root, pipelines: pipelines, requireAuth: requireAuth, deployments: deployments)
         return UITestServer(
             root: root, store: server.store, engine: server.engine, tokens: server.context.tokens, context: server.context,
             port: server.port,
@@ -94,9 +100,10 @@ final class UITestServer: Sendable {
 
     /// Runs `body` against a fresh server and always stops it after.
     static func with<T>(
-        pipelines: [String: String], requireAuth: Bool = false, _ body: (UITestServer) async throws -> T
+        pipelines: [String: String], requireAuth: Bool = false,
+        deployments: (@Sendable (SQLiteStore, Gateway) -> DeploymentManager)? = nil, _ body: (UITestServer) async throws -> T
     ) async throws -> T {
-        let server = try await start(pipelines: pipelines, requireAuth: requireAuth)
+        let server = try await start(pipelines: pipelines, requireAuth: requireAuth, deployments: deployments)
         do {
             let result = try await body(server)
             await server.stop()

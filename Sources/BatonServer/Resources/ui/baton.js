@@ -13,8 +13,11 @@
   const indicator = document.getElementById("live-indicator");
 
   document.addEventListener("submit", (event) => {
+    // A button's own question (one form, several decisions) wins over its form's.
+    const button = event.submitter;
     const form = event.target.closest("form[data-confirm]");
-    if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+    const question = (button && button.dataset.confirm) || (form && form.dataset.confirm);
+    if (question && !window.confirm(question)) event.preventDefault();
   });
   document.addEventListener("change", (event) => {
     if (event.target.matches("select[data-autosubmit]")) event.target.form.submit();
