@@ -80,6 +80,7 @@ let package = Package(
             dependencies: [
                 "BatonCore", "BatonStore", "BatonRegistry", "BatonWorker", "BatonGateway",
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
@@ -157,6 +158,8 @@ let package = Package(
             dependencies: [
                 "BatonCore", "BatonStore", "BatonEngine", "BatonWorker", "BatonFeatures", "BatonGateway", "BatonServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strictSettings

@@ -158,7 +158,23 @@ struct DeploymentsUITests {
             ]),
         ])
         let event = DeploymentEventRecord(deployment: "churn", at: Date(), actor: "baton", action: "rolled_back", version: "2", reason: "error <rate>")
-        let html = DeploymentsPage.detailBody(status, events: [event], flash: "pause", error: nil, canOperate: true).description
+        let drift: JSONValue = .object([
+            "deployment": "churn", "window_seconds": .number(3600), "max_psi": .number(0.2),
+            "versions": .object([
+                "1": .object(["baseline": "missing", "features": .object([:])]),
+                "2": .object([
+                    "baseline": "found",
+                    "features": .object(["tenure<x>": .object(["psi": .number(0.31), "live_count": .number(120)])]),
+                    "prediction": .object(["psi": .number(0.04), "live_count": .number(120)]),
+                ]),
+            ]),
+        ])
+        let html = DeploymentsPage.detailBody(status, events: [event], drift: drift, flash: "pause", error: nil, canOperate: true)
+            .description
+        #expect(html.contains("<th scope=\"row\">tenure&lt;x&gt;</th><td>0.31</td><td>120</td>"), "drift per feature, escaped")
+        #expect(html.contains("<th scope=\"row\">(prediction)</th><td>0.04</td>"))
+        #expect(html.contains("No baseline.json recorded with this version."))
+        #expect(html.contains("alert above 0.2"))
         #expect(html.contains("<code>churn-2-a&lt;x&gt;</code></th><td>9001</td><td>4242</td>"), "replicas, escaped")
         #expect(html.contains("stable 90% · canary 10%"))
         #expect(html.contains("<td>120</td><td>24</td><td>20.00%</td><td>5.0 ms</td><td>40.0 ms</td>"), "the canary's figures")

@@ -95,18 +95,20 @@ enum DeploymentsPage {
             throw UINotFound(message: "There is no deployment ‘\(name)’.", suggestion: suggestion.map { ($0, path($0)) })
         }
         let events = try await manager.events(name, limit: 50, before: nil)
+        let drift = try? await manager.driftJSON(name)
         var page = Page(
             title: "Deployment \(name)", section: .deployments,
             breadcrumbs: [("Deployments", "/deployments"), (name, nil)],
-            body: detailBody(status, events: events, flash: flash, error: error, canOperate: ui.canOperate),
+            body: detailBody(status, events: events, drift: drift, flash: flash, error: error, canOperate: ui.canOperate),
             live: .all, refreshURL: path(name))
         if error != nil { page.status = .conflict }
         return page
     }
 
     /// The detail page's content from the status document and the audit trail.
-    static func detailBody(_ status: JSONValue, events: [DeploymentEventRecord], flash: String?, error: String?, canOperate: Bool)
-        -> HTML
+    static func detailBody(
+        _ status: JSONValue, events: [DeploymentEventRecord], drift: JSONValue? = nil, flash: String?, error: String?, canOperate: Bool
+    ) -> HTML
     {
         let name = status["name"]?.scalarText ?? ""
         let subtitle = [
@@ -127,7 +129,7 @@ enum DeploymentsPage {
             \(Layout.card("Rollout", id: "rollout", rollout(status)))
             </div>
             \(Layout.card("Decisions", id: "actions", actionForms(status, canOperate: canOperate)))
-            \(Layout.card("Drift", id: "drift", driftPlaceholder(name)))
+            \(Layout.card("Drift", id: "drift", driftSection(name, drift)))
             \(Layout.card("History", id: "history", history(events)))
             """
     }
@@ -283,12 +285,38 @@ enum DeploymentsPage {
             """
     }
 
-    static func driftPlaceholder(_ name: String) -> HTML {
+    /// PSI per feature and of the predictions, per version, against the version's baseline.
+    static func driftSection(_ name: String, _ drift: JSONValue?) -> HTML {
         let api = "/api/v1/deployments/" + UIPath.segment(name) + "/drift"
-        return """
-            <p class="muted">Drift per feature is not available in this build yet. When the server answers \
-            <a href="\(api)"><code>GET \(api)</code></a>, it gives the PSI of each feature and of the predictions per version.</p>
-            """
+        guard let drift, let versions = drift["versions"]?.objectValue, !versions.isEmpty else {
+            return "<p class=\"muted\">No drift figures yet (no version serving). The API: <a href=\"\(api)\"><code>GET \(api)</code></a>.</p>"
+        }
+        let limit = drift["max_psi"]?.scalarText
+        let window = drift["window_seconds"]?.scalarText ?? "?"
+        let alertNote = limit.map { ", alert above \($0)" } ?? ""
+        var parts: [HTML] = [
+            "<p class=\"muted\">Population stability index over the last \(window) s\(alertNote); under 0.1 is stable, over 0.25 a shift (<a href=\"\(api)\">JSON</a>).</p>"
+        ]
+        for version in versions.keys.sorted() {
+            let entry = versions[version] ?? .null
+            guard entry["baseline"]?.scalarText == "found" else {
+                parts.append("<h3>v\(version)</h3><p class=\"muted\">No baseline.json recorded with this version.</p>")
+                continue
+            }
+            var rows: [HTML] = []
+            let features = entry["features"]?.objectValue ?? [:]
+            var named = features.keys.sorted().map { ($0, features[$0] ?? .null) }
+            if let prediction = entry["prediction"], prediction != .null { named.append(("(prediction)", prediction)) }
+            for (feature, figures) in named {
+                rows.append("<tr><th scope=\"row\">\(feature)</th><td>\(figures["psi"]?.scalarText ?? "–")</td><td>\(figures["live_count"]?.scalarText ?? "0")</td></tr>")
+            }
+            parts.append("""
+                <h3>v\(version)</h3><div class="table-scroll"><table class="table compact">
+                <thead><tr><th scope="col">Feature</th><th scope="col">PSI</th><th scope="col">Live values</th></tr></thead>
+                <tbody>\(rows)</tbody></table></div>
+                """)
+        }
+        return "\(parts)"
     }
 
     static func history(_ events: [DeploymentEventRecord]) -> HTML {
