@@ -158,8 +158,6 @@ let package = Package(
             dependencies: [
                 "BatonCore", "BatonStore", "BatonEngine", "BatonWorker", "BatonFeatures", "BatonGateway", "BatonServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strictSettings

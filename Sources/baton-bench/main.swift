@@ -3,8 +3,6 @@ import BatonEngine
 import BatonStore
 import Foundation
 import Logging
-import NIOCore
-import NIOPosix
 import Synchronization
 
 #if canImport(Glibc)
@@ -148,10 +146,6 @@ if CommandLine.arguments.dropFirst().first == "features" {
     exit(0)
 }
 if CommandLine.arguments.dropFirst().first == "gateway" {
-    // The server in this process runs as `baton up` does: Swift Concurrency on NIO's event loops.
-    if ProcessInfo.processInfo.environment["BATON_NIO_EXECUTOR"] != "0" {
-        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
-    }
     try await GatewayBenchmark.run(arguments: Array(CommandLine.arguments.dropFirst(2)))
     exit(0)
 }
