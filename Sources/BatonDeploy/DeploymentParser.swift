@@ -50,15 +50,12 @@ public enum DeploymentParser {
     public static func parse(_ text: String, file: String, directory: String, sourceFile: String? = nil) -> Outcome {
         var outcome = Outcome()
         let root: Node
-        do {
-            guard let composed = try Yams.compose(yaml: text) else { return outcome }
-            root = composed
-        } catch let error as YamlError {
-            outcome.issues.append(PipelineParser.issue(for: error, file: file))
+        switch PipelineParser.compose(text, file: file) {
+        case .failure(let issue):
+            outcome.issues.append(issue)
             return outcome
-        } catch {
-            outcome.issues.append(ValidationIssue(file: file, line: 0, column: 0, message: "cannot read YAML: \(error)"))
-            return outcome
+        case .success(nil): return outcome
+        case .success(let composed?): root = composed
         }
         guard let top = root.mapping else {
             outcome.issues.append(
@@ -94,15 +91,11 @@ public enum DeploymentParser {
     public static func parseJSON(_ text: String, name: String) -> Result<DeploymentSpec, DeploymentError> {
         let file = "request body"
         let root: Node
-        do {
-            guard let composed = try Yams.compose(yaml: text) else {
-                return .failure(.invalidSpec([ValidationIssue(file: file, line: 0, column: 0, message: "the body is empty", fix: "send a JSON object")]))
-            }
-            root = composed
-        } catch let error as YamlError {
-            return .failure(.invalidSpec([PipelineParser.issue(for: error, file: file)]))
-        } catch {
-            return .failure(.invalidSpec([ValidationIssue(file: file, line: 0, column: 0, message: "the body is not JSON: \(error)")]))
+        switch PipelineParser.compose(text, file: file) {
+        case .failure(let issue): return .failure(.invalidSpec([issue]))
+        case .success(nil):
+            return .failure(.invalidSpec([ValidationIssue(file: file, line: 0, column: 0, message: "the body is empty", fix: "send a JSON object")]))
+        case .success(let composed?): root = composed
         }
         var reader = Reader(file: file, directory: FileManager.default.currentDirectoryPath)
         let nameNode = Node.scalar(.init(name))

@@ -48,16 +48,12 @@ public enum FeatureParser {
                     message: message, value: value, fix: fix))
         }
         let root: Node
-        do {
-            guard let composed = try Yams.compose(yaml: text) else { return outcome }
-            root = composed
-        } catch let error as YamlError {
-            // The pipeline parser's report: the line, column and a hint, as for pipeline files.
-            outcome.issues.append(PipelineParser.issue(for: error, file: file))
+        switch PipelineParser.compose(text, file: file) {
+        case .failure(let issue):
+            outcome.issues.append(issue)
             return outcome
-        } catch {
-            outcome.issues.append(ValidationIssue(file: file, line: 0, column: 0, message: "cannot read YAML: \(error)"))
-            return outcome
+        case .success(nil): return outcome
+        case .success(let composed?): root = composed
         }
         guard let top = root.mapping else { return outcome }
         func name(_ node: Node, _ kind: String) -> String? {

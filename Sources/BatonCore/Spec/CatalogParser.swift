@@ -40,13 +40,10 @@ extension PipelineParser {
                     message: message, value: value, fix: fix))
         }
         let root: Node
-        do {
-            guard let composed = try Yams.compose(yaml: text) else { return CatalogOutcome(catalog: catalog, issues: []) }
-            root = composed
-        } catch let yamlError as YamlError {
-            return CatalogOutcome(catalog: catalog, issues: [issue(for: yamlError, file: file)])
-        } catch {
-            return CatalogOutcome(catalog: catalog, issues: [ValidationIssue(file: file, line: 0, column: 0, message: "cannot read YAML: \(error)")])
+        switch PipelineParser.compose(text, file: file) {
+        case .failure(let issue): return CatalogOutcome(catalog: catalog, issues: [issue])
+        case .success(nil): return CatalogOutcome(catalog: catalog, issues: [])
+        case .success(let composed?): root = composed
         }
         guard let top = root.mapping else { return CatalogOutcome(catalog: catalog, issues: issues) }
         for (keyNode, value) in top {

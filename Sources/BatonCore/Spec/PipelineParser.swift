@@ -157,6 +157,18 @@ public struct PipelineParser {
         return spec
     }
 
+    /// The YAML document in `text` (nil when it is empty), or the issue saying where and why it
+    /// is not YAML; every definition file is read through this, so all report syntax alike.
+    public static func compose(_ text: String, file: String) -> Result<Node?, ValidationIssue> {
+        do {
+            return .success(try Yams.compose(yaml: text))
+        } catch let yamlError as YamlError {
+            return .failure(issue(for: yamlError, file: file))
+        } catch {
+            return .failure(ValidationIssue(file: file, line: 0, column: 0, message: "cannot read YAML: \(error)"))
+        }
+    }
+
     public static func issue(for yamlError: YamlError, file: String) -> ValidationIssue {
         switch yamlError {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
