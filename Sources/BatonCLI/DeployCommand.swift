@@ -21,8 +21,12 @@ struct DeployCommand: AsyncParsableCommand {
               baton deploy promote churn --reason "metrics look good"
               baton deploy rollback churn --reason "latency"
               baton deploy history churn
+              baton deploy ab churn --model models:/churn/4 --percent 50   start an A/B test
+              baton deploy ab churn                                  its summary with confidence intervals
             """,
-        subcommands: [Status.self, Canary.self, Promote.self, Rollback.self, Pause.self, Resume.self, Abort.self, History.self],
+        subcommands: [
+            Status.self, Canary.self, Promote.self, Rollback.self, Pause.self, Resume.self, Abort.self, History.self, AB.self,
+        ],
         defaultSubcommand: Status.self)
 
     struct Access: ParsableArguments {
@@ -254,6 +258,88 @@ struct DeployCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "abort", abstract: "End the rollout; the canary stops.")
         @OptionGroup var decision: Decision
         func run() async throws { try await decision.send("abort") }
+    }
+
+    struct AB: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ab",
+            abstract: "Start an A/B test, or show the summary of the latest one.",
+            discussion: """
+                With --model, starts the version as the candidate of an A/B test: --percent of the
+                traffic goes to it, held until someone promotes or rolls back (automatic rollback on
+                errors and latency still applies). Applications report outcomes with
+                POST /serve/NAME/feedback {"request_id": "...", "metric": "converted", "value": 1}.
+                Without --model, prints per metric each variant's count, mean and 95 % interval and
+                the candidate's difference from stable.
+                """)
+        @Argument(help: "The deployment.") var name: String
+        @Option(help: ArgumentHelp("The candidate: models:/NAME/VERSION or models:/NAME@ALIAS.", valueName: "ref")) var model: String?
+        @Option(help: "The candidate's share of traffic (above 0, at most 100).") var percent: Double = 50
+        @OptionGroup var access: Access
+
+        func validate() throws {
+            guard percent > 0, percent <= 100 else {
+                throw ValidationError("--percent \(percent) is not a share of traffic; pass a number above 0 and at most 100")
+            }
+            if let model, !model.hasPrefix("models:/") {
+                throw ValidationError("--model '\(model)' is not a model reference; write models:/NAME@ALIAS or models:/NAME/VERSION")
+            }
+        }
+
+        func run() async throws {
+            if let model {
+                var body: [String: JSONValue] = ["model": .string(model), "percent": .number(percent), "ab": .bool(true)]
+                if let actor = DeployCommand.actor { body["by"] = .string(actor) }
+                let status = try await access.post(DeployCommand.path(name, "canary"), .object(body))
+                if access.output.json { return printJSON(status) }
+                let test = status["ab_test"]
+                print(
+                    "\(name): A/B test started: v\(test?["candidate"]?.scalarText ?? "?") takes \(DeployCommand.traffic(status)) "
+                        + "against v\(test?["stable"]?.scalarText ?? "?"); see `baton deploy ab \(name)`")
+                return
+            }
+            let summary = try await access.get(DeployCommand.path(name, "ab"))
+            if access.output.json { return printJSON(summary) }
+            DeployCommand.printABSummary(summary)
+        }
+    }
+
+    static func printABSummary(_ summary: JSONValue) {
+        let stable = summary["stable"]?.scalarText ?? "?"
+        let candidate = summary["candidate"]?.scalarText ?? "?"
+        print(
+            "A/B test of \(summary["deployment"]?.scalarText ?? ""): v\(candidate) (\(summary["percent"]?.scalarText ?? "?") %) against v\(stable), "
+                + "\(summary["state"]?.scalarText ?? ""), since \(summary["started_at"]?.scalarText ?? "?")"
+                + (summary["ended_at"]?.scalarText.map { " until \($0)" } ?? ""))
+        let metrics = summary["metrics"]?.arrayValue ?? []
+        guard !metrics.isEmpty else {
+            print("no outcomes reported yet: POST /serve/NAME/feedback {\"request_id\": ..., \"metric\": ..., \"value\": ...}")
+            return
+        }
+        var table = Table(headers: ["METRIC", "VERSION", "COUNT", "MEAN", "95% INTERVAL"])
+        var verdicts: [String] = []
+        for metric in metrics {
+            let name = metric["name"]?.scalarText ?? ""
+            for version in [stable, candidate] {
+                let variant = metric["variants"]?[version]
+                table.rows.append([
+                    name, "v\(version)", variant?["count"]?.scalarText ?? "0", format(variant?["mean"]),
+                    "\(format(variant?["low"])) .. \(format(variant?["high"]))",
+                ])
+            }
+            let difference = metric["difference"]
+            let verdict = metric["significant"] == .bool(true)
+                ? "v\(metric["higher"]?.scalarText ?? "?") is higher" : "no significant difference"
+            verdicts.append(
+                "\(name): v\(candidate) − v\(stable) = \(format(difference?["value"])) (95 % interval \(format(difference?["low"])) .. \(format(difference?["high"]))): \(verdict)")
+        }
+        print(table.render())
+        for verdict in verdicts { print(verdict) }
+    }
+
+    static func format(_ value: JSONValue?) -> String {
+        guard case .number(let number)? = value else { return "-" }
+        return String(format: "%.4g", number)
     }
 
     struct History: AsyncParsableCommand {

@@ -36,12 +36,16 @@ public struct CanaryRequest: Sendable {
     /// Steps instead of the spec's; ignored with `percent`.
     public var steps: [RolloutStep]?
     public var shadow: Bool
+    /// An A/B test: `percent` is held (never promoted automatically) and outcomes reported as
+    /// feedback are compared per variant.
+    public var abTest: Bool
 
-    public init(model: String, percent: Double? = nil, steps: [RolloutStep]? = nil, shadow: Bool = false) {
+    public init(model: String, percent: Double? = nil, steps: [RolloutStep]? = nil, shadow: Bool = false, abTest: Bool = false) {
         self.model = model
         self.percent = percent
         self.steps = steps
         self.shadow = shadow
+        self.abTest = abTest
     }
 }
 
@@ -394,8 +398,24 @@ public actor DeploymentManager {
             throw DeploymentError.invalidRequest(
                 "percent \(percent) is not a share of traffic", field: "percent", fix: "pass a number above 0 and at most 100")
         }
+        if request.abTest {
+            guard request.percent != nil else {
+                throw DeploymentError.invalidRequest(
+                    "an A/B test needs the candidate's fixed share of traffic", field: "percent", fix: "pass --percent 50 (or another share)")
+            }
+            guard !request.shadow else {
+                throw DeploymentError.invalidRequest(
+                    "an A/B test cannot run in shadow mode: the candidate's answers must reach users to have outcomes",
+                    field: "shadow", fix: "drop --shadow")
+            }
+        }
         let placed = try await resolver.resolve(request.model)
         var state = deployment.state
+        if request.abTest, state.stable == nil {
+            throw DeploymentError.conflict(
+                "deployment \(name) has no stable version to compare \(placed.modelURI) with",
+                fix: "deploy a first version (baton deploy canary \(name) --model REF), then start the A/B test")
+        }
         guard let stable = state.stable else {
             state = DesiredState(stable: placed)
             _ = try await write(
@@ -423,16 +443,20 @@ public actor DeploymentManager {
         state.steps = steps
         state.step = 0
         state.stepStartedAt = clock()
+        state.abTest = request.abTest
+            ? ABTestRecord(stable: stable.version, candidate: placed.version, percent: percent, startedAt: clock()) : nil
         deployments[name]?.lastAnalysis = nil
         router.resetStats(deployment: name, version: placed.version)
-        let plan = steps.isEmpty
+        let plan = request.abTest
+            ? "A/B test against v\(stable.version), \(Self.percentText(percent)) % held until promoted or rolled back"
+            : steps.isEmpty
             ? "\(Self.percentText(percent)) % held until promoted or rolled back"
             : steps.map { "\(Self.percentText($0.percent)) % for \(DurationText.format($0.durationSeconds))" }.joined(separator: ", ")
         _ = try await write(
             name, state,
             event: event(name, actor: actor, action: "canary.started", version: placed.version,
                          reason: "\(placed.modelURI)\(request.shadow ? " in shadow mode" : ""): \(plan)",
-                         detail: .object(["percent": .number(percent), "steps": .number(Double(steps.count))])))
+                         detail: .object(["percent": .number(percent), "steps": .number(Double(steps.count)), "ab_test": .bool(request.abTest)])))
         await reconcile(name)
         return await status(name)
     }
@@ -451,6 +475,7 @@ public actor DeploymentManager {
         state.mode = .split
         state.rolloutState = .promoted
         state.stepStartedAt = nil
+        state.endABTest(at: clock())
         _ = try await write(
             name, state,
             event: event(name, actor: actor, action: "promoted", version: canary.version,
@@ -482,6 +507,7 @@ public actor DeploymentManager {
         state.mode = .split
         state.rolloutState = outcome
         state.stepStartedAt = nil
+        state.endABTest(at: clock())
         _ = try await write(
             name, state, event: event(name, actor: actor, action: action, version: canary.version, reason: reason, detail: detail))
         await reconcile(name)
@@ -644,6 +670,7 @@ public actor DeploymentManager {
                 "canary_percent": .number(canaryPercent),
             ]),
             "rollout": rollout,
+            "ab_test": state.abTest.map(\.json) ?? .null,
             "stats": statsJSON(name),
         ])
     }

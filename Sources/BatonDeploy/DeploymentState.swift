@@ -26,6 +26,24 @@ public enum RolloutState: String, Sendable, Hashable, Codable {
     case aborted
 }
 
+/// An A/B test: a fixed split between two versions whose outcomes are compared over
+/// `[startedAt, endedAt)`.
+public struct ABTestRecord: Sendable, Hashable, Codable {
+    public var stable: String
+    public var candidate: String
+    public var percent: Double
+    public var startedAt: Date
+    public var endedAt: Date?
+
+    public init(stable: String, candidate: String, percent: Double, startedAt: Date, endedAt: Date? = nil) {
+        self.stable = stable
+        self.candidate = candidate
+        self.percent = percent
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+    }
+}
+
 /// What should run: the store's `deployments.state`, the source of truth a restarted Baton
 /// reconciles to.
 public struct DesiredState: Sendable, Hashable, Codable {
@@ -39,6 +57,8 @@ public struct DesiredState: Sendable, Hashable, Codable {
     public var steps: [RolloutStep]
     public var step: Int
     public var stepStartedAt: Date?
+    /// The latest A/B test: kept after it ends so its summary can still be read.
+    public var abTest: ABTestRecord?
 
     public init(
         stable: PlacedVersion? = nil, canary: PlacedVersion? = nil, canaryPercent: Double = 0, mode: TrafficMode = .split,

@@ -154,6 +154,9 @@ public final class Gateway: Sendable {
     private let logger: Logger
     private let routes = Mutex<[String: Route]>([:])
     private let recorders = Mutex<[String: [String: VersionRecorder]]>([:])
+    private let requestLogs = Mutex<[String: RequestLog]>([:])
+    /// Requests per deployment whose answering version is remembered for feedback.
+    public static let rememberedRequests = 50_000
     private let shadows = Mutex<ShadowTasks>(ShadowTasks())
     private let counter = Atomic<UInt64>(0)
     private let clientClosed = Atomic<Bool>(false)
@@ -223,7 +226,13 @@ public final class Gateway: Sendable {
         }
         let stable = policy.stable.map { Target(backend: $0, recorder: recorder(deployment: deployment, version: $0.version)) }
         let candidate = policy.candidate.map { Target(backend: $0, recorder: recorder(deployment: deployment, version: $0.version)) }
-        let route = Route(deployment: deployment, policy: policy, stable: stable, candidate: candidate)
+        let log = requestLogs.withLock { logs in
+            if let existing = logs[deployment] { return existing }
+            let created = RequestLog(capacity: Self.rememberedRequests)
+            logs[deployment] = created
+            return created
+        }
+        let route = Route(deployment: deployment, policy: policy, stable: stable, candidate: candidate, requestLog: log)
         routes.withLock { $0[deployment] = route }
     }
 
@@ -274,6 +283,25 @@ public final class Gateway: Sendable {
     public func driftWindow(deployment: String, version: String, since: Duration?) -> InputDistribution {
         let recorder = recorders.withLock { $0[deployment]?[version] }
         return recorder?.driftWindow(since: since, now: clock()) ?? InputDistribution(requests: 0, fields: [:], predictions: [])
+    }
+
+    // MARK: - Feedback
+
+    /// Marks `metric` reported for a request this gateway answered and tells which version
+    /// answered it; nil when the request is unknown here (another server answered it, or it is
+    /// older than the last `rememberedRequests` of the deployment).
+    public func claimFeedback(deployment: String, requestID: String, metric: String) -> FeedbackClaim? {
+        requestLogs.withLock { $0[deployment] }?.claim(requestID: requestID, metric: metric)
+    }
+
+    /// Takes back a claim whose report could not be stored.
+    public func unclaimFeedback(deployment: String, requestID: String, metric: String) {
+        requestLogs.withLock { $0[deployment] }?.unclaim(requestID: requestID, metric: metric)
+    }
+
+    /// The version that answered a recent request, if this gateway remembers it.
+    public func answeringVersion(deployment: String, requestID: String) -> String? {
+        requestLogs.withLock { $0[deployment] }?.version(of: requestID)
     }
 
     // MARK: - Forwarding
@@ -327,6 +355,7 @@ public final class Gateway: Sendable {
             startShadow(target: shadow, body: body, headers: outgoing, inputs: inputs, now: now)
         }
         let outcome = await send(to: primary, body: body, headers: outgoing)
+        if case .success = outcome.result { route.requestLog.record(requestID: requestID, version: primary.backend.version) }
         return respond(outcome, target: primary, deployment: deployment, requestID: requestID)
     }
 

@@ -28,12 +28,14 @@ final class Route: Sendable {
     let policy: TrafficPolicy
     let stable: Target?
     let candidate: Target?
+    let requestLog: RequestLog
 
-    init(deployment: String, policy: TrafficPolicy, stable: Target?, candidate: Target?) {
+    init(deployment: String, policy: TrafficPolicy, stable: Target?, candidate: Target?, requestLog: RequestLog) {
         self.deployment = deployment
         self.policy = policy
         self.stable = stable
         self.candidate = candidate
+        self.requestLog = requestLog
     }
 
     /// Which version answers, and which one gets a shadow copy.

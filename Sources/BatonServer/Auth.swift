@@ -127,9 +127,10 @@ struct AuthMiddleware: RouterMiddleware {
         if MLflowRoutes.isMLflowPath(path), path.hasSuffix("/search") || path.hasSuffix("/get-latest-versions") { return .viewer }
         // Reads that carry their question in a body: lookups and training sets.
         if path == "/api/v1/features/online" || path == "/api/v1/features/historical" { return .viewer }
-        // A prediction changes nothing in Baton: the applications that call a model get a
-        // viewer token, which cannot trigger runs or change deployments.
-        if ServeRoutes.isPredictPath(path) { return .viewer }
+        // A prediction changes nothing in Baton, and its outcome only adds a data point: the
+        // applications that call a model get a viewer token, which cannot trigger runs or
+        // change deployments.
+        if ServeRoutes.isServePath(path) { return .viewer }
         switch method {
         case .get, .head, .options: return .viewer
         default: return .operator

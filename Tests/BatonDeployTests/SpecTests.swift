@@ -125,3 +125,41 @@ import Testing
         #expect(good.verdict == .passed)
     }
 }
+
+@Suite struct ABSummaryTests {
+    static func number(_ value: JSONValue?) -> Double? {
+        if case .number(let number)? = value { return number }
+        return nil
+    }
+
+    @Test func proportionsAndMeansGetIntervalsAndOnlyAClearDifferenceNamesAWinner() throws {
+        // 30 % against 60 % converted over 200 each: the difference is about six standard errors.
+        let stable = (0..<200).map { $0 < 60 ? 1.0 : 0.0 }
+        let candidate = (0..<200).map { $0 < 120 ? 1.0 : 0.0 }
+        let converted = DeploymentManager.compare(metric: "converted", stable: ("1", stable), candidate: ("2", candidate), truncated: false)
+        #expect(converted["kind"] == .string("proportion"))
+        #expect(converted["variants"]?["1"]?["mean"] == .number(0.3))
+        #expect(converted["variants"]?["2"]?["count"] == .number(200))
+        let low = try #require(Self.number(converted["difference"]?["low"]))
+        let high = try #require(Self.number(converted["difference"]?["high"]))
+        #expect(low > 0.2 && low < 0.3 && high > 0.3 && high < 0.4, "\(low)...\(high)")
+        #expect(converted["significant"] == .bool(true))
+        #expect(converted["higher"] == .string("2"))
+        // Wilson's interval stays inside 0...1.
+        #expect((Self.number(converted["variants"]?["1"]?["low"]) ?? -1) >= 0)
+
+        // Two means a little apart with much noise: an interval around 0, no winner.
+        let noisyA = (0..<50).map { Double($0 % 10) * 10 }
+        let noisyB = (0..<50).map { Double($0 % 10) * 10 + 1 }
+        let revenue = DeploymentManager.compare(metric: "revenue", stable: ("1", noisyA), candidate: ("2", noisyB), truncated: false)
+        #expect(revenue["kind"] == .string("mean"))
+        #expect(revenue["difference"]?["value"] == .number(1))
+        #expect(revenue["significant"] == .bool(false))
+        #expect(revenue["higher"] == .null)
+
+        // One side without reports is never a winner.
+        let lonely = DeploymentManager.compare(metric: "x", stable: ("1", []), candidate: ("2", [5, 6, 7]), truncated: false)
+        #expect(lonely["significant"] == .bool(false))
+        #expect(lonely["variants"]?["1"]?["count"] == .number(0))
+    }
+}

@@ -136,3 +136,25 @@ struct StatisticsTests {
         #expect(Route.roll(key: "customer-1") == Route.roll(key: "customer-1"))
     }
 }
+
+@Suite struct RequestLogTests {
+    @Test("the request log remembers the newest requests, forgets the oldest and counts a metric once")
+    func boundedAndOnce() {
+        let log = RequestLog(capacity: 3)
+        for index in 1...4 { log.record(requestID: "r\(index)", version: index % 2 == 0 ? "2" : "1") }
+        #expect(log.version(of: "r1") == nil, "the oldest is forgotten when the log is full")
+        #expect(log.version(of: "r4") == "2")
+        #expect(log.claim(requestID: "r3", metric: "converted") == FeedbackClaim(version: "1", duplicate: false))
+        #expect(log.claim(requestID: "r3", metric: "converted") == FeedbackClaim(version: "1", duplicate: true))
+        #expect(log.claim(requestID: "r3", metric: "revenue") == FeedbackClaim(version: "1", duplicate: false))
+        log.unclaim(requestID: "r3", metric: "revenue")
+        #expect(log.claim(requestID: "r3", metric: "revenue")?.duplicate == false, "a claim taken back counts again")
+        #expect(log.claim(requestID: "r1", metric: "converted") == nil)
+        // A caller reusing its id: the newest answer counts and no slot is spent.
+        log.record(requestID: "r4", version: "1")
+        log.record(requestID: "r5", version: "1")
+        #expect(log.version(of: "r4") == "1")
+        #expect(log.version(of: "r2") == nil)
+        #expect(log.version(of: "r3") == "1")
+    }
+}

@@ -55,7 +55,7 @@ enum DeploymentRoutes {
         group.post(":name/canary") { http, request -> Response in
             let name = try request.parameters.require("name")
             var http = http
-            let body = try await http.decodeJSON(CanaryBody.self, limit: 64 * 1024, fields: ["model", "percent", "steps", "shadow", "by"])
+            let body = try await http.decodeJSON(CanaryBody.self, limit: 64 * 1024, fields: ["model", "percent", "steps", "shadow", "ab", "by"])
             var steps: [RolloutStep]?
             if let bodySteps = body.steps {
                 steps = []
@@ -80,7 +80,8 @@ enum DeploymentRoutes {
                     steps?.append(RolloutStep(percent: step.percent, durationSeconds: seconds))
                 }
             }
-            let canary = CanaryRequest(model: body.model, percent: body.percent, steps: steps, shadow: body.shadow ?? false)
+            let canary = CanaryRequest(
+                model: body.model, percent: body.percent, steps: steps, shadow: body.shadow ?? false, abTest: body.ab ?? false)
             return APIResponse.json(try await answer { try await manager.canary(name, canary, actor: actor(request, body.by)) })
         }
         for action in ["promote", "rollback", "pause", "resume", "abort"] {
@@ -125,12 +126,10 @@ enum DeploymentRoutes {
             try await manager.refreshFromStore()
             return APIResponse.json(try await answer { try await manager.driftJSON(name) })
         }
-        for unbuilt in ["ab"] {
-            group.get(":name/\(unbuilt)") { _, _ -> Response in
-                throw APIError(
-                    .notImplemented, code: "not_implemented", "GET /api/v1/deployments/NAME/\(unbuilt) is not available in this build",
-                    fix: "use GET /api/v1/deployments/NAME/stats for per-version figures")
-            }
+        group.get(":name/ab") { _, request -> Response in
+            let name = try request.parameters.require("name")
+            try await manager.refreshFromStore()
+            return APIResponse.json(try await answer { try await manager.abSummary(name) })
         }
     }
 
@@ -143,6 +142,7 @@ enum DeploymentRoutes {
         var percent: Double?
         var steps: [Step]?
         var shadow: Bool?
+        var ab: Bool?
         var by: String?
     }
 
