@@ -380,3 +380,96 @@ def test_a_deployments_file_is_validated_and_served(baton_server, tmp_path):
     document = status.json()
     assert document["name"] == "from_file" and document["owner"] == "mlops"
     assert document["model"] == "models:/scorer@champion"
+
+
+def test_an_ab_test_compares_business_outcomes_per_variant(baton_server, tmp_path, monkeypatch):
+    """A 50/50 A/B test started with the CLI; the application reports an outcome for every
+    answered request through the SDK; the summary tells the better variant with intervals, and
+    stays readable after the candidate is promoted."""
+    import random
+
+    pipelines = tmp_path / "pipelines"
+    pipelines.mkdir()
+    replica_dir = tmp_path / "replica"
+    replica_dir.mkdir()
+    (replica_dir / "replica.py").write_text(REPLICA)
+    server = baton_server(pipelines)
+    for key in ("BATON_TOKEN", "BATON_DB", "BATON_CLI", "BATON_URL", "BATON_PIPELINE", "BATON_TASK", "BATON_RUN_ID",
+                "MLFLOW_TRACKING_TOKEN", "MLFLOW_RUN_ID"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("BATON_SERVER", server.url)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+
+    assert register(tmp_path, {"score": 0.3}, approve=True) == 1
+    assert register(tmp_path, {"score": 0.6}) == 2
+    created = server.request("PUT", "/api/v1/deployments/scorer", spec(replica_dir, replicas=1))
+    assert created.status in (200, 201), created
+    wait_for_status(lambda s: versions(s) == ("1", None) and s["stable"]["replicas"][0]["state"] == "healthy",
+                    "v1 stable and healthy")
+
+    # Before any test, the summary says how to start one.
+    with pytest.raises(baton.BatonError) as none_yet:
+        baton.ab_results("scorer")
+    assert "no A/B test" in str(none_yet.value) and "baton deploy ab" in str(none_yet.value)
+
+    cli_env = {**os.environ, "BATON_SERVER": server.url}
+    started = subprocess.run([BINARY, "deploy", "ab", "scorer", "--model", "models:/scorer/2", "--percent", "50"],
+                             capture_output=True, text=True, env=cli_env, timeout=60)
+    assert started.returncode == 0, started.stderr
+    assert "A/B test started" in started.stdout and "v2" in started.stdout, started.stdout
+    status = wait_for_status(lambda s: versions(s) == ("1", "2") and any(
+        r["state"] == "healthy" for r in s["canary"]["replicas"]), "the candidate v2 healthy")
+    assert status["ab_test"]["state"] == "running" and status["ab_test"]["percent"] == 50, status["ab_test"]
+    assert status["traffic"]["canary_percent"] == 50, status["traffic"]
+
+    # The application: a prediction per customer, then whether the customer converted. The
+    # candidate's customers convert twice as often; each customer also spends an amount.
+    rates = {"1": 0.3, "2": 0.6}
+    chance = random.Random(7)
+    answered = {"1": 0, "2": 0}
+    for index in range(400):
+        prediction = baton.predict("scorer", {"x": index % 100}, key=f"customer-{index}")
+        assert prediction.version in rates and prediction.request_id, (prediction.version, prediction.request_id)
+        answered[prediction.version] += 1
+        converted = chance.random() < rates[prediction.version]
+        report = baton.send_feedback("scorer", prediction.request_id, "converted", converted)
+        assert report["counted"] == 1 and report["items"][0]["version"] == prediction.version, report
+        # Baskets follow the same sequence in both variants: no real difference to find.
+        baton.send_feedback("scorer", prediction.request_id, "basket_eur", 40 + answered[prediction.version] % 21)
+        if index == 0:
+            again = baton.send_feedback("scorer", prediction.request_id, "converted", converted)
+            assert again["counted"] == 0 and again["duplicates"] == 1, again
+    assert min(answered.values()) > 120, f"a 50 % split with sticky keys over 400 customers: {answered}"
+
+    summary = baton.ab_results("scorer")
+    assert summary["stable"] == "1" and summary["candidate"] == "2" and summary["state"] == "running", summary
+    metrics = {metric["name"]: metric for metric in summary["metrics"]}
+    assert set(metrics) == {"converted", "basket_eur"}, metrics.keys()
+    converted = metrics["converted"]
+    assert converted["kind"] == "proportion"
+    assert {version: converted["variants"][version]["count"] for version in ("1", "2")} == answered, converted
+    for version, rate in rates.items():
+        variant = converted["variants"][version]
+        assert variant["low"] <= variant["mean"] <= variant["high"] and variant["low"] < rate < variant["high"], variant
+    assert converted["significant"] is True and converted["higher"] == "2", converted
+    assert 0.1 < converted["difference"]["low"] < 0.3 < converted["difference"]["high"], converted["difference"]
+    basket = metrics["basket_eur"]
+    assert basket["kind"] == "mean" and basket["significant"] is False and basket["higher"] is None, basket
+    assert 45 < basket["variants"]["1"]["mean"] < 55, basket
+
+    shown = subprocess.run([BINARY, "deploy", "ab", "scorer"], capture_output=True, text=True, env=cli_env, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "converted" in shown.stdout and "v2 is higher" in shown.stdout, shown.stdout
+    assert "basket_eur" in shown.stdout and "no significant difference" in shown.stdout, shown.stdout
+
+    # A report for a request the gateway never answered is refused with what to do instead.
+    with pytest.raises(baton.BatonError) as unknown:
+        baton.send_feedback("scorer", "not-a-request", "converted", 1)
+    assert "not-a-request" in str(unknown.value) and "version" in str(unknown.value)
+
+    # The winner is promoted; the test's summary stays readable, now ended.
+    baton.deploy_full("scorer", reason="A/B test: v2 converts better")
+    wait_for_status(lambda s: versions(s) == ("2", None), "v2 stable after the promotion")
+    ended = baton.ab_results("scorer")
+    assert ended["state"] == "ended" and ended["ended_at"], ended
+    assert {m["name"]: m["higher"] for m in ended["metrics"]}["converted"] == "2", ended

@@ -35,7 +35,7 @@ from ._context import TaskContext, get_context  # noqa: E402
 from ._deploy import (  # noqa: E402
     CanaryRolledBack, DeploymentConflict, DeploymentError, DeploymentNotFound, DeploymentTimeout, Prediction,
     PredictionError, ValidationResult, ab_results, deploy_canary, deploy_full, deployment_events, deployment_status,
-    monitor_canary, predict, rollback, send_feedback, validate_metrics,
+    monitor_canary, predict, rollback, send_feedback, start_ab_test, validate_metrics,
 )
 from ._features import get_historical_features, get_online_features, write_to_feature_store  # noqa: E402
 from ._errors import BatonAPIError, BatonError, DataSLAViolation, PipelineDefinitionError  # noqa: E402
@@ -53,5 +53,5 @@ __all__ = [
     "deploy_canary", "deploy_full", "deployment_events", "deployment_status", "download_artifacts", "emit_metric",
     "flow", "get_approved_model_from_registry", "get_context", "get_historical_features", "get_model_version",
     "get_online_features", "get_run", "log_baseline", "monitor_canary", "predict", "publish_event", "register_model",
-    "rollback", "send_feedback", "start_run", "task", "validate_metrics", "write_to_feature_store",
+    "rollback", "send_feedback", "start_ab_test", "start_run", "task", "validate_metrics", "write_to_feature_store",
 ]

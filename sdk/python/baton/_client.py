@@ -111,8 +111,8 @@ def _api_error(error, method, path):
         detail = {}
     message = detail.get("message") or f"HTTP {error.code}"
     field = detail.get("field")
-    fix = None
-    if error.code in (401, 403):
+    fix = detail.get("fix") if isinstance(detail.get("fix"), str) else None
+    if error.code in (401, 403) and not fix:
         fix = "set BATON_TOKEN to a token with the operator role (baton tokens create --role operator)"
     text = f"Baton refused {method} {path}: {message}" + (f" (field {field})" if field else "")
     return BatonAPIError(text, fix=fix, status=error.code, code=detail.get("code"), field=field)

@@ -541,6 +541,19 @@ def send_feedback(deployment, request_id, metric, value):
     return _call("send_feedback", "POST", f"/serve/{urllib.parse.quote(deployment, safe='')}/feedback", body)
 
 
+def start_ab_test(deployment, model, traffic_percent=50):
+    """Starts `model` as the candidate of an A/B test holding `traffic_percent` % of the traffic
+    until promoted or rolled back; outcomes reported with send_feedback are compared by
+    ab_results. Returns the deployment status."""
+    _need_server("start_ab_test")
+    if isinstance(traffic_percent, bool) or not isinstance(traffic_percent, (int, float)) \
+            or not 0 < traffic_percent <= 100:
+        raise BatonError(f"traffic_percent must be a number in (0, 100], got {traffic_percent!r}",
+                         fix="e.g. start_ab_test('churn', 'models:/churn/4', traffic_percent=50)")
+    body = {"model": model, "percent": traffic_percent, "ab": True}
+    return _call("start_ab_test", "POST", _path(deployment, "/canary"), body)
+
+
 def ab_results(deployment):
     """Per variant the count, mean and 95 % interval of each feedback metric, and the difference."""
     return _call("ab_results", "GET", _path(deployment, "/ab"))
