@@ -189,4 +189,37 @@ struct DeploymentsUITests {
         let disabled = html.components(separatedBy: "disabled>").count - 1
         #expect(disabled == 1, "a progressing rollout can be promoted, rolled back, paused and aborted, not resumed")
     }
+
+    @Test("an A/B test's metrics render with each variant's interval and a verdict, escaped")
+    func abSection() {
+        let summary: JSONValue = .object([
+            "stable": "1", "candidate": "2", "percent": .number(50), "state": "ended",
+            "started_at": "2026-12-05T08:00:00Z", "ended_at": "2026-12-05T09:00:00Z",
+            "metrics": .array([
+                .object([
+                    "name": "converted<x>", "kind": "proportion",
+                    "variants": .object([
+                        "1": .object(["count": .number(200), "mean": .number(0.3), "low": .number(0.24), "high": .number(0.37)]),
+                        "2": .object(["count": .number(190), "mean": .number(0.6), "low": .number(0.53), "high": .number(0.67)]),
+                    ]),
+                    "difference": .object(["value": .number(0.3), "low": .number(0.2), "high": .number(0.4)]),
+                    "significant": .bool(true), "higher": "2",
+                ]),
+                .object([
+                    "name": "basket", "kind": "mean",
+                    "variants": .object(["1": .object(["count": .number(3)]), "2": .object(["count": .number(4)])]),
+                    "difference": .object(["value": .number(1)]), "significant": .bool(false), "higher": .null,
+                ]),
+            ]),
+        ])
+        let html = DeploymentsPage.abSection("churn", summary).description
+        #expect(html.contains("<th scope=\"row\">converted&lt;x&gt;</th><td>0.3 <span class=\"muted\">[0.24, 0.37] n=200</span></td>"), "\(html)")
+        #expect(html.contains("<td>0.6 <span class=\"muted\">[0.53, 0.67] n=190</span></td>"))
+        #expect(html.contains("v2 higher"))
+        #expect(html.contains("no clear difference"))
+        #expect(html.contains("v2 at 50 % against v1, ended"))
+        #expect(html.contains("href=\"/api/v1/deployments/churn/ab\""))
+        let empty = DeploymentsPage.abSection("churn", .object(["stable": "1", "candidate": "2", "metrics": .array([])])).description
+        #expect(empty.contains("No outcomes reported yet"))
+    }
 }

@@ -96,10 +96,11 @@ enum DeploymentsPage {
         }
         let events = try await manager.events(name, limit: 50, before: nil)
         let drift = try? await manager.driftJSON(name)
+        let ab = try? await manager.abSummary(name)
         var page = Page(
             title: "Deployment \(name)", section: .deployments,
             breadcrumbs: [("Deployments", "/deployments"), (name, nil)],
-            body: detailBody(status, events: events, drift: drift, flash: flash, error: error, canOperate: ui.canOperate),
+            body: detailBody(status, events: events, drift: drift, ab: ab, flash: flash, error: error, canOperate: ui.canOperate),
             live: .all, refreshURL: path(name))
         if error != nil { page.status = .conflict }
         return page
@@ -107,7 +108,8 @@ enum DeploymentsPage {
 
     /// The detail page's content from the status document and the audit trail.
     static func detailBody(
-        _ status: JSONValue, events: [DeploymentEventRecord], drift: JSONValue? = nil, flash: String?, error: String?, canOperate: Bool
+        _ status: JSONValue, events: [DeploymentEventRecord], drift: JSONValue? = nil, ab: JSONValue? = nil, flash: String?,
+        error: String?, canOperate: Bool
     ) -> HTML
     {
         let name = status["name"]?.scalarText ?? ""
@@ -130,6 +132,7 @@ enum DeploymentsPage {
             </div>
             \(Layout.card("Decisions", id: "actions", actionForms(status, canOperate: canOperate)))
             \(Layout.card("Drift", id: "drift", driftSection(name, drift)))
+            \(ab.map { Layout.card("A/B test", id: "ab", abSection(name, $0)) } ?? .empty)
             \(Layout.card("History", id: "history", history(events)))
             """
     }
@@ -317,6 +320,45 @@ enum DeploymentsPage {
                 """)
         }
         return "\(parts)"
+    }
+
+    /// The latest A/B test: per metric each variant's mean and interval, and the difference.
+    static func abSection(_ name: String, _ summary: JSONValue) -> HTML {
+        let api = "/api/v1/deployments/" + UIPath.segment(name) + "/ab"
+        let stable = summary["stable"]?.scalarText ?? "?"
+        let candidate = summary["candidate"]?.scalarText ?? "?"
+        let ended = summary["ended_at"]?.scalarText.map { ", ended \(time($0))" as HTML } ?? .empty
+        let head: HTML = """
+            <p class="muted">v\(candidate) at \(summary["percent"]?.scalarText ?? "?") % against v\(stable), \(summary["state"]?.scalarText ?? ""), \
+            started \(time(summary["started_at"]?.scalarText ?? ""))\(ended). Intervals are 95 %; a difference counts when its interval \
+            leaves out 0 (<a href="\(api)">JSON</a>).</p>
+            """
+        let metrics = summary["metrics"]?.arrayValue ?? []
+        guard !metrics.isEmpty else {
+            return head + "<p class=\"muted\">No outcomes reported yet: applications send <code>POST /serve/\(name)/feedback</code> with the request id of each prediction.</p>"
+        }
+        var rows: [HTML] = []
+        for metric in metrics {
+            let difference = metric["difference"]
+            let verdict: HTML = metric["significant"] == .bool(true)
+                ? "<span class=\"badge st-success\">v\(metric["higher"]?.scalarText ?? "?") higher</span>"
+                : "<span class=\"badge st-none\">no clear difference</span>"
+            func cell(_ version: String) -> HTML {
+                let variant = metric["variants"]?[version]
+                return "<td>\(figure(variant?["mean"])) <span class=\"muted\">[\(figure(variant?["low"])), \(figure(variant?["high"]))] n=\(variant?["count"]?.scalarText ?? "0")</span></td>"
+            }
+            rows.append("""
+                <tr><th scope="row">\(metric["name"]?.scalarText ?? "")</th>\(cell(stable))\(cell(candidate))\
+                <td>\(figure(difference?["value"])) <span class="muted">[\(figure(difference?["low"])), \(figure(difference?["high"]))]</span></td>\
+                <td>\(verdict)</td></tr>
+                """)
+        }
+        return head + """
+            <div class="table-scroll"><table class="table compact">
+            <thead><tr><th scope="col">Metric</th><th scope="col">v\(stable) (stable)</th><th scope="col">v\(candidate) (candidate)</th>\
+            <th scope="col">Difference</th><th scope="col">Verdict</th></tr></thead>
+            <tbody>\(rows)</tbody></table></div>
+            """
     }
 
     static func history(_ events: [DeploymentEventRecord]) -> HTML {
