@@ -268,6 +268,20 @@ public final class Gateway: Sendable {
         return versions.mapValues { $0.snapshot(window: window, now: now) }
     }
 
+    /// Per version, the last ten minutes in 10 s slots (oldest first): requests, errors and p99.
+    public func timeline(deployment: String) -> [String: [TimelinePoint]] {
+        let versions = recorders.withLock { $0[deployment] ?? [:] }
+        let now = clock()
+        let wallNow = Date()
+        return versions.mapValues { recorder in
+            recorder.timeline(now: now).map { slot in
+                TimelinePoint(
+                    start: wallNow.addingTimeInterval(Double(slot.slotStart - now)), requests: slot.requests, errors: slot.errors,
+                    p99Ms: slot.p99Ms)
+            }
+        }
+    }
+
     /// Forgets what a version did, e.g. when a new rollout starts with it.
     public func resetStats(deployment: String, version: String) {
         let recorder = recorders.withLock { $0[deployment]?[version] }

@@ -260,6 +260,21 @@ final class VersionRecorder: Sendable {
             prediction: PredictionSummary(moments: predictions, sample: sample))
     }
 
+    /// The sliding window slot by slot, oldest first, idle slots included as zeros: the last ten
+    /// minutes in 10 s steps, for charts.
+    func timeline(now seconds: Int) -> [(slotStart: Int, requests: Int, errors: Int, p99Ms: Double)] {
+        state.withLock { state in
+            let currentEpoch = seconds / Self.windowSlotSeconds
+            return (0..<Self.windowSlots).reversed().compactMap { back in
+                let epoch = currentEpoch - back
+                guard epoch >= 0 else { return nil }
+                let slot = state.window[epoch % Self.windowSlots]
+                guard slot.epoch == epoch else { return (epoch * Self.windowSlotSeconds, 0, 0, 0) }
+                return (epoch * Self.windowSlotSeconds, slot.requests, slot.errors, slot.latency.percentileMs(0.99))
+            }
+        }
+    }
+
     /// The inputs and predictions sampled over the drift window (or the part of it since `since`).
     func driftWindow(since: Duration?, now seconds: Int) -> InputDistribution {
         state.withLock { state in Self.mergedDrift(state, since: since, now: seconds) }
@@ -388,4 +403,20 @@ public struct InputDistribution: Sendable, Codable, Hashable {
     public var requests: Int
     public var fields: [String: [Double]]
     public var predictions: [Double]
+}
+
+/// One 10 s slot of a version's recent traffic.
+public struct TimelinePoint: Sendable, Hashable {
+    public var start: Date
+    public var requests: Int
+    public var errors: Int
+    /// 0 for a slot without requests.
+    public var p99Ms: Double
+
+    public init(start: Date, requests: Int, errors: Int, p99Ms: Double) {
+        self.start = start
+        self.requests = requests
+        self.errors = errors
+        self.p99Ms = p99Ms
+    }
 }

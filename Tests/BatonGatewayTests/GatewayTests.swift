@@ -243,6 +243,12 @@ struct GatewayTests {
         #expect(gateway.stats(deployment: "d", since: .seconds(60))["1"]?.requests == 2)
         #expect(gateway.stats(deployment: "d", since: .seconds(600))["1"]?.requests == 6)
         #expect(gateway.stats(deployment: "d")["1"]?.requests == 6)
+        // The chart's view of the same window: 10 s slots from the gateway's start, idle ones as zeros.
+        let timeline = try #require(gateway.timeline(deployment: "d")["1"])
+        #expect(timeline.map(\.requests) == [4] + Array(repeating: 0, count: 11) + [2])
+        #expect(timeline.last?.p99Ms ?? 0 > 0)
+        let spacing = try #require(timeline.last?.start).timeIntervalSince(try #require(timeline.first?.start))
+        #expect(abs(spacing - 120) < 0.01)
         now.seconds.store(3 * 3600, ordering: .relaxed)
         #expect(gateway.stats(deployment: "d", since: .seconds(600))["1"]?.requests == 0)
         #expect(gateway.driftWindow(deployment: "d", version: "1").requests == 0)

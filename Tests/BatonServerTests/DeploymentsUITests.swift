@@ -222,4 +222,21 @@ struct DeploymentsUITests {
         let empty = DeploymentsPage.abSection("churn", .object(["stable": "1", "candidate": "2", "metrics": .array([])])).description
         #expect(empty.contains("No outcomes reported yet"))
     }
+
+    @Test("the last ten minutes of traffic are charted per version")
+    func trafficCharts() {
+        let start = Date(timeIntervalSince1970: 1_796_000_000)
+        func points(_ requests: [Int], errors: Int) -> [TimelinePoint] {
+            requests.enumerated().map { index, count in
+                TimelinePoint(start: start.addingTimeInterval(Double(index * 10)), requests: count, errors: min(errors, count), p99Ms: count > 0 ? 12 : 0)
+            }
+        }
+        let html = DeploymentsPage.trafficCharts(["1": points([50, 60, 0, 70], errors: 0), "2": points([5, 6, 0, 7], errors: 1)]).description
+        #expect(html.contains("Requests per second"))
+        #expect(html.contains("Error rate"))
+        #expect(html.contains("p99 latency (ms)"))
+        #expect(html.components(separatedBy: "<svg class=\"line-chart\"").count - 1 == 3, "three charts")
+        #expect(html.contains("v1") && html.contains("v2"), "a line per version")
+        #expect(DeploymentsPage.trafficCharts(["1": points([0, 0], errors: 0)]).description.isEmpty, "no chart without traffic")
+    }
 }

@@ -1,6 +1,7 @@
 import BatonAPI
 import BatonCore
 import BatonDeploy
+import BatonGateway
 import BatonStore
 import Foundation
 import Hummingbird
@@ -119,7 +120,19 @@ enum DeploymentRoutes {
             let name = try request.parameters.require("name")
             try await manager.refreshFromStore()
             guard await manager.spec(name) != nil else { throw error(.unknownDeployment(name)) }
-            return APIResponse.json(JSONValue.object(["deployment": .string(name), "versions": await manager.statsJSON(name)]))
+            let timeline = context.gateway.timeline(deployment: name).mapValues { points in
+                JSONValue.array(
+                    points.map { point in
+                        .object([
+                            "start": .string(point.start.formatted(.iso8601)), "requests": .number(Double(point.requests)),
+                            "errors": .number(Double(point.errors)), "p99_ms": .number(point.p99Ms),
+                        ])
+                    })
+            }
+            return APIResponse.json(
+                JSONValue.object([
+                    "deployment": .string(name), "versions": await manager.statsJSON(name), "timeline": .object(timeline),
+                ]))
         }
         group.get(":name/drift") { _, request -> Response in
             let name = try request.parameters.require("name")

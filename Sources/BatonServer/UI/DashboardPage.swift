@@ -252,7 +252,8 @@ enum LineChart {
     static let maxLines = 8
 
     static func svg(
-        series all: [Series], from: Date, to: Date, range: DashboardPage.Range, format: ValueFormat, compact: Bool = false
+        series all: [Series], from: Date, to: Date, range: DashboardPage.Range, format: ValueFormat, compact: Bool = false,
+        clockTicks: Double? = nil
     ) -> HTML {
         // The busiest series are drawn; quieter ones are only named.
         let ranked = all.enumerated().sorted {
@@ -306,7 +307,8 @@ enum LineChart {
                 """)
             tick += yStep
         }
-        let xStep = timeTickStep(range, compact: compact)
+        // `clockTicks`: a chart of the last minutes labels its time axis by the clock every so many seconds.
+        let xStep = clockTicks ?? timeTickStep(range, compact: compact)
         var xTick = (from.timeIntervalSince1970 / xStep).rounded(.up) * xStep
         while xTick <= to.timeIntervalSince1970 {
             let date = Date(timeIntervalSince1970: xTick)
@@ -314,7 +316,7 @@ enum LineChart {
             parts.append(
                 """
                 <line x1="\(tickX)" y1="\(top)" x2="\(tickX)" y2="\(top + plotHeight)" stroke="currentColor" stroke-opacity="0.07"/>\
-                <text x="\(tickX)" y="\(height - 8)" text-anchor="middle" font-size="10.5" fill="currentColor" fill-opacity="0.65">\(timeLabel(date, range))</text>
+                <text x="\(tickX)" y="\(height - 8)" text-anchor="middle" font-size="10.5" fill="currentColor" fill-opacity="0.65">\(clockTicks == nil ? timeLabel(date, range) : String(Format.dateText(date, seconds: false).suffix(5)))</text>
                 """)
             xTick += xStep
         }

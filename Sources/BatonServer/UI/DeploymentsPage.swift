@@ -1,5 +1,6 @@
 import BatonCore
 import BatonDeploy
+import BatonGateway
 import BatonStore
 import Foundation
 import Hummingbird
@@ -100,7 +101,9 @@ enum DeploymentsPage {
         var page = Page(
             title: "Deployment \(name)", section: .deployments,
             breadcrumbs: [("Deployments", "/deployments"), (name, nil)],
-            body: detailBody(status, events: events, drift: drift, ab: ab, flash: flash, error: error, canOperate: ui.canOperate),
+            body: detailBody(
+                status, events: events, drift: drift, ab: ab, timeline: ui.context.gateway.timeline(deployment: name), flash: flash,
+                error: error, canOperate: ui.canOperate),
             live: .all, refreshURL: path(name))
         if error != nil { page.status = .conflict }
         return page
@@ -108,8 +111,8 @@ enum DeploymentsPage {
 
     /// The detail page's content from the status document and the audit trail.
     static func detailBody(
-        _ status: JSONValue, events: [DeploymentEventRecord], drift: JSONValue? = nil, ab: JSONValue? = nil, flash: String?,
-        error: String?, canOperate: Bool
+        _ status: JSONValue, events: [DeploymentEventRecord], drift: JSONValue? = nil, ab: JSONValue? = nil,
+        timeline: [String: [TimelinePoint]] = [:], flash: String?, error: String?, canOperate: Bool
     ) -> HTML
     {
         let name = status["name"]?.scalarText ?? ""
@@ -127,7 +130,7 @@ enum DeploymentsPage {
             \(message)\(note)
             <div data-region="deployment"\(supervised ? " data-active" as HTML : .empty)>
             \(Layout.card("Versions and replicas", versions(status)))
-            \(Layout.card("Live figures", id: "stats", statsSection(status)))
+            \(Layout.card("Live figures", id: "stats", statsSection(status) + trafficCharts(timeline)))
             \(Layout.card("Rollout", id: "rollout", rollout(status)))
             </div>
             \(Layout.card("Decisions", id: "actions", actionForms(status, canOperate: canOperate)))
@@ -206,6 +209,32 @@ enum DeploymentsPage {
     }
 
     /// p50 over p99 on a shared scale (SVG attributes only: the pages allow no inline style).
+    /// Requests per second, error rate and p99 per version over the last ten minutes.
+    static func trafficCharts(_ timeline: [String: [TimelinePoint]]) -> HTML {
+        let versions = timeline.keys.sorted { (Int($0) ?? 0, $0) < (Int($1) ?? 0, $1) }
+        guard versions.contains(where: { timeline[$0]?.contains { $0.requests > 0 } == true }),
+            let first = timeline.values.compactMap(\.first?.start).min(), let last = timeline.values.compactMap(\.last?.start).max()
+        else { return .empty }
+        let to = last.addingTimeInterval(10)
+        func series(_ value: (TimelinePoint) -> Double?) -> [LineChart.Series] {
+            versions.map { version in
+                LineChart.Series(
+                    label: "v\(version)", href: nil,
+                    points: (timeline[version] ?? []).compactMap { point in value(point).map { (point.start, $0, point.requests) } })
+            }
+        }
+        let rate = series { Double($0.requests) / 10 }
+        let errors = series { $0.requests > 0 ? Double($0.errors) / Double($0.requests) : nil }
+        let p99 = series { $0.requests > 0 ? $0.p99Ms : nil }
+        func chart(_ title: String, _ lines: [LineChart.Series], _ format: LineChart.ValueFormat) -> HTML {
+            "<figure class=\"metric-chart\"><figcaption>\(title)</figcaption>\(LineChart.svg(series: lines, from: first, to: to, range: .day, format: format, compact: true, clockTicks: 120))</figure>"
+        }
+        return """
+            <h3>Last ten minutes</h3>
+            <div class="charts">\(chart("Requests per second", rate, .number))\(chart("Error rate", errors, .percent))\(chart("p99 latency (ms)", p99, .number))</div>
+            """
+    }
+
     static func latencyBar(p50: Double, p99: Double, peak: Double, label: String) -> HTML {
         let width = 120.0
         return """
