@@ -181,6 +181,7 @@ let package = Package(
                 "BatonDeploy", "BatonGateway", "BatonStore", "BatonRegistry", "BatonCore", "BatonWorker",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             resources: [.copy("Resources/replica.py")],
             swiftSettings: strictSettings),
