@@ -90,6 +90,8 @@ struct DeployCommand: AsyncParsableCommand {
             let status = try await access.get(DeployCommand.path(name))
             if access.output.json { return printJSON(status) }
             DeployCommand.printStatus(status)
+            // Drift is extra: a server that cannot compute it still shows the status.
+            if let drift = try? await access.get(DeployCommand.path(name, "drift")) { DeployCommand.printDrift(drift) }
         }
     }
 
@@ -145,6 +147,30 @@ struct DeployCommand: AsyncParsableCommand {
             }
             print(figures.render())
         }
+    }
+
+    /// PSI per feature and of the predictions, per version that has a baseline.
+    static func printDrift(_ drift: JSONValue) {
+        let versions = (drift["versions"]?.objectValue ?? [:]).sorted { $0.key < $1.key }
+        var table = Table(headers: ["VERSION", "FEATURE", "PSI", "LIVE VALUES"])
+        var missing: [String] = []
+        for (version, entry) in versions {
+            guard entry["baseline"]?.scalarText == "found" else {
+                missing.append("v\(version)")
+                continue
+            }
+            var named = (entry["features"]?.objectValue ?? [:]).sorted { $0.key < $1.key }
+            if let prediction = entry["prediction"], prediction != .null { named.append(("(prediction)", prediction)) }
+            for (feature, figures) in named {
+                table.rows.append(["v\(version)", feature, format(figures["psi"]), figures["live_count"]?.scalarText ?? "0"])
+            }
+        }
+        guard !table.rows.isEmpty || !missing.isEmpty else { return }
+        let limit = drift["max_psi"].map { ", alert above \(format($0))" } ?? ""
+        print("")
+        print("drift over the last \(drift["window_seconds"]?.scalarText ?? "?") s (PSI; under 0.1 stable, over 0.25 shifted\(limit)):")
+        if !table.rows.isEmpty { print(table.render()) }
+        if !missing.isEmpty { print("no baseline.json recorded with \(missing.joined(separator: ", "))") }
     }
 
     struct Canary: AsyncParsableCommand {

@@ -457,6 +457,11 @@ def test_an_ab_test_compares_business_outcomes_per_variant(baton_server, tmp_pat
     assert basket["kind"] == "mean" and basket["significant"] is False and basket["higher"] is None, basket
     assert 45 < basket["variants"]["1"]["mean"] < 55, basket
 
+    status_text = subprocess.run([BINARY, "deploy", "status", "scorer"], capture_output=True, text=True, env=cli_env, timeout=60)
+    assert status_text.returncode == 0, status_text.stderr
+    assert "stable 50 %, canary 50 %" in status_text.stdout, status_text.stdout
+    assert "no baseline.json recorded with v1, v2" in status_text.stdout, status_text.stdout
+
     shown = subprocess.run([BINARY, "deploy", "ab", "scorer"], capture_output=True, text=True, env=cli_env, timeout=60)
     assert shown.returncode == 0, shown.stderr
     assert "converted" in shown.stdout and "v2 is higher" in shown.stdout, shown.stdout
