@@ -22,14 +22,12 @@ extension DesiredState {
 }
 
 extension DeploymentManager {
-    /// Points read per variant and metric at most; a summary over more says it is truncated.
-    static let maxABPoints = 500_000
-
     /// The summary of the deployment's latest A/B test: for every metric reported for either
     /// variant during the test (feedback, or points with `deployment` and `version` tags from
     /// the metrics API), each variant's count, mean and 95 % interval, and the candidate's
     /// difference from stable with its interval. A metric whose values are all 0 or 1 is a
-    /// proportion (Wilson intervals); others are means (Welch's difference).
+    /// proportion (Wilson intervals); others are means (Welch's difference). The store sums the
+    /// points, so a test with millions of reports costs the same to summarise as a small one.
     public func abSummary(_ name: String) async throws -> JSONValue {
         let deployment = try deployment(name)
         guard let test = deployment.state.abTest else {
@@ -37,27 +35,22 @@ extension DeploymentManager {
                 "deployment \(name) has had no A/B test",
                 fix: "start one: baton deploy ab \(name) --model models:/MODEL/VERSION --percent 50")
         }
-        let end = test.endedAt ?? clock()
+        let end = (test.endedAt ?? clock()).addingTimeInterval(0.001)
         let variants = [test.stable, test.candidate]
         let series = try await store.metricSeries(name: nil).filter { series in
             series.tags["deployment"] == name && variants.contains(series.tags["version"] ?? "")
         }
         var metrics: [JSONValue] = []
         for metric in Set(series.map(\.name)).sorted() {
-            var values: [String: [Double]] = [:]
-            var truncated = false
+            var moments: [String: MetricMoments] = [:]
             for version in variants {
-                let points = try await store.metricPoints(
-                    name: metric, tags: ["deployment": name, "version": version], from: test.startedAt,
-                    to: end.addingTimeInterval(0.001), limit: Self.maxABPoints)
-                truncated = truncated || points.count == Self.maxABPoints
-                values[version] = points.map(\.value)
+                moments[version] = try await store.metricMoments(
+                    name: metric, tags: ["deployment": name, "version": version], from: test.startedAt, to: end)
             }
-            guard values.values.contains(where: { !$0.isEmpty }) else { continue }
-            metrics.append(
-                Self.compare(
-                    metric: metric, stable: (test.stable, values[test.stable] ?? []),
-                    candidate: (test.candidate, values[test.candidate] ?? []), truncated: truncated))
+            let stable = moments[test.stable] ?? MetricMoments()
+            let candidate = moments[test.candidate] ?? MetricMoments()
+            guard stable.count + candidate.count > 0 else { continue }
+            metrics.append(Self.compare(metric: metric, stable: (test.stable, stable), candidate: (test.candidate, candidate)))
         }
         var summary = test.json.objectValue ?? [:]
         summary["deployment"] = .string(name)
@@ -66,20 +59,22 @@ extension DeploymentManager {
     }
 
     static func compare(
-        metric: String, stable: (version: String, values: [Double]), candidate: (version: String, values: [Double]), truncated: Bool
+        metric: String, stable: (version: String, moments: MetricMoments), candidate: (version: String, moments: MetricMoments)
     ) -> JSONValue {
-        let isProportion = (stable.values + candidate.values).allSatisfy { $0 == 0 || $0 == 1 }
-        func estimate(_ values: [Double]) -> MeanEstimate {
-            guard isProportion else { return ABStatistics.mean(values) }
-            return ABStatistics.proportion(successes: values.filter { $0 == 1 }.count, trials: values.count)
+        let isProportion = stable.moments.nonBinary == 0 && candidate.moments.nonBinary == 0
+        func estimate(_ moments: MetricMoments) -> MeanEstimate {
+            guard isProportion else {
+                return ABStatistics.mean(count: moments.count, sum: moments.sum, sumOfSquares: moments.sumOfSquares)
+            }
+            return ABStatistics.proportion(successes: Int(moments.sum.rounded()), trials: moments.count)
         }
-        let a = estimate(stable.values)
-        let b = estimate(candidate.values)
+        let a = estimate(stable.moments)
+        let b = estimate(candidate.moments)
         let difference =
             isProportion
             ? ABStatistics.proportionDifference(
-                successesA: stable.values.filter { $0 == 1 }.count, trialsA: stable.values.count,
-                successesB: candidate.values.filter { $0 == 1 }.count, trialsB: candidate.values.count)
+                successesA: Int(stable.moments.sum.rounded()), trialsA: stable.moments.count,
+                successesB: Int(candidate.moments.sum.rounded()), trialsB: candidate.moments.count)
             : ABStatistics.difference(a, b)
         // Only a difference whose interval leaves out 0, measured on both sides, names a winner.
         let measured = a.count >= 2 && b.count >= 2
@@ -100,8 +95,14 @@ extension DeploymentManager {
             ]),
             "significant": .bool(significant),
             "higher": significant ? .string(difference.low > 0 ? candidate.version : stable.version) : .null,
-            "truncated": .bool(truncated),
         ])
+    }
+
+    /// The moments of a list of values, as the store computes them.
+    static func moments(_ values: [Double]) -> MetricMoments {
+        MetricMoments(
+            count: values.count, sum: values.reduce(0, +), sumOfSquares: values.reduce(0) { $0 + $1 * $1 },
+            nonBinary: values.filter { $0 != 0 && $0 != 1 }.count)
     }
 
     private static func rounded(_ value: Double) -> Double {

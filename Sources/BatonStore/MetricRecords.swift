@@ -60,6 +60,23 @@ public struct MetricBucket: Sendable, Hashable {
     }
 }
 
+/// Count, sum and sum of squares of a set of points: enough for a mean, its variance and a
+/// confidence interval, aggregated where the points are.
+public struct MetricMoments: Sendable, Hashable {
+    public var count: Int
+    public var sum: Double
+    public var sumOfSquares: Double
+    /// Points whose value is neither 0 nor 1 (none: the metric is a proportion).
+    public var nonBinary: Int
+
+    public init(count: Int = 0, sum: Double = 0, sumOfSquares: Double = 0, nonBinary: Int = 0) {
+        self.count = count
+        self.sum = sum
+        self.sumOfSquares = sumOfSquares
+        self.nonBinary = nonBinary
+    }
+}
+
 /// Time-series storage for user and built-in metrics; part of every store.
 public protocol MetricStore: Sendable {
     /// Stores the points all together or none of them; a point outside `MetricLimits` throws
@@ -72,6 +89,8 @@ public protocol MetricStore: Sendable {
     /// Aggregating where the points are keeps a month of points from ever being loaded at once.
     func metricBuckets(name: String, tags: [String: String], from: Date, to: Date, step: Double, limit: Int)
         async throws -> [MetricBucket]
+    /// The moments of the points of `name` whose tags include all of `tags`, in `[from, to)`.
+    func metricMoments(name: String, tags: [String: String], from: Date, to: Date) async throws -> MetricMoments
     /// Every series (optionally of one name) with its latest value.
     func metricSeries(name: String?) async throws -> [MetricSeries]
     /// Deletes points older than `cutoff`; returns how many.

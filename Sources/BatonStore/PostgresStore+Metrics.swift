@@ -67,6 +67,26 @@ extension PostgresStore {
         }
     }
 
+    public func metricMoments(name: String, tags: [String: String], from: Date, to: Date) async throws -> MetricMoments {
+        guard from < to else { return MetricMoments() }
+        var binds = PostgresBindings()
+        binds.append(name)
+        binds.append(from.timeIntervalSince1970)
+        binds.append(to.timeIntervalSince1970)
+        let filter = Self.seriesFilter(name: name, tags: tags, binds: &binds)
+        let sql = """
+            SELECT count(*)::bigint AS n, coalesce(sum(value), 0)::float8 AS total,
+                coalesce(sum(value * value), 0)::float8 AS squares,
+                count(*) FILTER (WHERE value <> 0 AND value <> 1)::bigint AS other
+            FROM metric_points WHERE name = $1 AND ts >= $2 AND ts < $3 \(filter)
+            """
+        guard let row = try await fetch(PostgresQuery(unsafeSQL: sql, binds: binds)).first else { return MetricMoments() }
+        let columns = PostgresColumns(row, table: "metric_points")
+        let count: Int64 = try columns["n"]
+        let other: Int64 = try columns["other"]
+        return MetricMoments(count: Int(count), sum: try columns["total"], sumOfSquares: try columns["squares"], nonBinary: Int(other))
+    }
+
     public func metricBuckets(name: String, tags: [String: String], from: Date, to: Date, step: Double, limit: Int)
         async throws -> [MetricBucket]
     {

@@ -85,6 +85,24 @@ extension SQLiteStore {
         }
     }
 
+    public func metricMoments(name: String, tags: [String: String], from: Date, to: Date) async throws -> MetricMoments {
+        guard from < to else { return MetricMoments() }
+        let filter = Self.seriesFilter(name: name, tags: tags)
+        var arguments: StatementArguments = [name, from.timeIntervalSince1970, to.timeIntervalSince1970]
+        arguments += filter.arguments
+        let sql = """
+            SELECT count(*) AS n, total(value) AS total, total(value * value) AS squares,
+                total(CASE WHEN value = 0 OR value = 1 THEN 0 ELSE 1 END) AS other
+            FROM metric_points WHERE name = ? AND ts >= ? AND ts < ? \(filter.sql)
+            """
+        let finalArguments = arguments
+        return try syncRead { db in
+            guard let row = try Row.fetchOne(db, sql: sql, arguments: finalArguments) else { return MetricMoments() }
+            let other: Double = row["other"]
+            return MetricMoments(count: row["n"], sum: row["total"], sumOfSquares: row["squares"], nonBinary: Int(other))
+        }
+    }
+
     public func metricBuckets(name: String, tags: [String: String], from: Date, to: Date, step: Double, limit: Int)
         async throws -> [MetricBucket]
     {

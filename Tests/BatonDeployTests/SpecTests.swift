@@ -136,7 +136,7 @@ import Testing
         // 30 % against 60 % converted over 200 each: the difference is about six standard errors.
         let stable = (0..<200).map { $0 < 60 ? 1.0 : 0.0 }
         let candidate = (0..<200).map { $0 < 120 ? 1.0 : 0.0 }
-        let converted = DeploymentManager.compare(metric: "converted", stable: ("1", stable), candidate: ("2", candidate), truncated: false)
+        let converted = DeploymentManager.compare(metric: "converted", stable: ("1", DeploymentManager.moments(stable)), candidate: ("2", DeploymentManager.moments(candidate)))
         #expect(converted["kind"] == .string("proportion"))
         #expect(converted["variants"]?["1"]?["mean"] == .number(0.3))
         #expect(converted["variants"]?["2"]?["count"] == .number(200))
@@ -151,14 +151,14 @@ import Testing
         // Two means a little apart with much noise: an interval around 0, no winner.
         let noisyA = (0..<50).map { Double($0 % 10) * 10 }
         let noisyB = (0..<50).map { Double($0 % 10) * 10 + 1 }
-        let revenue = DeploymentManager.compare(metric: "revenue", stable: ("1", noisyA), candidate: ("2", noisyB), truncated: false)
+        let revenue = DeploymentManager.compare(metric: "revenue", stable: ("1", DeploymentManager.moments(noisyA)), candidate: ("2", DeploymentManager.moments(noisyB)))
         #expect(revenue["kind"] == .string("mean"))
         #expect(revenue["difference"]?["value"] == .number(1))
         #expect(revenue["significant"] == .bool(false))
         #expect(revenue["higher"] == .null)
 
         // One side without reports is never a winner.
-        let lonely = DeploymentManager.compare(metric: "x", stable: ("1", []), candidate: ("2", [5, 6, 7]), truncated: false)
+        let lonely = DeploymentManager.compare(metric: "x", stable: ("1", DeploymentManager.moments([])), candidate: ("2", DeploymentManager.moments([5, 6, 7])))
         #expect(lonely["significant"] == .bool(false))
         #expect(lonely["variants"]?["1"]?["count"] == .number(0))
     }

@@ -110,6 +110,23 @@ import Testing
         }
     }
 
+    @Test(arguments: Backend.allCases) func momentsSumTheMatchingPointsInTheRange(_ backend: Backend) async throws {
+        try await withStore(backend) { store, _ in
+            let a = ["p": "a", "v": "1"]
+            let b = ["p": "b"]
+            try await store.recordMetrics([
+                Self.point(1, at: 0, a), Self.point(0, at: 10, a), Self.point(1, at: 20, a), Self.point(1, at: 300, a),
+                Self.point(2.5, at: 10, b), Self.point(-1, at: 20, b),
+            ])
+            let binary = try await store.metricMoments(name: "pipeline.duration", tags: ["p": "a"], from: Self.at(0), to: Self.at(300))
+            #expect(binary == MetricMoments(count: 3, sum: 2, sumOfSquares: 2, nonBinary: 0), "the point at the range's end is out")
+            let other = try await store.metricMoments(name: "pipeline.duration", tags: b, from: Self.at(0), to: Self.at(300))
+            #expect(other == MetricMoments(count: 2, sum: 1.5, sumOfSquares: 7.25, nonBinary: 2))
+            let none = try await store.metricMoments(name: "nothing", tags: [:], from: Self.at(0), to: Self.at(300))
+            #expect(none == MetricMoments())
+        }
+    }
+
     @Test(arguments: Backend.allCases) func theLastValueOfABucketIsTheLatestWrittenWhenTimesTie(_ backend: Backend) async throws {
         try await withStore(backend) { store, _ in
             try await store.recordMetrics([Self.point(1, at: 5), Self.point(2, at: 5)])
