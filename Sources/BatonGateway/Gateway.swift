@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import BatonCore
 import Foundation
 import Logging
@@ -148,8 +147,7 @@ public final class Gateway: Sendable {
     static let inputScanFullBytes = 64 << 10
     static let maxInputRows = 100
 
-    private let client: HTTPClient
-    private let ownsClient: Bool
+    private let client: ReplicaClient
     private let requestTimeout: Duration
     private let logger: Logger
     private let routes = Mutex<[String: Route]>([:])
@@ -159,7 +157,6 @@ public final class Gateway: Sendable {
     public static let rememberedRequests = 50_000
     private let shadows = Mutex<ShadowTasks>(ShadowTasks())
     private let counter = Atomic<UInt64>(0)
-    private let clientClosed = Atomic<Bool>(false)
     private let requestIDPrefix: String
     /// Seconds since the gateway started; injectable so window tests need no waiting.
     private let clock: @Sendable () -> Int
@@ -174,33 +171,18 @@ public final class Gateway: Sendable {
     }
 
     /// - Parameters:
-    ///   - httpClient: shared with the caller, who shuts it down; by default the gateway makes
-    ///     its own, pooling up to 64 keep-alive connections per replica.
     ///   - requestTimeout: per attempt; with the one retry a request can take twice as long.
-    public convenience init(httpClient: HTTPClient? = nil, requestTimeout: Duration = .seconds(30), logger: Logger) {
-        self.init(httpClient: httpClient, requestTimeout: requestTimeout, maxBodyBytes: 10 << 20, logger: logger, clock: nil)
+    public convenience init(requestTimeout: Duration = .seconds(30), logger: Logger) {
+        self.init(requestTimeout: requestTimeout, maxBodyBytes: 10 << 20, logger: logger, clock: nil)
     }
 
     init(
-        httpClient: HTTPClient?, requestTimeout: Duration, maxBodyBytes: Int, maxResponseBytes: Int = 10 << 20,
-        maxShadowInFlight: Int = 256, logger: Logger, clock: (@Sendable () -> Int)?
+        requestTimeout: Duration, maxBodyBytes: Int, maxResponseBytes: Int = 10 << 20, maxShadowInFlight: Int = 256,
+        maxIdlePerReplica: Int = 64, logger: Logger, clock: (@Sendable () -> Int)?
     ) {
-        if let httpClient {
-            client = httpClient
-            ownsClient = false
-        } else {
-            var configuration = HTTPClient.Configuration()
-            // Replicas are loopback processes: a refused connection should fail at once so the
-            // retry goes to another replica, not wait out a reconnect backoff.
-            configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
-            configuration.connectionPool.retryConnectionEstablishment = false
-            configuration.timeout.connect = .seconds(2)
-            configuration.httpVersion = .http1Only
-            configuration.decompression = .disabled
-            configuration.redirectConfiguration = .disallow
-            client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-            ownsClient = true
-        }
+        // Replicas are loopback processes: a refused connection fails at once and a connect
+        // that hangs gives up after 2 s, so the retry goes to another replica quickly.
+        client = ReplicaClient(maxResponseBytes: maxResponseBytes, maxIdlePerEndpoint: maxIdlePerReplica, connectTimeout: .seconds(2))
         self.requestTimeout = requestTimeout
         self.maxBodyBytes = maxBodyBytes
         self.maxResponseBytes = maxResponseBytes
@@ -222,10 +204,15 @@ public final class Gateway: Sendable {
     public func setPolicy(_ policy: TrafficPolicy?, deployment: String) {
         guard let policy else {
             _ = routes.withLock { $0.removeValue(forKey: deployment) }
+            dropUnusedPools()
             return
         }
-        let stable = policy.stable.map { Target(backend: $0, recorder: recorder(deployment: deployment, version: $0.version)) }
-        let candidate = policy.candidate.map { Target(backend: $0, recorder: recorder(deployment: deployment, version: $0.version)) }
+        let stable = policy.stable.map {
+            Target(backend: $0, recorder: recorder(deployment: deployment, version: $0.version), client: client)
+        }
+        let candidate = policy.candidate.map {
+            Target(backend: $0, recorder: recorder(deployment: deployment, version: $0.version), client: client)
+        }
         let log = requestLogs.withLock { logs in
             if let existing = logs[deployment] { return existing }
             let created = RequestLog(capacity: Self.rememberedRequests)
@@ -234,6 +221,21 @@ public final class Gateway: Sendable {
         }
         let route = Route(deployment: deployment, policy: policy, stable: stable, candidate: candidate, requestLog: log)
         routes.withLock { $0[deployment] = route }
+        dropUnusedPools()
+    }
+
+    /// Replicas come and go with rollouts: connections to ones no route lists are closed.
+    private func dropUnusedPools() {
+        let live: Set<String> = routes.withLock { all in
+            var keys: Set<String> = []
+            for route in all.values {
+                for target in [route.stable, route.candidate].compactMap({ $0 }) {
+                    for endpoint in target.backend.endpoints { keys.insert("\(endpoint.host):\(endpoint.port)") }
+                }
+            }
+            return keys
+        }
+        client.retain(only: live)
     }
 
     public func policy(deployment: String) -> TrafficPolicy? {
@@ -373,27 +375,26 @@ public final class Gateway: Sendable {
         return respond(outcome, target: primary, deployment: deployment, requestID: requestID)
     }
 
-    /// Stops shadow copies and closes the gateway's own HTTP client. Requests forwarded after
-    /// this fail with 502.
+    /// Stops shadow copies and closes the connections to replicas. Requests forwarded after this
+    /// fail with 502.
     public func shutdown() async {
         let pending = shadows.withLock { state in
             state.closed = true
             return Array(state.tasks.values)
         }
         for task in pending { await task.value }
-        if ownsClient, !clientClosed.exchange(true, ordering: .relaxed) { try? await client.shutdown() }
+        client.close()
     }
 
     deinit {
-        // A server that never called `shutdown` still releases its connections; HTTPClient
-        // traps in debug builds when it is dropped open.
-        if ownsClient, !clientClosed.exchange(true, ordering: .relaxed) { client.shutdown { _ in } }
+        // A server that never called `shutdown` still releases its connections.
+        client.close()
     }
 
     // MARK: - Internals
 
     private struct Outcome {
-        var result: Result<(status: Int, headers: HTTPHeaders, body: ByteBuffer), ReplicaFailure>
+        var result: Result<ReplicaAnswer, ReplicaFailure>
         var nanos: Int64
     }
 
@@ -401,13 +402,14 @@ public final class Gateway: Sendable {
         let start = ContinuousClock.now
         let endpoints = target.backend.endpoints
         let first = target.nextIndex()
-        var result = await attempt(endpoints[first % endpoints.count], url: target.urls[first % endpoints.count], body: body, headers: headers)
+        var result = await attempt(
+            endpoints[first % endpoints.count], pool: target.pools[first % endpoints.count], body: body, headers: headers)
         // Predictions are idempotent, so a replica that did not answer is worth one retry on
         // another; a replica that answered (even 5xx) did its part and is not asked twice.
         if case .failure(let failure) = result, endpoints.count > 1 {
             logger.debug("retrying on another replica", metadata: ["error": "\(failure)", "version": "\(target.backend.version)"])
             let second = (first + 1) % endpoints.count
-            result = await attempt(endpoints[second], url: target.urls[second], body: body, headers: headers)
+            result = await attempt(endpoints[second], pool: target.pools[second], body: body, headers: headers)
         }
         let elapsed = ContinuousClock.now - start
         let nanos = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
@@ -415,33 +417,17 @@ public final class Gateway: Sendable {
     }
 
     private func attempt(
-        _ endpoint: GatewayEndpoint, url: URL, body: ByteBuffer, headers: HTTPHeaders
-    ) async -> Result<(status: Int, headers: HTTPHeaders, body: ByteBuffer), ReplicaFailure> {
-        let address = "\(endpoint.host):\(endpoint.port)"
-        let timeout = requestTimeout
-        let nanos = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
-        do {
-            // The future-based API with an accumulator collects the answer on the event loop:
-            // measured here, the async API's streamed body (HTTPClientRequest/collect) cost about
-            // a quarter of a millisecond more per request in thread hops.
-            let request = try HTTPClient.Request(url: url, method: .POST, headers: headers, body: .byteBuffer(body), tlsConfiguration: nil)
-            let accumulator = ResponseAccumulator(request: request, maxBodySize: maxResponseBytes)
-            let response = try await client.execute(
-                request: request, delegate: accumulator, deadline: .now() + .nanoseconds(nanos), logger: Self.clientLogger
-            ).futureResult.get()
-            return .success((Int(response.status.code), response.headers, response.body ?? ByteBuffer()))
-        } catch let error as HTTPClientError where Self.isTimeout(error) {
-            return .failure(.timedOut(replicaID: endpoint.replicaID, address: address, after: timeout))
-        } catch {
-            return .failure(.unreachable(replicaID: endpoint.replicaID, address: address, reason: "\(error)"))
+        _ endpoint: GatewayEndpoint, pool: EndpointPool, body: ByteBuffer, headers: HTTPHeaders
+    ) async -> Result<ReplicaAnswer, ReplicaFailure> {
+        let deadline = NIODeadline.now() + TimeAmount(requestTimeout)
+        switch await client.send(pool: pool, headers: headers, body: body, deadline: deadline) {
+        case .success(let answer):
+            return .success(answer)
+        case .failure(.deadlineExceeded):
+            return .failure(.timedOut(replicaID: endpoint.replicaID, address: pool.hostHeader, after: requestTimeout))
+        case .failure(let error):
+            return .failure(.unreachable(replicaID: endpoint.replicaID, address: pool.hostHeader, reason: "\(error)"))
         }
-    }
-
-    /// The client's own per-request logging is off: failures are logged once, with context, here.
-    private static let clientLogger = Logger(label: "baton.gateway.client", factory: { _ in SwiftLogNoOpLogHandler() })
-
-    private static func isTimeout(_ error: HTTPClientError) -> Bool {
-        error == .deadlineExceeded || error == .readTimeout || error == .writeTimeout
     }
 
     private func respond(_ outcome: Outcome, target: Target, deployment: String, requestID: String) -> GatewayResponse {

@@ -1,19 +1,18 @@
-import Foundation
 import Synchronization
 
-/// One version as the router sees it: its replicas, their precomputed URLs, a round-robin
+/// One version as the router sees it: its replicas, their connection pools, a round-robin
 /// counter and the version's recorder.
 final class Target: Sendable {
     let backend: GatewayBackend
-    let urls: [URL]
+    /// Looked up once per policy, not per request; parallel to `backend.endpoints`.
+    let pools: [EndpointPool]
     let recorder: VersionRecorder
     private let counter = Atomic<Int>(0)
 
-    init(backend: GatewayBackend, recorder: VersionRecorder) {
+    init(backend: GatewayBackend, recorder: VersionRecorder, client: ReplicaClient) {
         self.backend = backend
         self.recorder = recorder
-        // Parsed once per policy, not per request.
-        urls = backend.endpoints.map { URL(string: "http://\($0.host):\($0.port)/predict")! }
+        pools = backend.endpoints.map { client.pool(host: $0.host, port: $0.port) }
     }
 
     /// The next replica in turn (callers take it modulo the endpoint count).

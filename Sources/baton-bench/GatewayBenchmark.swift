@@ -69,7 +69,7 @@ enum GatewayBenchmark {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/wrk") else {
             throw BenchError("wrk is not installed (apt-get install wrk)")
         }
-        let replica = try startReplicaProcess()
+        let replica = try await blockingCall { try startReplicaProcess() }
         defer {
             // A child started from async code has SIGTERM blocked (swift-corelibs-foundation #4772).
             kill(replica.process.processIdentifier, SIGKILL)
@@ -115,6 +115,9 @@ enum GatewayBenchmark {
         let gateway = "http://127.0.0.1:\(serverPort)/serve/churn/predict"
         print("gateway: replica = Hummingbird POST /predict in its own process (port \(replica.port)); Baton = the BatonServer HTTP application in-process")
         print("  (real router and middleware, auth off, sticky key customer_id) with the gateway proxying to the replica; load from wrk, \(settings.seconds) s each, on the same 2 cores")
+        print(
+            ProcessInfo.processInfo.environment["BATON_NIO_EXECUTOR"] == "0"
+                ? "executor: Swift's default pool (BATON_NIO_EXECUTOR=0)" : "executor: NIO's event loops, as `baton up` runs")
         print("request body: \(body)")
         let script = root + "/post.lua"
         try """
@@ -137,11 +140,11 @@ enum GatewayBenchmark {
             format: "Gateway.forward called in-process, sequentially (replica round trip included): p50 %.3f ms, p99 %.3f ms",
             inProcess[inProcess.count / 2], inProcess[inProcess.count * 99 / 100]))
         // Warm both paths (connection pools, caches) before measuring.
-        _ = try FeatureBenchmark.wrk(url: gateway, script: script, connections: 16, seconds: 2)
-        _ = try FeatureBenchmark.wrk(url: direct, script: script, connections: 16, seconds: 1)
+        _ = try await wrk(url: gateway, script: script, connections: 16, seconds: 2)
+        _ = try await wrk(url: direct, script: script, connections: 16, seconds: 1)
         for connections in settings.connections {
-            let directResult = Figures(try FeatureBenchmark.wrk(url: direct, script: script, connections: connections, seconds: settings.seconds))
-            let gatewayResult = Figures(try FeatureBenchmark.wrk(url: gateway, script: script, connections: connections, seconds: settings.seconds))
+            let directResult = Figures(try await wrk(url: direct, script: script, connections: connections, seconds: settings.seconds))
+            let gatewayResult = Figures(try await wrk(url: gateway, script: script, connections: connections, seconds: settings.seconds))
             print("\(connections) connection\(connections == 1 ? "" : "s"):")
             print("  direct to replica: \(directResult)")
             print("  through gateway:   \(gatewayResult)")
@@ -153,12 +156,17 @@ enum GatewayBenchmark {
         // wrk's closed loop hides stalls (it waits for each answer before sending the next);
         // the open loop sends on a fixed schedule and counts latency from when a request was due.
         let connections = settings.connections.max() ?? 16
-        let directOpen = OpenLoopLoad.run(
-            host: "127.0.0.1", port: UInt16(replica.port), connections: connections, rate: settings.rate,
-            seconds: Double(settings.seconds), paths: { _ in "/predict" }, body: body)
-        let gatewayOpen = OpenLoopLoad.run(
-            host: "127.0.0.1", port: UInt16(serverPort), connections: connections, rate: settings.rate,
-            seconds: Double(settings.seconds), paths: { _ in "/serve/churn/predict" }, body: body)
+        let directOpen = try await blockingCall {
+            OpenLoopLoad.run(
+                host: "127.0.0.1", port: UInt16(replica.port), connections: connections, rate: settings.rate,
+                seconds: Double(settings.seconds), paths: { _ in "/predict" }, body: body)
+        }
+        let gatewayPort = UInt16(serverPort)
+        let gatewayOpen = try await blockingCall {
+            OpenLoopLoad.run(
+                host: "127.0.0.1", port: gatewayPort, connections: connections, rate: settings.rate,
+                seconds: Double(settings.seconds), paths: { _ in "/serve/churn/predict" }, body: body)
+        }
         print(String(format: "fixed rate %.0f requests/s on %d connections (open loop, latency from when each request was due):", settings.rate, connections))
         for (name, result) in [("direct to replica", directOpen), ("through gateway  ", gatewayOpen)] {
             print(String(
@@ -175,6 +183,19 @@ enum GatewayBenchmark {
                 stats.requests, stats.errors, stats.p50Ms, stats.p99Ms, stats.prediction.mean))
         }
         await context.gateway.shutdown()
+    }
+
+    static func wrk(url: String, script: String, connections: Int, seconds: Int) async throws -> String {
+        try await blockingCall { try FeatureBenchmark.wrk(url: url, script: script, connections: connections, seconds: seconds) }
+    }
+
+    /// Runs `work`, which blocks (waiting for a process or for load threads), on a thread of its
+    /// own: on Swift's pool it would hold a cooperative thread, and under the NIO executor it
+    /// would stall an event loop that the server under test needs.
+    static func blockingCall<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try work() }) }.start()
+        }
     }
 
     /// p50, p99 (ms) and requests/s parsed from wrk's report.

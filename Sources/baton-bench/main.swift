@@ -3,6 +3,8 @@ import BatonEngine
 import BatonStore
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 import Synchronization
 
 #if canImport(Glibc)
@@ -132,6 +134,13 @@ func median(_ values: [Double]) -> Double {
     return sorted[sorted.count / 2]
 }
 
+// The gateway benchmark runs its in-process Baton server as `baton up` does: Swift Concurrency's
+// jobs on NIO's event loops (see Sources/baton/main.swift). Installed before the first task, as
+// NIO requires; the benchmark's own blocking waits (wrk, the open-loop threads) run on threads
+// of their own so they cannot starve those loops.
+if CommandLine.arguments.dropFirst().first == "gateway", ProcessInfo.processInfo.environment["BATON_NIO_EXECUTOR"] != "0" {
+    NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+}
 if CommandLine.arguments.dropFirst().first == "mlflow" {
     do {
         try await MLflowBenchmark.run(arguments: Array(CommandLine.arguments.dropFirst(2)))

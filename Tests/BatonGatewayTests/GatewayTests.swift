@@ -122,7 +122,7 @@ struct GatewayTests {
         let slow = try await TestReplica.start("slow", .init(delay: .seconds(5)))
         defer { [stable, failing, slow].forEach { $0.stop() } }
         let gateway = Gateway(
-            httpClient: nil, requestTimeout: .seconds(2), maxBodyBytes: 1 << 20, logger: quietLogger(), clock: nil)
+            requestTimeout: .seconds(2), maxBodyBytes: 1 << 20, logger: quietLogger(), clock: nil)
         gateway.setPolicy(
             TrafficPolicy(
                 stable: GatewayBackend(version: "1", endpoints: [stable.endpoint()]),
@@ -187,7 +187,7 @@ struct GatewayTests {
     @Test("unknown deployments, missing replicas and large bodies get Baton's error shape")
     func errorShapes() async throws {
         let gateway = Gateway(
-            httpClient: nil, requestTimeout: .seconds(5), maxBodyBytes: 1000, logger: quietLogger(), clock: nil)
+            requestTimeout: .seconds(5), maxBodyBytes: 1000, logger: quietLogger(), clock: nil)
         let unknown = await gateway.predict("nope", "{}")
         #expect(unknown.status == 404)
         #expect(unknown.errorDetail?["code"] == "not_found")
@@ -234,7 +234,7 @@ struct GatewayTests {
         defer { replica.stop() }
         let now = ManualClock()
         let gateway = Gateway(
-            httpClient: nil, requestTimeout: .seconds(5), maxBodyBytes: 1 << 20, logger: quietLogger(),
+            requestTimeout: .seconds(5), maxBodyBytes: 1 << 20, logger: quietLogger(),
             clock: { now.seconds.load(ordering: .relaxed) })
         gateway.setPolicy(TrafficPolicy(stable: GatewayBackend(version: "1", endpoints: [replica.endpoint()])), deployment: "d")
         for _ in 0..<4 { _ = await gateway.predict("d", #"{"x": 1}"#) }
