@@ -10,6 +10,9 @@ public protocol TrafficRouting: Sendable {
     func resetStats(deployment: String, version: String)
     /// The sampled numeric inputs and predictions of a version over the last `since`.
     func driftSample(deployment: String, version: String, since: Duration) -> DriftSample
+    /// Requests a replica is answering now; a draining replica stops once it has none. Nil:
+    /// the router does not count, and a drain waits its full time.
+    func requestsInFlight(replicaID: String) -> Int?
 }
 
 /// Live values of one version, sampled by the gateway for drift.
@@ -26,9 +29,12 @@ public struct DriftSample: Sendable, Hashable {
 extension TrafficRouting {
     /// A router that keeps no samples has nothing to compare with a baseline.
     public func driftSample(deployment: String, version: String, since: Duration) -> DriftSample { DriftSample() }
+    public func requestsInFlight(replicaID: String) -> Int? { nil }
 }
 
 extension Gateway: TrafficRouting {
+    public func requestsInFlight(replicaID: String) -> Int? { inFlight(replicaID: replicaID) }
+
     /// The gateway keeps a window back from now; analysis asks from a moment (its step's start).
     public func stats(deployment: String, since: Date) -> [String: VersionStatsSnapshot] {
         stats(deployment: deployment, since: .milliseconds(Int64(max(0, Date().timeIntervalSince(since)) * 1000)))

@@ -114,6 +114,8 @@ public actor DeploymentManager {
     /// rollouts. Cancelling stops all replicas; their desired state stays in the store.
     public func run() async throws {
         await supervisor.setListener { [weak self] name in await self?.replicasChanged(name) }
+        let router = router
+        await supervisor.setInFlight { replicaID in router.requestsInFlight(replicaID: replicaID) }
         _ = await supervisor.reapLeftovers()
         for record in try await store.deployments() {
             do {

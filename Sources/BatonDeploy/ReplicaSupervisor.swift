@@ -84,6 +84,8 @@ actor ReplicaSupervisor {
     let httpClient: HTTPClient
     private var entries: [String: Entry] = [:]
     private var listener: (@Sendable (String) async -> Void)?
+    /// Requests a replica is answering now, from the gateway; nil when it does not count.
+    private var inFlight: @Sendable (String) -> Int? = { _ in nil }
 
     init(
         dataDirectory: String, store: any DeploymentStore, timing: SupervisorTiming, logger: Logger,
@@ -99,6 +101,8 @@ actor ReplicaSupervisor {
 
     /// Called with the deployment's name whenever one of its replicas changes state.
     func setListener(_ listener: @escaping @Sendable (String) async -> Void) { self.listener = listener }
+
+    func setInFlight(_ inFlight: @escaping @Sendable (String) -> Int?) { self.inFlight = inFlight }
 
     func replicas(deployment: String) -> [ReplicaSnapshot] {
         entries.values.filter { $0.launch.deployment == deployment }.map(snapshot).sorted { $0.id < $1.id }
@@ -127,15 +131,23 @@ actor ReplicaSupervisor {
         entries[id]?.task = Task { await self.supervise(id) }
     }
 
-    /// Takes a replica out of routing, gives requests in flight `drainWait`, then stops its
-    /// process group (SIGTERM, SIGKILL after the grace) and forgets it.
+    /// Takes a replica out of routing, lets the requests it is answering finish (at most
+    /// `drainWait`), then stops its process group (SIGTERM, SIGKILL after the grace) and
+    /// forgets it.
     func drainAndStop(_ id: String, reason: String) async {
         guard var entry = entries[id], entry.state != .draining else { return }
         entry.state = .draining
         entries[id] = entry
         await record(entry.launch, "replica.draining", reason: reason)
         await notify(entry.launch.deployment)
-        try? await Task.sleep(for: timing.drainWait)
+        // The gateway counts each replica's requests; checked every 20 ms only while draining.
+        // A short grace first covers a request that chose this replica just before the routing
+        // changed and has not been counted yet.
+        let deadline = ContinuousClock.now + timing.drainWait
+        try? await Task.sleep(for: min(timing.drainWait, .milliseconds(100)))
+        while ContinuousClock.now < deadline, !Task.isCancelled, inFlight(id) != 0 {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
         await stop(id)
     }
 

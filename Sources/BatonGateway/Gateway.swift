@@ -153,6 +153,7 @@ public final class Gateway: Sendable {
     private let routes = Mutex<[String: Route]>([:])
     private let recorders = Mutex<[String: [String: VersionRecorder]]>([:])
     private let requestLogs = Mutex<[String: RequestLog]>([:])
+    private let inFlightCounters = Mutex<[String: InFlightCounter]>([:])
     /// Requests per deployment whose answering version is remembered for feedback.
     public static let rememberedRequests = 50_000
     private let shadows = Mutex<ShadowTasks>(ShadowTasks())
@@ -208,10 +209,14 @@ public final class Gateway: Sendable {
             return
         }
         let stable = policy.stable.map {
-            Target(backend: $0, recorder: recorder(deployment: deployment, version: $0.version), client: client)
+            Target(
+                backend: $0, recorder: recorder(deployment: deployment, version: $0.version), client: client,
+                inFlight: inFlightCounter)
         }
         let candidate = policy.candidate.map {
-            Target(backend: $0, recorder: recorder(deployment: deployment, version: $0.version), client: client)
+            Target(
+                backend: $0, recorder: recorder(deployment: deployment, version: $0.version), client: client,
+                inFlight: inFlightCounter)
         }
         let log = requestLogs.withLock { logs in
             if let existing = logs[deployment] { return existing }
@@ -299,6 +304,21 @@ public final class Gateway: Sendable {
     public func driftWindow(deployment: String, version: String, since: Duration?) -> InputDistribution {
         let recorder = recorders.withLock { $0[deployment]?[version] }
         return recorder?.driftWindow(since: since, now: clock()) ?? InputDistribution(requests: 0, fields: [:], predictions: [])
+    }
+
+    private func inFlightCounter(_ endpoint: GatewayEndpoint) -> InFlightCounter {
+        inFlightCounters.withLock { counters in
+            if let existing = counters[endpoint.replicaID] { return existing }
+            let created = InFlightCounter()
+            counters[endpoint.replicaID] = created
+            return created
+        }
+    }
+
+    /// Requests a replica is answering now (those it was sent before it left routing included),
+    /// so a drain can stop it as soon as they are done.
+    public func inFlight(replicaID: String) -> Int {
+        inFlightCounters.withLock { $0[replicaID] }?.value.load(ordering: .relaxed) ?? 0
     }
 
     // MARK: - Feedback
@@ -403,13 +423,15 @@ public final class Gateway: Sendable {
         let endpoints = target.backend.endpoints
         let first = target.nextIndex()
         var result = await attempt(
-            endpoints[first % endpoints.count], pool: target.pools[first % endpoints.count], body: body, headers: headers)
+            endpoints[first % endpoints.count], pool: target.pools[first % endpoints.count],
+            inFlight: target.inFlight[first % endpoints.count], body: body, headers: headers)
         // Predictions are idempotent, so a replica that did not answer is worth one retry on
         // another; a replica that answered (even 5xx) did its part and is not asked twice.
         if case .failure(let failure) = result, endpoints.count > 1 {
             logger.debug("retrying on another replica", metadata: ["error": "\(failure)", "version": "\(target.backend.version)"])
             let second = (first + 1) % endpoints.count
-            result = await attempt(endpoints[second], pool: target.pools[second], body: body, headers: headers)
+            result = await attempt(
+                endpoints[second], pool: target.pools[second], inFlight: target.inFlight[second], body: body, headers: headers)
         }
         let elapsed = ContinuousClock.now - start
         let nanos = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
@@ -417,8 +439,10 @@ public final class Gateway: Sendable {
     }
 
     private func attempt(
-        _ endpoint: GatewayEndpoint, pool: EndpointPool, body: ByteBuffer, headers: HTTPHeaders
+        _ endpoint: GatewayEndpoint, pool: EndpointPool, inFlight: InFlightCounter, body: ByteBuffer, headers: HTTPHeaders
     ) async -> Result<ReplicaAnswer, ReplicaFailure> {
+        inFlight.value.add(1, ordering: .relaxed)
+        defer { inFlight.value.subtract(1, ordering: .relaxed) }
         let deadline = NIODeadline.now() + TimeAmount(requestTimeout)
         switch await client.send(pool: pool, headers: headers, body: body, deadline: deadline) {
         case .success(let answer):

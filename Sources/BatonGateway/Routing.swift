@@ -6,13 +6,19 @@ final class Target: Sendable {
     let backend: GatewayBackend
     /// Looked up once per policy, not per request; parallel to `backend.endpoints`.
     let pools: [EndpointPool]
+    /// Requests each replica is answering now, parallel to `backend.endpoints`.
+    let inFlight: [InFlightCounter]
     let recorder: VersionRecorder
     private let counter = Atomic<Int>(0)
 
-    init(backend: GatewayBackend, recorder: VersionRecorder, client: ReplicaClient) {
+    init(
+        backend: GatewayBackend, recorder: VersionRecorder, client: ReplicaClient,
+        inFlight: (GatewayEndpoint) -> InFlightCounter
+    ) {
         self.backend = backend
         self.recorder = recorder
         pools = backend.endpoints.map { client.pool(host: $0.host, port: $0.port) }
+        self.inFlight = backend.endpoints.map(inFlight)
     }
 
     /// The next replica in turn (callers take it modulo the endpoint count).
@@ -65,4 +71,10 @@ final class Route: Sendable {
         hash ^= hash >> 32
         return Double(hash % 10_000) / 100
     }
+}
+
+/// Requests a replica is answering now; kept per replica id across policy changes, so a drain
+/// can wait for the ones that started before the replica left routing.
+final class InFlightCounter: Sendable {
+    let value = Atomic<Int>(0)
 }

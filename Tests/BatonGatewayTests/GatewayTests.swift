@@ -228,6 +228,25 @@ struct GatewayTests {
         await gateway.shutdown()
     }
 
+    @Test("a replica's requests in flight are counted, also after it left routing, until they are answered")
+    func inFlightCounts() async throws {
+        let replica = try await TestReplica.start("slow-0", .init(delay: .milliseconds(600)))
+        defer { replica.stop() }
+        let gateway = Gateway(logger: quietLogger())
+        gateway.setPolicy(TrafficPolicy(stable: GatewayBackend(version: "1", endpoints: [replica.endpoint()])), deployment: "d")
+        #expect(gateway.inFlight(replicaID: "slow-0") == 0)
+        let pending = Task { await gateway.predict("d", #"{"x": 1}"#) }
+        try await waitUntil(.seconds(5), "the request reaches the replica") { gateway.inFlight(replicaID: "slow-0") == 1 }
+        // The replica leaves routing (a drain) while its request is still being answered.
+        gateway.setPolicy(TrafficPolicy(stable: GatewayBackend(version: "1", endpoints: [])), deployment: "d")
+        #expect(gateway.inFlight(replicaID: "slow-0") == 1)
+        let answer = await pending.value
+        #expect(answer.status == 200)
+        #expect(gateway.inFlight(replicaID: "slow-0") == 0)
+        #expect(gateway.inFlight(replicaID: "never-seen") == 0)
+        await gateway.shutdown()
+    }
+
     @Test("the sliding window forgets old slots while totals keep them")
     func slidingWindow() async throws {
         let replica = try await TestReplica.start("r")

@@ -475,6 +475,24 @@ def test_an_ab_test_compares_business_outcomes_per_variant(baton_server, tmp_pat
     # The winner is promoted; the test's summary stays readable, now ended.
     baton.deploy_full("scorer", reason="A/B test: v2 converts better")
     wait_for_status(lambda s: versions(s) == ("2", None), "v2 stable after the promotion")
+    # The old stable's replica leaves routing and stops as soon as its requests are answered,
+    # well before the 10 s a drain may take at most.
+    def drained(events):
+        draining = [e for e in events if e["action"] == "replica.draining" and e.get("version") == "1"]
+        stopped = [e for e in events if e["action"] == "replica.stopped" and e.get("version") == "1"]
+        return draining, stopped
+    deadline = time.monotonic() + 30
+    while True:
+        draining, stopped = drained(baton.deployment_events("scorer")["items"])
+        if draining and stopped:
+            break
+        assert time.monotonic() < deadline, "v1's replica never stopped after the promotion"
+        time.sleep(0.2)
+    from datetime import datetime
+    took = (datetime.fromisoformat(stopped[0]["at"].replace("Z", "+00:00"))
+            - datetime.fromisoformat(draining[0]["at"].replace("Z", "+00:00"))).total_seconds()
+    assert took < 5, f"the drain of an idle replica took {took:.1f}s"
+
     ended = baton.ab_results("scorer")
     assert ended["state"] == "ended" and ended["ended_at"], ended
     assert {m["name"]: m["higher"] for m in ended["metrics"]}["converted"] == "2", ended
