@@ -11,22 +11,31 @@ import Testing
 
 /// SLO and drift alerts raised by the manager's monitoring.
 @Suite(.serialized) struct MonitoringTests {
-    @Test func anSLOBreachPublishesTheDegradedEventOnce() async throws {
-        let harness = try Harness()
-        defer { harness.remove() }
+    /// A running manager that checks every 100 ms, with a stable `errors` version registered as
+    /// champion, and the alert events it publishes.
+    static func monitoredManager(
+        _ harness: Harness
+    ) async throws -> (DeploymentManager, Task<Void, any Error>, PublishedAlerts) {
         try await harness.registerVersion("errors", alias: "champion")
         var logger = Logger(label: "test.monitoring")
-        logger.logLevel = .error
+        logger.logLevel = .critical
         var configuration = DeploymentConfiguration(dataDirectory: harness.root, timing: Harness.fastTiming)
         configuration.monitorInterval = .milliseconds(100)
         let manager = DeploymentManager(
             store: harness.store, resolver: RegistryModelResolver(registry: harness.registry), router: harness.router,
             configuration: configuration, logger: logger)
-        let published = Mutex<[(String, JSONValue)]>([])
+        let published = PublishedAlerts()
         await manager.setAlertPublisher { name, payload in published.withLock { $0.append((name, payload)) } }
         let task = Task { try await manager.run() }
-        defer { task.cancel() }
         try await eventually("the manager supervises") { await manager.isSupervising() }
+        return (manager, task, published)
+    }
+
+    @Test func anSLOBreachPublishesTheDegradedEventOnce() async throws {
+        let harness = try Harness()
+        defer { harness.remove() }
+        let (manager, task, published) = try await Self.monitoredManager(harness)
+        defer { task.cancel() }
         var spec = harness.spec()
         spec.slo = SLOSpec(maxErrorRate: 0.1, windowSeconds: 60)
         try await manager.put(spec, source: "api", actor: "alice")
@@ -73,17 +82,8 @@ import Testing
 
         let harness = try Harness()
         defer { harness.remove() }
-        try await harness.registerVersion("errors", alias: "champion")
-        var configuration = DeploymentConfiguration(dataDirectory: harness.root, timing: Harness.fastTiming)
-        configuration.monitorInterval = .milliseconds(100)
-        let manager = DeploymentManager(
-            store: harness.store, resolver: RegistryModelResolver(registry: harness.registry), router: harness.router,
-            configuration: configuration, logger: quiet)
-        let published = Mutex<[(String, JSONValue)]>([])
-        await manager.setAlertPublisher { name, payload in published.withLock { $0.append((name, payload)) } }
-        let task = Task { try await manager.run() }
+        let (manager, task, published) = try await Self.monitoredManager(harness)
         defer { task.cancel() }
-        try await eventually("the manager supervises") { await manager.isSupervising() }
         var spec = harness.spec()
         spec.slo = SLOSpec(maxErrorRate: 0.1, windowSeconds: 60)
         spec.alertWebhook = "http://127.0.0.1:\(hookPort)/hook"
@@ -116,5 +116,14 @@ import Testing
         #expect(trail.filter { $0.action == "alert.cleared" }.count == 1)
         task.cancel()
         _ = await task.result
+    }
+}
+
+/// The `deployment.NAME.degraded` events a manager published.
+final class PublishedAlerts: Sendable {
+    private let events = Mutex<[(String, JSONValue)]>([])
+
+    func withLock<T: Sendable>(_ body: (inout [(String, JSONValue)]) -> T) -> T {
+        events.withLock { body(&$0) }
     }
 }

@@ -229,7 +229,9 @@ def check_bad_canary_rolled_back(server, traffic, version, name):
     return took
 
 
-def test_canaries_are_analysed_rolled_back_or_promoted_and_crashed_replicas_restart(baton_server, tmp_path, monkeypatch):
+def start_with_replica(baton_server, tmp_path, monkeypatch):
+    """A fresh `baton up`, the test replica's script in a folder of its own, and the SDK and
+    MLflow client pointed at the server (and at nothing a surrounding task set)."""
     pipelines = tmp_path / "pipelines"
     pipelines.mkdir()
     replica_dir = tmp_path / "replica"
@@ -241,6 +243,11 @@ def test_canaries_are_analysed_rolled_back_or_promoted_and_crashed_replicas_rest
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("BATON_SERVER", server.url)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+    return server, replica_dir
+
+
+def test_canaries_are_analysed_rolled_back_or_promoted_and_crashed_replicas_restart(baton_server, tmp_path, monkeypatch):
+    server, replica_dir = start_with_replica(baton_server, tmp_path, monkeypatch)
 
     # Only v1 is approved: the declared model (models:/scorer@champion) deploys it as soon as the
     # deployment exists. The candidates are registered but not approved.
@@ -388,17 +395,7 @@ def test_an_ab_test_compares_business_outcomes_per_variant(baton_server, tmp_pat
     stays readable after the candidate is promoted."""
     import random
 
-    pipelines = tmp_path / "pipelines"
-    pipelines.mkdir()
-    replica_dir = tmp_path / "replica"
-    replica_dir.mkdir()
-    (replica_dir / "replica.py").write_text(REPLICA)
-    server = baton_server(pipelines)
-    for key in ("BATON_TOKEN", "BATON_DB", "BATON_CLI", "BATON_URL", "BATON_PIPELINE", "BATON_TASK", "BATON_RUN_ID",
-                "MLFLOW_TRACKING_TOKEN", "MLFLOW_RUN_ID"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("BATON_SERVER", server.url)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+    server, replica_dir = start_with_replica(baton_server, tmp_path, monkeypatch)
 
     assert register(tmp_path, {"score": 0.3}, approve=True) == 1
     assert register(tmp_path, {"score": 0.6}) == 2
