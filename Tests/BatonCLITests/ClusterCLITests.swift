@@ -94,9 +94,9 @@ enum PostgresForTests {
         defer { PostgresForTests.dropDatabase(admin, database) }
         let sandbox = try Sandbox()
         defer { sandbox.shutdown() }
-        // Long enough that the kill lands while the first wave of tasks runs, even on a loaded
-        // machine where the log wait below takes seconds.
-        let marker = sandbox.uniqueSeconds(6)
+        // Long enough that the kill lands while the first wave of tasks runs, even on a machine
+        // loaded by the whole suite, where the waits below took over ten seconds.
+        let marker = sandbox.uniqueSeconds(20)
         try sandbox.writePipeline(
             "work",
             """
@@ -199,7 +199,7 @@ enum PostgresForTests {
         try await waitUntil("the survivor leads", timeout: .seconds(15)) { await Self.role(follower) == "leader" }
         var runs: [APIRun] = []
         try await waitUntil(
-            "every run finishes", timeout: .seconds(90),
+            "every run finishes", timeout: .seconds(150),
             detail: { runs.map { "\($0.id) \($0.state)" }.joined(separator: ", ") + "\n" + follower.child.stderr }
         ) {
             runs = try await Self.get(follower.url + "/api/v1/runs?pipeline=work&limit=50", as: APIList<APIRun>.self).items
