@@ -151,6 +151,9 @@ public final class Gateway: Sendable {
     private let requestTimeout: Duration
     private let logger: Logger
     private let routes = Mutex<[String: Route]>([:])
+    /// One policy change at a time: another change pruning connection pools between this one's
+    /// making its targets and publishing its route would retire pools the new route uses.
+    private let policyChanges = Mutex<Void>(())
     private let recorders = Mutex<[String: [String: VersionRecorder]]>([:])
     private let requestLogs = Mutex<[String: RequestLog]>([:])
     private let inFlightCounters = Mutex<[String: InFlightCounter]>([:])
@@ -203,6 +206,10 @@ public final class Gateway: Sendable {
     /// Sets where a deployment's traffic goes; nil stops serving it (its statistics stay until
     /// reset). Requests already in flight finish on the policy they started with.
     public func setPolicy(_ policy: TrafficPolicy?, deployment: String) {
+        policyChanges.withLock { _ in applyPolicy(policy, deployment: deployment) }
+    }
+
+    private func applyPolicy(_ policy: TrafficPolicy?, deployment: String) {
         guard let policy else {
             _ = routes.withLock { $0.removeValue(forKey: deployment) }
             dropUnusedPools()

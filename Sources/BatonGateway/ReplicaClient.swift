@@ -101,7 +101,7 @@ final class ReplicaClient: Sendable {
             case .failure(.closedBeforeAnswer) where NIODeadline.now() < deadline:
                 // The replica closed the idle connection as we wrote to it; nothing reached the
                 // model, so a fresh connection to the same replica is worth one try.
-                break
+                kept.close(promise: nil)
             default:
                 finish(kept, pool: pool, result: result)
                 return result
@@ -164,7 +164,9 @@ final class ReplicaClient: Sendable {
             channel.closeFuture.whenComplete { _ in pool.forget(channel) }
             return .success(channel)
         } catch {
-            return .failure(.connectFailed(error))
+            // The connect timeout is cut to what is left of the request's deadline; running out
+            // of that is the request's timeout, not an unreachable replica.
+            return .failure(NIODeadline.now() >= deadline ? .deadlineExceeded : .connectFailed(error))
         }
     }
 }
