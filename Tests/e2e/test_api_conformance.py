@@ -879,7 +879,28 @@ def test_deployments(server):
     assert answer["deployment"] == "deployconf" and answer["window_seconds"] > 0, answer
     assert all(v["baseline"] in ("found", "missing") for v in answer["versions"].values()), answer
     assert conform(server.get("/api/v1/deployments/nope/drift"), "get", drift).status == 404
-    assert conform(server.get("/api/v1/deployments/deployconf/ab"), "get", "/api/v1/deployments/{deployment}/ab").status == 501
+    ab = "/api/v1/deployments/{deployment}/ab"
+    assert conform(server.get("/api/v1/deployments/deployconf/ab"), "get", ab).status == 409
+    assert conform(server.get("/api/v1/deployments/nope/ab"), "get", ab).status == 404
+    started = conform(server.post("/api/v1/deployments/deployconf/canary", {"model": "models:/deployconf/1", "percent": 50, "ab": True}),
+                      "post", canary)
+    assert started.status == 200 and started.json()["ab_test"]["state"] == "running", started.json()
+    feedback = "/serve/{deployment}/feedback"
+    # The stable replica (python3 -m http.server) answers GET only, so the reports name their
+    # version; the gateway's request log is covered by the Swift tests.
+    recorded = conform(server.post("/serve/deployconf/feedback", [{"version": "2", "metric": "converted", "value": 1},
+                                                                  {"version": "1", "metric": "converted", "value": False}]),
+                       "post", feedback)
+    assert recorded.status == 200 and recorded.json()["counted"] == 2, recorded.json()
+    bad = conform(server.post("/serve/deployconf/feedback", {"version": "2", "metric": "converted", "value": "yes"}), "post", feedback)
+    assert bad.status == 400 and bad.json()["error"]["field"] == "value"
+    assert conform(server.post("/serve/deployconf/feedback", {"request_id": "nope", "metric": "m", "value": 1}), "post", feedback).status == 404
+    assert conform(server.post("/serve/nope/feedback", {"version": "1", "metric": "m", "value": 1}), "post", feedback).status == 404
+    huge = [{"version": "1", "metric": "m", "value": 1}] * 20000
+    assert conform(server.post("/serve/deployconf/feedback", huge), "post", feedback).status == 413
+    summary = conform(server.get("/api/v1/deployments/deployconf/ab"), "get", ab).json()
+    assert summary["metrics"][0]["name"] == "converted" and summary["metrics"][0]["kind"] == "proportion", summary
+    assert conform(server.post("/api/v1/deployments/deployconf/abort", {}), "post", "/api/v1/deployments/{deployment}/abort").status == 200
 
 
 # -- models ------------------------------------------------------------------------------------
@@ -981,6 +1002,8 @@ def test_auth_statuses(tmp_path):
         serve = "/serve/{deployment}/predict"
         assert conform(server.post("/serve/churn/predict", {"tenure": 3}), "post", serve).status == 401
         assert conform(server.post("/serve/churn/predict", {"tenure": 3}, token=viewer), "post", serve).status == 404
+        feedback = "/serve/{deployment}/feedback"
+        assert conform(server.post("/serve/churn/feedback", {"version": "1", "metric": "m", "value": 1}), "post", feedback).status == 401
         assert conform(server.request("DELETE", "/api/v1/tokens/x"), "delete", "/api/v1/tokens/{token}").status == 401
         assert conform(server.request("DELETE", "/api/v1/tokens/x", token=viewer), "delete", "/api/v1/tokens/{token}").status == 403
         assert conform(server.get("/api/v1/pipelines", token=viewer), "get", "/api/v1/pipelines").status == 200
