@@ -183,6 +183,22 @@ enum UserMetricsExposition {
 struct RequestMetricsMiddleware: RouterMiddleware {
     typealias Context = BatonRequestContext
 
+    /// One timer per method and status, made once: making one goes through the metrics
+    /// factory's registry (a lock, label strings, a lookup), which cost every request the same
+    /// work again.
+    private static let timers = Mutex<[String: Metrics.Timer]>([:])
+
+    static func timer(method: String, status: Int) -> Metrics.Timer {
+        let key = method + " " + String(status)
+        return timers.withLock { timers in
+            if let existing = timers[key] { return existing }
+            let created = Metrics.Timer(
+                label: "baton_http_request_duration_seconds", dimensions: [("method", method), ("status", String(status))])
+            timers[key] = created
+            return created
+        }
+    }
+
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
@@ -191,10 +207,7 @@ struct RequestMetricsMiddleware: RouterMiddleware {
         defer {
             let elapsed = ContinuousClock.now - start
             let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
-            Metrics.Timer(
-                label: "baton_http_request_duration_seconds",
-                dimensions: [("method", request.method.rawValue), ("status", String(status))]
-            ).recordNanoseconds(nanoseconds)
+            Self.timer(method: request.method.rawValue, status: status).recordNanoseconds(nanoseconds)
         }
         do {
             let response = try await next(request, context)
