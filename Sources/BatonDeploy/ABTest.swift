@@ -62,20 +62,23 @@ extension DeploymentManager {
         metric: String, stable: (version: String, moments: MetricMoments), candidate: (version: String, moments: MetricMoments)
     ) -> JSONValue {
         let isProportion = stable.moments.nonBinary == 0 && candidate.moments.nonBinary == 0
-        func estimate(_ moments: MetricMoments) -> MeanEstimate {
-            guard isProportion else {
-                return ABStatistics.mean(count: moments.count, sum: moments.sum, sumOfSquares: moments.sumOfSquares)
-            }
-            return ABStatistics.proportion(successes: Int(moments.sum.rounded()), trials: moments.count)
+        // For a 0/1 metric the sum is the number of successes.
+        let successes = (stable: Int(stable.moments.sum.rounded()), candidate: Int(candidate.moments.sum.rounded()))
+        let a: MeanEstimate
+        let b: MeanEstimate
+        let difference: DifferenceEstimate
+        if isProportion {
+            a = ABStatistics.proportion(successes: successes.stable, trials: stable.moments.count)
+            b = ABStatistics.proportion(successes: successes.candidate, trials: candidate.moments.count)
+            difference = ABStatistics.proportionDifference(
+                successesA: successes.stable, trialsA: stable.moments.count,
+                successesB: successes.candidate, trialsB: candidate.moments.count)
+        } else {
+            a = ABStatistics.mean(count: stable.moments.count, sum: stable.moments.sum, sumOfSquares: stable.moments.sumOfSquares)
+            b = ABStatistics.mean(
+                count: candidate.moments.count, sum: candidate.moments.sum, sumOfSquares: candidate.moments.sumOfSquares)
+            difference = ABStatistics.difference(a, b)
         }
-        let a = estimate(stable.moments)
-        let b = estimate(candidate.moments)
-        let difference =
-            isProportion
-            ? ABStatistics.proportionDifference(
-                successesA: Int(stable.moments.sum.rounded()), trialsA: stable.moments.count,
-                successesB: Int(candidate.moments.sum.rounded()), trialsB: candidate.moments.count)
-            : ABStatistics.difference(a, b)
         // Only a difference whose interval leaves out 0, measured on both sides, names a winner.
         let measured = a.count >= 2 && b.count >= 2
         let significant = measured && (difference.low > 0 || difference.high < 0)
@@ -96,13 +99,6 @@ extension DeploymentManager {
             "significant": .bool(significant),
             "higher": significant ? .string(difference.low > 0 ? candidate.version : stable.version) : .null,
         ])
-    }
-
-    /// The moments of a list of values, as the store computes them.
-    static func moments(_ values: [Double]) -> MetricMoments {
-        MetricMoments(
-            count: values.count, sum: values.reduce(0, +), sumOfSquares: values.reduce(0) { $0 + $1 * $1 },
-            nonBinary: values.filter { $0 != 0 && $0 != 1 }.count)
     }
 
     private static func rounded(_ value: Double) -> Double {

@@ -1,4 +1,5 @@
 import BatonCore
+import BatonStore
 import Foundation
 import Testing
 
@@ -127,6 +128,13 @@ import Testing
 }
 
 @Suite struct ABSummaryTests {
+    /// The moments of a list of values, as the store computes them.
+    static func moments(_ values: [Double]) -> MetricMoments {
+        MetricMoments(
+            count: values.count, sum: values.reduce(0, +), sumOfSquares: values.reduce(0) { $0 + $1 * $1 },
+            nonBinary: values.filter { $0 != 0 && $0 != 1 }.count)
+    }
+
     static func number(_ value: JSONValue?) -> Double? {
         if case .number(let number)? = value { return number }
         return nil
@@ -136,7 +144,7 @@ import Testing
         // 30 % against 60 % converted over 200 each: the difference is about six standard errors.
         let stable = (0..<200).map { $0 < 60 ? 1.0 : 0.0 }
         let candidate = (0..<200).map { $0 < 120 ? 1.0 : 0.0 }
-        let converted = DeploymentManager.compare(metric: "converted", stable: ("1", DeploymentManager.moments(stable)), candidate: ("2", DeploymentManager.moments(candidate)))
+        let converted = DeploymentManager.compare(metric: "converted", stable: ("1", Self.moments(stable)), candidate: ("2", Self.moments(candidate)))
         #expect(converted["kind"] == .string("proportion"))
         #expect(converted["variants"]?["1"]?["mean"] == .number(0.3))
         #expect(converted["variants"]?["2"]?["count"] == .number(200))
@@ -151,14 +159,14 @@ import Testing
         // Two means a little apart with much noise: an interval around 0, no winner.
         let noisyA = (0..<50).map { Double($0 % 10) * 10 }
         let noisyB = (0..<50).map { Double($0 % 10) * 10 + 1 }
-        let revenue = DeploymentManager.compare(metric: "revenue", stable: ("1", DeploymentManager.moments(noisyA)), candidate: ("2", DeploymentManager.moments(noisyB)))
+        let revenue = DeploymentManager.compare(metric: "revenue", stable: ("1", Self.moments(noisyA)), candidate: ("2", Self.moments(noisyB)))
         #expect(revenue["kind"] == .string("mean"))
         #expect(revenue["difference"]?["value"] == .number(1))
         #expect(revenue["significant"] == .bool(false))
         #expect(revenue["higher"] == .null)
 
         // One side without reports is never a winner.
-        let lonely = DeploymentManager.compare(metric: "x", stable: ("1", DeploymentManager.moments([])), candidate: ("2", DeploymentManager.moments([5, 6, 7])))
+        let lonely = DeploymentManager.compare(metric: "x", stable: ("1", Self.moments([])), candidate: ("2", Self.moments([5, 6, 7])))
         #expect(lonely["significant"] == .bool(false))
         #expect(lonely["variants"]?["1"]?["count"] == .number(0))
     }

@@ -114,7 +114,7 @@ enum Feedback {
             try await manager.refreshFromStore()
             known = await manager.knownVersions(deployment)
             guard known != nil else {
-                throw APIError(.notFound, code: "not_found", "no deployment named '\(deployment)'", field: "deployment")
+                throw APIError.notFound("no deployment named '\(deployment)'", field: "deployment")
                     .with(fix: "check the name with `baton deploy status`")
             }
         }
@@ -138,8 +138,7 @@ enum Feedback {
                         version = claim.version
                         duplicate = claim.duplicate
                     } else if version == nil {
-                        throw APIError(
-                            .notFound, code: "not_found",
+                        throw APIError.notFound(
                             "request \(requestID) is not among the last \(Gateway.rememberedRequests) requests deployment '\(deployment)' answered on this server",
                             field: prefix + "request_id"
                         ).with(fix: "pass \"version\" too (the X-Baton-Version header of the prediction); the gateway forgets the oldest requests and does not keep them across restarts")
