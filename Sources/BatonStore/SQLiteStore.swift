@@ -7,6 +7,8 @@ import Synchronization
 public enum StoreError: Error, CustomStringConvertible {
     case cannotOpen(path: String, underlying: any Error)
     case corruptRow(table: String, detail: String)
+    /// The lock that keeps two processes from migrating one SQLite file at once could not be taken.
+    case migrationLock(path: String, reason: String)
     /// PostgreSQL refused or could not run a statement (shown shortened, without its values).
     case postgres(statement: String, sqlState: String?, message: String)
 
@@ -16,6 +18,8 @@ public enum StoreError: Error, CustomStringConvertible {
             return "cannot open the Baton database at \(path): \(underlying)"
         case .corruptRow(let table, let detail):
             return "unreadable row in \(table): \(detail)"
+        case .migrationLock(let path, let reason):
+            return "cannot lock \(path) to migrate the database beside it: \(reason) (the folder must be writable by Baton)"
         case .postgres(let statement, let sqlState, let message):
             return "PostgreSQL: \(message)\(sqlState.map { " (SQLSTATE \($0))" } ?? "") in `\(statement)`"
         }
@@ -51,14 +55,42 @@ public final class SQLiteStore: Store, RecordCoding {
             if !directory.isEmpty {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             }
-            pool = try DatabasePool(path: path, configuration: config)
-            try Self.migrator.migrate(pool)
-            let pool = self.pool
+            // GRDB reads which migrations are applied before taking the write lock, and
+            // switching a new file to WAL wants it alone, so two processes opening a new
+            // database at once (`baton up` and a CLI command) could both apply the same
+            // migration or see "database is locked"; an exclusive lock on a file beside the
+            // database makes opening and migrating one step across processes.
+            let pool = try MigrationLock.holding(besides: path) {
+                let pool = try DatabasePool(path: path, configuration: config)
+                try Self.migrator.migrate(pool)
+                return pool
+            }
+            self.pool = pool
             checkpointer = try WALCheckpointer(path: path) {
                 _ = try await pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(RESTART)") }
             }
         } catch {
             throw StoreError.cannotOpen(path: path, underlying: error)
+        }
+    }
+
+    /// An advisory `flock` on `<database>-migrate.lock`: never SQLite's own files, whose POSIX
+    /// locks a process loses when it closes any descriptor of them.
+    enum MigrationLock {
+        static func holding<T>(besides path: String, _ body: () throws -> T) throws -> T {
+            let lockPath = path + "-migrate.lock"
+            let descriptor = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            guard descriptor >= 0 else {
+                throw StoreError.migrationLock(path: lockPath, reason: String(cString: strerror(errno)))
+            }
+            defer { close(descriptor) }
+            while flock(descriptor, LOCK_EX) != 0 {
+                guard errno == EINTR else {
+                    throw StoreError.migrationLock(path: lockPath, reason: String(cString: strerror(errno)))
+                }
+            }
+            defer { flock(descriptor, LOCK_UN) }
+            return try body()
         }
     }
 

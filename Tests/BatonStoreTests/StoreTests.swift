@@ -1,5 +1,6 @@
 import BatonCore
 import Foundation
+import Synchronization
 import Testing
 
 @testable import BatonStore
@@ -283,6 +284,21 @@ import Testing
             _ = try SQLiteStore(path: "/proc/baton-cannot-write-here/baton.db")
         } throws: { error in
             "\(error)".contains("/proc/baton-cannot-write-here/baton.db")
+        }
+    }
+
+    /// `baton up` and a CLI command opening a new database together both migrate it; before the
+    /// migration lock, both could apply the same migration ("duplicate column name").
+    @Test func openersRacingOnANewDatabaseMigrateItOnce() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("baton-migrate-race-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        for round in 0..<6 {
+            let path = "\(folder)/round\(round).db"
+            let failures = Mutex<[String]>([])
+            DispatchQueue.concurrentPerform(iterations: 6) { _ in
+                do { _ = try SQLiteStore(path: path) } catch { failures.withLock { $0.append("\(error)") } }
+            }
+            #expect(failures.withLock { $0 } == [], "round \(round)")
         }
     }
 }
