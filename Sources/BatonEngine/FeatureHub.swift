@@ -48,6 +48,7 @@ public struct OnlineFeatures: Sendable {
     /// The answer as JSON, written by hand: this is the serving hot path.
     public func json() -> String {
         var out = "{\"service\":"
+        out.reserveCapacity(128 + entities.count * (96 + featureNames.count * 80))
         FeatureValue.appendQuoted(service, to: &out)
         out += ",\"features\":["
         for (index, name) in featureNames.enumerated() {

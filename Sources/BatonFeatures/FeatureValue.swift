@@ -64,6 +64,13 @@ public enum FeatureValue: Sendable, Hashable {
 
     public static func appendQuoted(_ text: String, to out: inout String) {
         out += "\""
+        // Names and most values need no escaping: appended whole, not one scalar at a time
+        // (which was most of an online lookup's cost).
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out += text
+            out += "\""
+            return
+        }
         for scalar in text.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""

@@ -5,6 +5,15 @@ import Testing
 @testable import BatonFeatures
 
 @Suite struct FeatureRowTests {
+    @Test(arguments: ["plain", "", "quote \" and back\\slash", "line\nbreak\ttab\r", "bell\u{07}", "ünïcødé ✓ 🚀"])
+    func quotedTextIsValidJSONThatReadsBackTheSame(_ text: String) throws {
+        var out = "["
+        FeatureValue.appendQuoted(text, to: &out)
+        out += "]"
+        let parsed = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String]
+        #expect(parsed == [text], "\(out)")
+    }
+
     @Test func jsonRowsAreCheckedAndConverted() throws {
         let rows = try Fixture.parser().rows(json: [
             ["customer_id": 42, "event_timestamp": "2026-11-01T06:30:00Z", "total_spend": 12, "n_orders": 3, "segment": "gold", "active": true],
