@@ -43,6 +43,8 @@ let package = Package(
             dependencies: [
                 "BatonCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // SQLite's C API, for reading a million feature rows without a copy per row.
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

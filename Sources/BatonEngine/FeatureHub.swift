@@ -289,11 +289,7 @@ public final class FeatureHub: Sendable {
                 let view = try registry.view(viewName)
                 // Only rows that can be picked: none after the last entity time, none expired
                 // before the first one.
-                let rows = try await store.featureRows(view: viewName, from: view.ttl.map { low - $0 }, to: high.nextUp)
-                var history = ViewHistory()
-                for row in rows { history.append(entityKey: row.entityKey, time: row.eventTime, blob: row.values) }
-                history.finish()
-                histories[viewName] = history
+                histories[viewName] = try await store.featureHistory(view: viewName, from: view.ttl.map { low - $0 }, to: high.nextUp)
             }
         }
         return try PointInTimeJoin.join(entities: entities, service: service, registry: registry, histories: histories)

@@ -129,6 +129,13 @@ public enum FeatureCodec {
 
     public static func decode(_ bytes: UnsafeBufferPointer<UInt8>, layout: FeatureLayout) -> [FeatureValue] {
         var values = [FeatureValue](repeating: .null, count: layout.names.count)
+        decode(bytes, layout: layout, into: &values, at: 0)
+        return values
+    }
+
+    /// Decodes into `values[base ..< base + layout.names.count]` (features the row lacks are left
+    /// as they are): a join fills its result in place instead of allocating per row.
+    public static func decode(_ bytes: UnsafeBufferPointer<UInt8>, layout: FeatureLayout, into values: inout [FeatureValue], at base: Int) {
         var index = 0
         func varint() -> Int? {
             var result: UInt64 = 0
@@ -142,9 +149,9 @@ public enum FeatureCodec {
             }
             return nil
         }
-        guard let count = varint() else { return values }
+        guard let count = varint() else { return }
         for position in 0..<count {
-            guard let nameLength = varint(), nameLength >= 0, index + nameLength < bytes.count else { return values }
+            guard let nameLength = varint(), nameLength >= 0, index + nameLength < bytes.count else { return }
             let nameStart = index
             index += nameLength
             let target = layout.position(of: UnsafeBufferPointer(rebasing: bytes[nameStart..<index]), hint: position)
@@ -153,22 +160,21 @@ public enum FeatureCodec {
             var value = FeatureValue.null
             switch tag {
             case 1, 2:
-                guard index + 8 <= bytes.count else { return values }
+                guard index + 8 <= bytes.count else { return }
                 var raw: UInt64 = 0
                 for shift in 0..<8 { raw |= UInt64(bytes[index + shift]) << (8 * UInt64(shift)) }
                 index += 8
                 value = tag == 1 ? .int(Int64(bitPattern: raw)) : .float(Double(bitPattern: raw))
             case 3:
-                guard let length = varint(), length >= 0, index + length <= bytes.count else { return values }
+                guard let length = varint(), length >= 0, index + length <= bytes.count else { return }
                 value = .string(String(decoding: UnsafeBufferPointer(rebasing: bytes[index..<index + length]), as: UTF8.self))
                 index += length
             case 4: value = .bool(false)
             case 5: value = .bool(true)
             default: value = .null
             }
-            if let target { values[target] = value }
+            if let target { values[base + target] = value }
         }
-        return values
     }
 
     static func appendVarint(_ value: UInt64, to out: inout [UInt8]) {

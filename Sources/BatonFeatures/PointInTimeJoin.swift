@@ -1,59 +1,6 @@
 import BatonCore
 import Foundation
 
-/// Every stored row of one view, grouped by entity and sorted by event time, with values kept
-/// encoded: a join decodes only the rows it picks.
-public struct ViewHistory: Sendable {
-    var ranges: [String: Range<Int>] = [:]
-    var times: [Double] = []
-    var blobs: [[UInt8]] = []
-    private var currentKey: String?
-    private var currentStart = 0
-
-    public init() {}
-
-    public var rowCount: Int { times.count }
-
-    /// Adds a row; rows must arrive ordered by entity key, then event time.
-    public mutating func append(entityKey: String, time: Double, blob: [UInt8]) {
-        if entityKey != currentKey {
-            closeCurrent()
-            currentKey = entityKey
-            currentStart = times.count
-        }
-        times.append(time)
-        blobs.append(blob)
-    }
-
-    /// Call once after the last `append`.
-    public mutating func finish() { closeCurrent() }
-
-    private mutating func closeCurrent() {
-        if let key = currentKey { ranges[key] = currentStart..<times.count }
-        currentKey = nil
-    }
-
-    /// The index of the entity's latest row at or before `time` and, with a ttl, no older than
-    /// `time - ttl`; nil when there is none.
-    public func latest(entityKey: String, atOrBefore time: Double, ttl: Double?) -> Int? {
-        guard let range = ranges[entityKey], !range.isEmpty else { return nil }
-        // Binary search for the first row after `time`; the one before it is the answer.
-        var low = range.lowerBound
-        var high = range.upperBound
-        while low < high {
-            let middle = (low + high) / 2
-            if times[middle] <= time { low = middle + 1 } else { high = middle }
-        }
-        let found = low - 1
-        guard found >= range.lowerBound else { return nil }
-        if let ttl, times[found] < time - ttl { return nil }
-        return found
-    }
-
-    public func time(at index: Int) -> Double { times[index] }
-    public func blob(at index: Int) -> [UInt8] { blobs[index] }
-}
-
 /// Entity rows asking for features: any columns (join keys, labels, ...) plus `event_timestamp`.
 public struct EntityTable: Sendable {
     public var header: [String]
@@ -214,9 +161,7 @@ public enum PointInTimeJoin {
                 }
                 let key = EntityKey.make(parts)
                 guard let found = history.latest(entityKey: key, atOrBefore: entities.times[rowIndex], ttl: view.ttl) else { continue }
-                let decoded = FeatureCodec.decode(history.blobs[found], layout: layout)
-                let base = rowIndex * width + column
-                for offset in 0..<decoded.count { values[base + offset] = decoded[offset] }
+                history.withValues(at: found) { FeatureCodec.decode($0, layout: layout, into: &values, at: rowIndex * width + column) }
             }
             column += features.count
         }

@@ -1,3 +1,4 @@
+import BatonCore
 import Foundation
 
 /// One row of a feature view as the stores keep it: values stay in BatonFeatures' encoding,
@@ -56,9 +57,9 @@ public protocol FeatureStore: Sendable {
     /// the batch is stored when any part fails.
     func writeFeatureRows(view: String, rows: [StoredFeatureRow], writtenAt: Date, changes: [StoreChange]) async throws
         -> FeatureWriteResult
-    /// Offline rows ordered by entity key, then event time; `from`/`to` bound the event time
-    /// (inclusive, exclusive).
-    func featureRows(view: String, from: Double?, to: Double?) async throws -> [StoredFeatureRow]
+    /// Offline rows grouped by entity key and ordered by event time, in columns (a join reads a
+    /// million rows at once); `from`/`to` bound the event time (inclusive, exclusive).
+    func featureHistory(view: String, from: Double?, to: Double?) async throws -> ViewHistory
     /// The most recently written offline rows, newest first (for statistics).
     func recentFeatureRows(view: String, limit: Int) async throws -> [StoredFeatureRow]
     /// The online table of a view: each entity's latest row; with `writtenSince`, only rows
@@ -66,4 +67,13 @@ public protocol FeatureStore: Sendable {
     func onlineFeatureRows(view: String, writtenSince: Double?) async throws -> [StoredFeatureRow]
     func onlineFeatureRow(view: String, entityKey: String) async throws -> StoredFeatureRow?
     func featureViewSummary(view: String) async throws -> FeatureViewSummary
+}
+
+extension FeatureStore {
+    /// Offline rows ordered by entity key, then event time, one value per row (for small reads).
+    public func featureRows(view: String, from: Double?, to: Double?) async throws -> [StoredFeatureRow] {
+        try await featureHistory(view: view, from: from, to: to).rows.map {
+            StoredFeatureRow(entityKey: $0.entityKey, eventTime: $0.time, values: $0.values)
+        }
+    }
 }

@@ -1,3 +1,4 @@
+import BatonCore
 import Foundation
 import PostgresNIO
 
@@ -97,14 +98,29 @@ extension PostgresStore {
         }
     }
 
-    public func featureRows(view: String, from: Double?, to: Double?) async throws -> [StoredFeatureRow] {
+    public func featureHistory(view: String, from: Double?, to: Double?) async throws -> ViewHistory {
         let low = from ?? -Double.greatestFiniteMagnitude
         let high = to ?? Double.greatestFiniteMagnitude
-        return try await streamFeatureRows(
-            """
+        // COLLATE "C": the rows of one key must be adjacent, and byte order is what SQLite gives too.
+        let query: PostgresQuery = """
             SELECT entity_key, event_ts, feature_values FROM feature_rows
-            WHERE view = \(view) AND event_ts >= \(low) AND event_ts < \(high) ORDER BY entity_key, event_ts
-            """)
+            WHERE view = \(view) AND event_ts >= \(low) AND event_ts < \(high) ORDER BY entity_key COLLATE "C", event_ts
+            """
+        do {
+            return try await client.withConnection { connection in
+                var history = ViewHistory()
+                for try await (key, time, blob) in try await connection.query(query, logger: queryLogger).decode((String, Double, ByteBuffer).self) {
+                    var key = key
+                    key.withUTF8 { keyBytes in
+                        blob.withUnsafeReadableBytes { history.append(entityKeyUTF8: UnsafeRawBufferPointer(keyBytes), time: time, values: $0) }
+                    }
+                }
+                history.finish()
+                return history
+            }
+        } catch {
+            throw queryError(error, query)
+        }
     }
 
     public func recentFeatureRows(view: String, limit: Int) async throws -> [StoredFeatureRow] {

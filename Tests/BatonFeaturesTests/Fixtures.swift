@@ -57,7 +57,7 @@ enum Fixture {
     static func history(_ rows: [FeatureRow], view: FeatureViewSpec) -> ViewHistory {
         var history = ViewHistory()
         for row in rows.sorted(by: { ($0.entityKey, $0.eventTime) < ($1.entityKey, $1.eventTime) }) {
-            history.append(entityKey: row.entityKey, time: row.eventTime, blob: FeatureCodec.encode(names: view.featureNames, values: row.values))
+            history.append(entityKey: row.entityKey, time: row.eventTime, values: FeatureCodec.encode(names: view.featureNames, values: row.values))
         }
         history.finish()
         return history
