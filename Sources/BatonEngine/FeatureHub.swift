@@ -44,16 +44,23 @@ public struct OnlineFeatures: Sendable {
     public var statuses: [Status]
     /// Row-major event times (nil where not found).
     public var times: [Double?]
+    /// `featureNames` as JSON strings, when the lookup had them made already.
+    var quotedFeatureNames: [String]?
 
     /// The answer as JSON, written by hand: this is the serving hot path.
     public func json() -> String {
         var out = "{\"service\":"
         out.reserveCapacity(128 + entities.count * (96 + featureNames.count * 80))
         FeatureValue.appendQuoted(service, to: &out)
+        let quoted = quotedFeatureNames ?? featureNames.map { name in
+            var text = ""
+            FeatureValue.appendQuoted(name, to: &text)
+            return text
+        }
         out += ",\"features\":["
-        for (index, name) in featureNames.enumerated() {
+        for index in quoted.indices {
             if index > 0 { out += "," }
-            FeatureValue.appendQuoted(name, to: &out)
+            out += quoted[index]
         }
         out += "],\"results\":["
         let width = featureNames.count
@@ -67,30 +74,34 @@ public struct OnlineFeatures: Sendable {
                 Self.appendJSON(entities[row][index], to: &out)
             }
             out += "},\"values\":{"
-            for (index, name) in featureNames.enumerated() {
+            for index in quoted.indices {
                 if index > 0 { out += "," }
-                FeatureValue.appendQuoted(name, to: &out)
+                out += quoted[index]
                 out += ":"
                 values[row * width + index].appendJSON(to: &out)
             }
             out += "},\"statuses\":{"
-            for (index, name) in featureNames.enumerated() {
+            for index in quoted.indices {
                 if index > 0 { out += "," }
-                FeatureValue.appendQuoted(name, to: &out)
-                out += ":\"" + statuses[row * width + index].rawValue + "\""
+                out += quoted[index]
+                out += ":\""
+                out += statuses[row * width + index].rawValue
+                out += "\""
             }
             out += "},\"event_timestamps\":{"
             // Features of one view share a time: formatted once.
             var formatted: (time: Double, text: String)?
-            for (index, name) in featureNames.enumerated() {
+            for index in quoted.indices {
                 if index > 0 { out += "," }
-                FeatureValue.appendQuoted(name, to: &out)
+                out += quoted[index]
                 guard let time = times[row * width + index] else {
                     out += ":null"
                     continue
                 }
                 if formatted?.time != time { formatted = (time, FeatureTime.iso(time)) }
-                out += ":\"" + (formatted?.text ?? "") + "\""
+                out += ":\""
+                out += formatted?.text ?? ""
+                out += "\""
             }
             out += "}}"
         }
@@ -139,6 +150,55 @@ public final class FeatureHub: Sendable {
         /// Per view: the feature names the cache was filled with, and the latest write seen.
         var cachedLayouts: [String: [String]] = [:]
         var watermarks: [String: Double] = [:]
+        /// Per service, made on first lookup; dropped with the definitions they came from.
+        var onlinePlans: [String: OnlinePlan] = [:]
+    }
+
+    /// What a lookup of one service needs, worked out once per set of definitions rather than
+    /// on every request (it cost as much as the lookup itself).
+    struct OnlinePlan: Sendable {
+        struct View: Sendable {
+            var name: String
+            var ttl: Double?
+            var joinKeys: [JoinKeySpec]
+            /// Per requested feature, its index in the view's cached values.
+            var positions: [Int?]
+        }
+        var joinKeys: [JoinKeySpec]
+        var views: [View]
+        var featureNames: [String]
+        var quotedFeatureNames: [String]
+
+        init(service: FeatureServiceSpec, registry: FeatureRegistry) throws(FeatureError) {
+            joinKeys = try registry.joinKeys(of: service)
+            views = try service.viewsInOrder.map { (viewName, features) throws(FeatureError) in
+                let view = try registry.view(viewName)
+                let positions = Dictionary(view.features.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
+                return View(
+                    name: viewName, ttl: view.ttl, joinKeys: try registry.entity(of: view).joinKeys,
+                    positions: features.map { positions[$0] })
+            }
+            featureNames = service.viewsInOrder.flatMap(\.features)
+            quotedFeatureNames = featureNames.map { name in
+                var quoted = ""
+                FeatureValue.appendQuoted(name, to: &quoted)
+                return quoted
+            }
+        }
+    }
+
+    func onlinePlan(service name: String) throws(FeatureError) -> OnlinePlan {
+        try state.withLock { state throws(FeatureError) in
+            if let plan = state.onlinePlans[name] { return plan }
+            let plan = try OnlinePlan(service: try state.registry.service(name), registry: state.registry)
+            state.onlinePlans[name] = plan
+            return plan
+        }
+    }
+
+    /// The join keys a lookup of the service needs.
+    public func onlineJoinKeys(service name: String) throws(FeatureError) -> [JoinKeySpec] {
+        try onlinePlan(service: name).joinKeys
     }
 
     /// Whether writes and definitions keep the online cache filled (off for one-shot CLI writes).
@@ -164,6 +224,7 @@ public final class FeatureHub: Sendable {
         let stale: [String] = state.withLock { state in
             let registry = new.keepingLastGood(of: state.registry)
             state.registry = registry
+            state.onlinePlans = [:]
             var stale: [String] = []
             for (name, view) in registry.views where state.cachedLayouts[name] != view.featureNames { stale.append(name) }
             for name in state.cachedLayouts.keys where registry.views[name] == nil {
@@ -297,34 +358,23 @@ public final class FeatureHub: Sendable {
 
     /// The latest values of the service's features for each entity, from memory.
     public func online(service serviceName: String, entities: [[String: JSONValue]]) throws(FeatureError) -> OnlineFeatures {
-        let registry = registry
-        let service = try registry.service(serviceName)
+        let plan = try onlinePlan(service: serviceName)
         guard entities.count <= Self.maxLookupEntities else {
             throw FeatureError.batchTooLarge(rows: entities.count, limit: Self.maxLookupEntities)
         }
-        let joinKeys = try registry.joinKeys(of: service)
-        let views = service.viewsInOrder
-        let featureNames = views.flatMap(\.features)
-        let width = featureNames.count
+        let joinKeys = plan.joinKeys
+        let width = plan.featureNames.count
         var values = [FeatureValue](repeating: .null, count: entities.count * width)
         var statuses = [OnlineFeatures.Status](repeating: .notFound, count: entities.count * width)
         var times = [Double?](repeating: nil, count: entities.count * width)
         var echoed: [[JSONValue]] = []
         echoed.reserveCapacity(entities.count)
         let now = clock().timeIntervalSince1970
-        // What each view needs is the same for every entity: looked up once, not per entity.
-        let plans = try views.map { (viewName, features) throws(FeatureError) in
-            let view = try registry.view(viewName)
-            let positions = Dictionary(view.features.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
-            return (
-                name: viewName, view: view, joinKeys: try registry.entity(of: view).joinKeys,
-                positions: features.map { positions[$0] })
-        }
+        let plans = plan.views
         for (row, entity) in entities.enumerated() {
             echoed.append(joinKeys.map { entity[$0.name] ?? .null })
             var column = 0
             for plan in plans {
-                let view = plan.view
                 var parts: [String] = []
                 for key in plan.joinKeys {
                     guard let value = entity[key.name], let text = EntityKey.text(of: value, type: key.type) else {
@@ -336,7 +386,7 @@ public final class FeatureHub: Sendable {
                     parts.append(text)
                 }
                 if let entry = cache.entry(view: plan.name, entityKey: EntityKey.make(parts)) {
-                    let expired = view.ttl.map { now - entry.time > $0 } ?? false
+                    let expired = plan.ttl.map { now - entry.time > $0 } ?? false
                     for (offset, found) in plan.positions.enumerated() {
                         let index = row * width + column + offset
                         times[index] = entry.time
@@ -352,8 +402,8 @@ public final class FeatureHub: Sendable {
             }
         }
         return OnlineFeatures(
-            service: serviceName, featureNames: featureNames, joinKeys: joinKeys.map(\.name), entities: echoed, values: values,
-            statuses: statuses, times: times)
+            service: serviceName, featureNames: plan.featureNames, joinKeys: joinKeys.map(\.name), entities: echoed, values: values,
+            statuses: statuses, times: times, quotedFeatureNames: plan.quotedFeatureNames)
     }
 
     /// Stored counts and per-feature statistics over the most recent rows.

@@ -113,8 +113,12 @@ public enum BatonHTTP {
     public static func application(
         context: ServerContext, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
-        Application(
+        // With auth on, every request needs its token checked against the store: the router does it.
+        let hotPath = context.configuration.requireAuth || ProcessInfo.processInfo.environment["BATON_HOT_PATH"] == "0"
+            ? nil : HotPathContext(context)
+        return Application(
             router: router(context: context),
+            server: .http1(configuration: .init(additionalChannelHandlers: hotPath.map { [HotPathHandler($0)] } ?? [])),
             configuration: .init(
                 address: .hostname(context.configuration.host, port: context.configuration.port),
                 serverName: "Baton"),

@@ -1,0 +1,206 @@
+import BatonCore
+import BatonEngine
+import BatonGateway
+import BatonServer
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The pipeline handler that answers lookups and predictions before the router: same answers
+/// as the router, responses in request order on a pipelined connection, errors left to the router.
+@Suite(.timeLimit(.minutes(2)))
+struct HotPathTests {
+    static let definitions = """
+        entities:
+          customer:
+            join_keys: {customer_id: int}
+        feature_views:
+          hot_stats:
+            entity: customer
+            features:
+              spend: float
+              segment: string
+        feature_services:
+          hot_churn:
+            features: [hot_stats]
+        """
+
+    static func ingest(_ server: APITestServer) async throws {
+        let now = Date().timeIntervalSince1970
+        let rows: [JSONValue] = (1...5).map {
+            ["customer_id": .number(Double($0)), "event_timestamp": .number(now - 60), "spend": .number(Double($0) * 10), "segment": "gold \"vip\""]
+        }
+        _ = try await server.engine.features.ingest(view: "hot_stats", json: rows, writer: FeatureWriter(origin: "test"))
+    }
+
+    @Test func lookupsAnswerWhatTheRouterAnswers() async throws {
+        try await APITestServer.with(pipelines: ["features": Self.definitions]) { server in
+            try await Self.ingest(server)
+            let fast = try await server.get("/api/v1/features/online/hot_churn?customer_id=3")
+            let routed = try await server.post("/api/v1/features/online", json: #"{"service": "hot_churn", "entities": [{"customer_id": 3}]}"#)
+            #expect(fast.status == 200, "\(fast)")
+            #expect(fast.text == routed.text)
+            #expect(fast.text.contains("30"), "\(fast.text)")
+            #expect(fast.header("Content-Type") == "application/json")
+            #expect(fast.header("Server") == "Baton")
+            #expect(fast.header("Date")?.hasSuffix(" GMT") == true)
+
+            // An escaped value is decoded by the router; the answer is the same.
+            let escaped = try await server.get("/api/v1/features/online/hot_churn?customer_id=%33")
+            #expect(escaped.text == fast.text)
+
+            // Failures keep the router's error shape.
+            let missingKey = try await server.get("/api/v1/features/online/hot_churn?customer=3")
+            #expect(missingKey.status == 400)
+            #expect(missingKey.text.contains("customer_id"), "\(missingKey.text)")
+            let unknown = try await server.get("/api/v1/features/online/hot_chrn?customer_id=3")
+            #expect(unknown.status == 404, "\(unknown)")
+            #expect(try unknown.object()["error"] != nil)
+
+            // The request timer counts what the hot path answers.
+            let before = try await Self.okLookups(server)
+            for _ in 0..<5 { _ = try await server.get("/api/v1/features/online/hot_churn?customer_id=1") }
+            let after = try await Self.okLookups(server)
+            #expect(after >= before + 5, "before \(before), after \(after)")
+        }
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+        let replica = try await ServeAPITests.startReplica()
+        defer { replica.runner.cancel() }
+        try await APITestServer.with(pipelines: ["features": Self.definitions]) { server in
+            try await Self.ingest(server)
+            server.context.gateway.setPolicy(
+                TrafficPolicy(stable: GatewayBackend(version: "1", endpoints: [GatewayEndpoint(port: replica.port, replicaID: "hot-1-0")])),
+                deployment: "hot")
+            func get(_ path: String) -> String { "GET \(path) HTTP/1.1\r\nHost: t\r\n\r\n" }
+            func predict(_ body: String) -> String {
+                "POST /serve/hot/predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            }
+            // Sent in one write each, so hot requests arrive while the router still owes an
+            // answer, and requests of both kinds arrive while a prediction is in flight.
+            let sequences: [[(request: String, status: Int, body: String)]] = [
+                [
+                    (get("/healthz"), 200, "ok"), (get("/api/v1/features/online/hot_churn?customer_id=2"), 200, "20"),
+                    (predict(#"{"n": 1}"#), 200, #""echo": {"n": 1}"#), (get("/api/v1/features/online/hot_churn?customer_id=4"), 200, "40"),
+                    (get("/api/v1/features/online/hot_churn"), 400, "customer_id"), (predict(#"{"n": 2}"#), 200, #""echo": {"n": 2}"#),
+                    (get("/healthz"), 200, "ok"),
+                ],
+                [
+                    (predict(#"{"n": 3}"#), 200, #""echo": {"n": 3}"#), (get("/api/v1/features/online/hot_churn?customer_id=1"), 200, "10"),
+                    (predict(#"{"n": 4}"#), 200, #""echo": {"n": 4}"#), (predict(#"{"n": 5}"#), 200, #""echo": {"n": 5}"#),
+                    (get("/healthz"), 200, "ok"), (get("/api/v1/features/online/hot_churn?customer_id=3"), 200, "30"),
+                ],
+            ]
+            for sequence in sequences {
+                for round in 0..<3 {
+                    let answers = try await RawHTTP.exchange(
+                        port: server.baseURL.port!, sending: sequence.map(\.request).joined(), responses: sequence.count)
+                    #expect(answers.map(\.status) == sequence.map(\.status), "round \(round): \(answers)")
+                    for (answer, expected) in zip(answers, sequence) {
+                        #expect(answer.body.contains(expected.body), "round \(round): \(answer) lacks \(expected.body)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func oversizedPredictionsAreRefusedAndTheConnectionGoesOn() async throws {
+        try await APITestServer.with(pipelines: [:]) { server in
+            let limit = server.context.gateway.maxBodyBytes
+            let body = String(repeating: "x", count: limit + 1)
+            let requests = [
+                "POST /serve/any/predict HTTP/1.1\r\nHost: t\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)",
+                "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+            ]
+            let answers = try await RawHTTP.exchange(port: server.baseURL.port!, sending: requests.joined(), responses: 2)
+            #expect(answers.map(\.status) == [413, 200], "\(answers.map(\.status))")
+            #expect(answers.first?.body.contains("body_too_large") == true)
+        }
+    }
+
+    static func okLookups(_ server: APITestServer) async throws -> Double {
+        let text = try await server.get("/metrics").text
+        let line = text.split(separator: "\n").first {
+            $0.hasPrefix("baton_http_request_duration_seconds_count") && $0.contains(#"method="GET""#) && $0.contains(#"status="200""#)
+        }
+        return line.flatMap { $0.split(separator: " ").last }.flatMap { Double($0) } ?? 0
+    }
+}
+
+/// A blocking HTTP/1.1 client on its own thread: sends bytes as one write and reads the given
+/// number of `Content-Length` responses, which URLSession cannot do (it never pipelines).
+enum RawHTTP {
+    struct Answer: Sendable, CustomStringConvertible {
+        var status: Int
+        var body: String
+        var description: String { "\(status) \(body.prefix(200))" }
+    }
+
+    static func exchange(port: Int, sending text: String, responses: Int) async throws -> [Answer] {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try blockingExchange(port: port, sending: text, responses: responses) })
+            }
+        }
+    }
+
+    private static func blockingExchange(port: Int, sending text: String, responses: Int) throws -> [Answer] {
+        let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socketFD >= 0 else { throw APITestFailure("socket() failed") }
+        defer { close(socketFD) }
+        var timeout = timeval(tv_sec: 20, tv_usec: 0)
+        setsockopt(socketFD, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socketFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw APITestFailure("connect to \(port) failed") }
+        let bytes = Array(text.utf8)
+        var sent = 0
+        while sent < bytes.count {
+            let count = bytes[sent...].withUnsafeBytes { send(socketFD, $0.baseAddress, $0.count, 0) }
+            guard count > 0 else { throw APITestFailure("send failed after \(sent) bytes") }
+            sent += count
+        }
+        var received: [UInt8] = []
+        var answers: [Answer] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while answers.count < responses {
+            if let (answer, used) = parse(received) {
+                answers.append(answer)
+                received.removeFirst(used)
+                continue
+            }
+            let count = buffer.withUnsafeMutableBytes { recv(socketFD, $0.baseAddress, $0.count, 0) }
+            guard count > 0 else { throw APITestFailure("the connection ended after \(answers.count) answers: \(answers)") }
+            received.append(contentsOf: buffer[0..<count])
+        }
+        return answers
+    }
+
+    /// One complete response at the start of `bytes` and how many bytes it took.
+    private static func parse(_ bytes: [UInt8]) -> (Answer, Int)? {
+        let separator: [UInt8] = Array("\r\n\r\n".utf8)
+        guard bytes.count >= 4, let end = (0...(bytes.count - 4)).first(where: { Array(bytes[$0..<($0 + 4)]) == separator }) else {
+            return nil
+        }
+        let head = String(decoding: bytes[0..<end], as: UTF8.self)
+        let lines = head.components(separatedBy: "\r\n")
+        let status = lines.first.flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
+        let length = lines.dropFirst().compactMap { line -> Int? in
+            let parts = line.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2, parts[0].lowercased() == "content-length" else { return nil }
+            return Int(parts[1].trimmingCharacters(in: .whitespaces))
+        }.first ?? 0
+        let bodyStart = end + 4
+        guard bytes.count >= bodyStart + length else { return nil }
+        return (Answer(status: status, body: String(decoding: bytes[bodyStart..<(bodyStart + length)], as: UTF8.self)), bodyStart + length)
+    }
+}
