@@ -33,6 +33,12 @@ enum OpenLoopLoad {
 
     /// `paths(i)` gives the i-th request's path (so requests vary, as real lookups do); with a
     /// `body` the requests are JSON POSTs.
+    ///
+    /// One thread drives every connection through `select` (microsecond timeouts, unlike
+    /// `poll` and `epoll_wait`), waking at the next due time or
+    /// answer: the generator shares the CPUs with the server, and a thread per connection
+    /// (sleep, send, block in recv) added two context switches per request and tails of its own
+    /// to what it measured.
     static func run(
         host: String, port: UInt16, connections: Int, rate: Double, seconds: Double, paths: @escaping @Sendable (Int) -> String,
         body: String? = nil
@@ -41,89 +47,138 @@ enum OpenLoopLoad {
     {
         let interval = UInt64(Double(connections) / rate * 1e9)
         let perConnection = Int(seconds * rate / Double(connections))
-        let results = UnsafeMutableBufferPointer<(latencies: [Double], errors: Int)>.allocate(capacity: connections)
-        results.initialize(repeating: ([], 0))
-        defer { results.deallocate() }
-        let start = nowNanos() + 200_000_000
-        let group = DispatchGroup()
-        nonisolated(unsafe) let shared = results
-        for connection in 0..<connections {
-            let thread = Thread {
-                shared[connection] = drive(
-                    host: host, port: port, start: start + UInt64(connection) * interval / UInt64(connections), interval: interval,
-                    count: perConnection, path: { paths($0 * connections + connection) }, body: body)
-                group.leave()
-            }
-            group.enter()
-            thread.start()
+        let drivers = (0..<connections).map { connection in
+            Driver(host: host, port: port, count: perConnection, path: { paths($0 * connections + connection) }, body: body)
         }
-        group.wait()
+        let start = nowNanos() + 200_000_000
+        for (connection, driver) in drivers.enumerated() {
+            driver.start = start + UInt64(connection) * interval / UInt64(connections)
+            driver.interval = interval
+        }
+        let highest = drivers.map(\.socket).max() ?? 0
+        while drivers.contains(where: { !$0.finished }) {
+            var now = nowNanos()
+            var nextDue = UInt64.max
+            for driver in drivers where !driver.finished && !driver.waiting {
+                if driver.due <= now {
+                    driver.send()
+                    now = nowNanos()
+                } else {
+                    nextDue = min(nextDue, driver.due)
+                }
+            }
+            var timeout = timeval(tv_sec: 1, tv_usec: 0)
+            if nextDue != .max {
+                let wait = (nextDue > now ? nextDue - now : 0) / 1000
+                timeout = timeval(tv_sec: Int(wait / 1_000_000), tv_usec: Int(wait % 1_000_000))
+            }
+            var readable = fd_set()
+            for driver in drivers where driver.waiting { Self.add(driver.socket, to: &readable) }
+            guard select(highest + 1, &readable, nil, nil, &timeout) > 0 else { continue }
+            for driver in drivers where driver.waiting && Self.contains(driver.socket, in: readable) {
+                driver.receive()
+            }
+        }
         let finished = nowNanos()
         var all: [Double] = []
         var errors = 0
-        for entry in results {
-            all += entry.latencies
-            errors += entry.errors
+        for driver in drivers {
+            all += driver.latencies
+            errors += driver.errors
+            close(driver.socket)
         }
         // Served throughput over the time the requests actually took, not the schedule.
         return Result(latenciesMs: all, errors: errors, seconds: Double(finished - start) / 1e9)
     }
 
-    static func drive(
-        host: String, port: UInt16, start: UInt64, interval: UInt64, count: Int, path: (Int) -> String, body: String? = nil
-    )
-        -> (latencies: [Double], errors: Int)
-    {
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socket >= 0 else { return ([], count) }
-        defer { close(socket) }
-        var one: Int32 = 1
-        setsockopt(socket, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        inet_pton(AF_INET, host, &address.sin_addr)
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    // FD_SET and FD_ISSET are macros Swift cannot import: the set is a bit array.
+    static func add(_ descriptor: Int32, to set: inout fd_set) {
+        withUnsafeMutableBytes(of: &set) { bytes in
+            bytes[Int(descriptor) / 8] |= UInt8(1) << (UInt8(descriptor % 8))
         }
-        guard connected == 0 else { return ([], count) }
+    }
+
+    static func contains(_ descriptor: Int32, in set: fd_set) -> Bool {
+        withUnsafeBytes(of: set) { bytes in bytes[Int(descriptor) / 8] & (UInt8(1) << UInt8(descriptor % 8)) != 0 }
+    }
+
+    /// One keep-alive connection: sends each request when due (or when the previous answer
+    /// arrives, if that is later) and times it from when it was due.
+    final class Driver {
+        let socket: Int32
+        let count: Int
+        var start: UInt64 = 0
+        var interval: UInt64 = 0
+        var index = 0
+        var waiting = false
+        var finished = false
         var latencies: [Double] = []
-        latencies.reserveCapacity(count)
         var errors = 0
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        // Requests are built before the clock starts: the generator shares the CPUs with the
-        // server, and every microsecond it spends is one the server does not get.
-        let requests = (0..<min(count, 4096)).map { index in
-            guard let body else { return Array("GET \(path(index)) HTTP/1.1\r\nHost: \(host)\r\n\r\n".utf8) }
-            return Array(
-                "POST \(path(index)) HTTP/1.1\r\nHost: \(host)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+        private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        private var received = 0
+        private var needed: Int?
+        private let requests: [[UInt8]]
+
+        var due: UInt64 { start + UInt64(index) * interval }
+
+        init(host: String, port: UInt16, count: Int, path: (Int) -> String, body: String?) {
+            self.count = count
+            latencies.reserveCapacity(count)
+            // Requests are built before the clock starts, so the generator spends its time
+            // sending, not formatting.
+            requests = (0..<min(max(count, 1), 4096)).map { index in
+                guard let body else { return Array("GET \(path(index)) HTTP/1.1\r\nHost: \(host)\r\n\r\n".utf8) }
+                return Array(
+                    "POST \(path(index)) HTTP/1.1\r\nHost: \(host)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+            }
+            socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var one: Int32 = 1
+            setsockopt(socket, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = port.bigEndian
+            inet_pton(AF_INET, host, &address.sin_addr)
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            if socket < 0 || connected != 0 || count == 0 { fail() }
         }
-        for index in 0..<count {
-            let due = start + UInt64(index) * interval
-            var wake = timespec(tv_sec: Int(due / 1_000_000_000), tv_nsec: Int(due % 1_000_000_000))
-            if nowNanos() < due { clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &wake, nil) }
+
+        /// Counts every request not yet answered as an error and stops.
+        private func fail() {
+            errors += count - index
+            index = count
+            finished = true
+        }
+
+        func send() {
             let request = requests[index % requests.count]
-            guard request.withUnsafeBytes({ send(socket, $0.baseAddress, $0.count, 0) }) == request.count else {
-                errors += 1
-                continue
+            guard request.withUnsafeBytes({ Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count else {
+                return fail()
             }
-            // Read one response: the head, then Content-Length bytes of body.
-            var received = 0
-            var needed: Int?
-            while needed == nil || received < needed! {
-                let got = buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress! + received, $0.count - received, 0) }
-                if got <= 0 { return (latencies, errors + count - index) }
-                received += got
-                if needed == nil, let head = headLength(buffer, received) {
-                    guard let length = contentLength(buffer, head) else { return (latencies, errors + count - index) }
-                    needed = head + length
-                    // "HTTP/1.1 200": the status digits are bytes 9 to 11.
-                    if !(buffer[9] == 50 && buffer[10] == 48 && buffer[11] == 48) { errors += 1 }
-                }
-            }
-            latencies.append(Double(nowNanos() - due) / 1e6)
+            waiting = true
+            received = 0
+            needed = nil
         }
-        return (latencies, errors)
+
+        /// Reads what arrived; an answer read whole ends the request.
+        func receive() {
+            let got = buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress! + received, $0.count - received, Int32(MSG_DONTWAIT)) }
+            if got < 0, errno == EAGAIN || errno == EINTR { return }
+            guard got > 0 else { return fail() }
+            received += got
+            if needed == nil, let head = OpenLoopLoad.headLength(buffer, received) {
+                guard let length = OpenLoopLoad.contentLength(buffer, head) else { return fail() }
+                needed = head + length
+                // "HTTP/1.1 200": the status digits are bytes 9 to 11.
+                if !(buffer[9] == 50 && buffer[10] == 48 && buffer[11] == 48) { errors += 1 }
+            }
+            guard let needed, received >= needed else { return }
+            latencies.append(Double(OpenLoopLoad.nowNanos() - due) / 1e6)
+            waiting = false
+            index += 1
+            if index >= count { finished = true }
+        }
     }
 
     /// The Content-Length header's value, found without building strings.
