@@ -69,6 +69,7 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var predicting = false
     private var backlog = CircularBuffer<HTTPRequestPart>()
     private var readHeld = false
+    private var inputClosedHeld = false
 
     init(_ shared: HotPathContext) {
         self.shared = shared
@@ -122,6 +123,16 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data), routerOwes > 0 { routerOwes -= 1 }
         context.write(data, promise: promise)
+    }
+
+    /// A client that half-closes after its last request still gets the answer: the router's
+    /// side would close the connection on seeing the end of input while a prediction is out.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed, predicting || !backlog.isEmpty {
+            inputClosedHeld = true
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func read(context: ChannelHandlerContext) {
@@ -222,6 +233,10 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             handedOn = true
         }
         if handedOn { context.fireChannelReadComplete() }
+        if !predicting, backlog.isEmpty, inputClosedHeld {
+            inputClosedHeld = false
+            context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        }
         if !predicting, readHeld {
             readHeld = false
             context.read()

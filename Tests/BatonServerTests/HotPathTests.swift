@@ -108,6 +108,25 @@ struct HotPathTests {
         }
     }
 
+    @Test func aClientThatHalfClosesStillGetsItsAnswers() async throws {
+        let replica = try await ServeAPITests.startReplica()
+        defer { replica.runner.cancel() }
+        try await APITestServer.with(pipelines: ["features": Self.definitions]) { server in
+            try await Self.ingest(server)
+            server.context.gateway.setPolicy(
+                TrafficPolicy(stable: GatewayBackend(version: "1", endpoints: [GatewayEndpoint(port: replica.port, replicaID: "hot-1-0")])),
+                deployment: "hot")
+            let body = #"{"n": 7}"#
+            let requests =
+                "POST /serve/hot/predict HTTP/1.1\r\nHost: t\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                + "GET /api/v1/features/online/hot_churn?customer_id=5 HTTP/1.1\r\nHost: t\r\n\r\n"
+            let answers = try await RawHTTP.exchange(port: server.baseURL.port!, sending: requests, responses: 2, halfClose: true)
+            #expect(answers.map(\.status) == [200, 200], "\(answers)")
+            #expect(answers.first?.body.contains(#""echo": {"n": 7}"#) == true)
+            #expect(answers.last?.body.contains("50") == true)
+        }
+    }
+
     @Test func oversizedPredictionsAreRefusedAndTheConnectionGoesOn() async throws {
         try await APITestServer.with(pipelines: [:]) { server in
             let limit = server.context.gateway.maxBodyBytes
@@ -140,15 +159,18 @@ enum RawHTTP {
         var description: String { "\(status) \(body.prefix(200))" }
     }
 
-    static func exchange(port: Int, sending text: String, responses: Int) async throws -> [Answer] {
+    /// `halfClose`: shut the sending side once everything is sent, as some clients do.
+    static func exchange(port: Int, sending text: String, responses: Int, halfClose: Bool = false) async throws -> [Answer] {
         try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
-                continuation.resume(with: Result { try blockingExchange(port: port, sending: text, responses: responses) })
+                continuation.resume(with: Result {
+                    try blockingExchange(port: port, sending: text, responses: responses, halfClose: halfClose)
+                })
             }
         }
     }
 
-    private static func blockingExchange(port: Int, sending text: String, responses: Int) throws -> [Answer] {
+    private static func blockingExchange(port: Int, sending text: String, responses: Int, halfClose: Bool) throws -> [Answer] {
         let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socketFD >= 0 else { throw APITestFailure("socket() failed") }
         defer { close(socketFD) }
@@ -169,6 +191,7 @@ enum RawHTTP {
             guard count > 0 else { throw APITestFailure("send failed after \(sent) bytes") }
             sent += count
         }
+        if halfClose { shutdown(socketFD, Int32(SHUT_WR)) }
         var received: [UInt8] = []
         var answers: [Answer] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
