@@ -20,14 +20,17 @@ import NIOCore
 /// at 1 and 16 connections; then a fixed request rate (open loop) is measured both ways.
 ///
 ///   swift build -c release --product baton-bench
-///   .build/release/baton-bench gateway [--seconds 10] [--connections 1,16] [--rate 2000]
+///   .build/release/baton-bench gateway [--seconds 10] [--connections 1,16] [--rate 2000,5000] [--rounds 3]
 enum GatewayBenchmark {
     static let body = #"{"customer_id": "c-42", "tenure": 12, "monthly_charges": 70.35, "total_charges": 844.2, "contract": "monthly"}"#
 
     struct Settings {
         var seconds = 10
         var connections = [1, 16]
-        var rate = 2000.0
+        var rates = [2000.0, 5000.0]
+        /// Fixed-rate runs alternate direct and gateway this many times: one pair of runs on a
+        /// shared machine differs by more than the gateway adds.
+        var rounds = 3
 
         init(_ arguments: [String]) {
             var iterator = arguments.makeIterator()
@@ -36,7 +39,9 @@ enum GatewayBenchmark {
                 case "--seconds": seconds = Int(iterator.next() ?? "") ?? seconds
                 case "--connections":
                     connections = (iterator.next() ?? "").split(separator: ",").compactMap { Int($0) }
-                case "--rate": rate = Double(iterator.next() ?? "") ?? rate
+                case "--rate":
+                    rates = (iterator.next() ?? "").split(separator: ",").compactMap { Double($0) }
+                case "--rounds": rounds = max(1, Int(iterator.next() ?? "") ?? rounds)
                 default: print("gateway: ignoring unknown argument \(argument)")
                 }
             }
@@ -156,26 +161,33 @@ enum GatewayBenchmark {
         // wrk's closed loop hides stalls (it waits for each answer before sending the next);
         // the open loop sends on a fixed schedule and counts latency from when a request was due.
         let connections = settings.connections.max() ?? 16
-        let directOpen = try await blockingCall {
-            OpenLoopLoad.run(
-                host: "127.0.0.1", port: UInt16(replica.port), connections: connections, rate: settings.rate,
-                seconds: Double(settings.seconds), paths: { _ in "/predict" }, body: body)
-        }
         let gatewayPort = UInt16(serverPort)
-        let gatewayOpen = try await blockingCall {
-            OpenLoopLoad.run(
-                host: "127.0.0.1", port: gatewayPort, connections: connections, rate: settings.rate,
-                seconds: Double(settings.seconds), paths: { _ in "/serve/churn/predict" }, body: body)
+        func openLoop(port: UInt16, path: String, rate: Double) async throws -> OpenLoopLoad.Result {
+            try await blockingCall {
+                OpenLoopLoad.run(
+                    host: "127.0.0.1", port: port, connections: connections, rate: rate, seconds: Double(settings.seconds),
+                    paths: { _ in path }, body: body)
+            }
         }
-        print(String(format: "fixed rate %.0f requests/s on %d connections (open loop, latency from when each request was due):", settings.rate, connections))
-        for (name, result) in [("direct to replica", directOpen), ("through gateway  ", gatewayOpen)] {
+        for rate in settings.rates {
+            print(String(format: "fixed rate %.0f requests/s on %d connections (open loop, latency from when each request was due), %d rounds:", rate, connections, settings.rounds))
+            var added: [(p50: Double, p99: Double)] = []
+            for round in 1...settings.rounds {
+                let directOpen = try await openLoop(port: UInt16(replica.port), path: "/predict", rate: rate)
+                let gatewayOpen = try await openLoop(port: gatewayPort, path: "/serve/churn/predict", rate: rate)
+                for (name, result) in [("direct ", directOpen), ("gateway", gatewayOpen)] {
+                    print(String(
+                        format: "  round %d %@: p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, %.0f requests/s, %d errors", round, name,
+                        result.percentile(0.5), result.percentile(0.99), result.percentile(0.999), result.requestsPerSecond, result.errors))
+                }
+                added.append((gatewayOpen.percentile(0.5) - directOpen.percentile(0.5), gatewayOpen.percentile(0.99) - directOpen.percentile(0.99)))
+            }
+            let p50s = added.map(\.p50).sorted()
+            let p99s = added.map(\.p99).sorted()
             print(String(
-                format: "  %@: p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, %.0f requests/s, %d errors", name,
-                result.percentile(0.5), result.percentile(0.99), result.percentile(0.999), result.requestsPerSecond, result.errors))
+                format: "  added by gateway (median of %d rounds): p50 %+.3f ms, p99 %+.3f ms (p99 per round: %@)", added.count,
+                p50s[p50s.count / 2], p99s[p99s.count / 2], added.map { String(format: "%+.3f", $0.p99) }.joined(separator: ", ")))
         }
-        print(String(
-            format: "  added by gateway:  p50 %+.3f ms, p99 %+.3f ms", gatewayOpen.percentile(0.5) - directOpen.percentile(0.5),
-            gatewayOpen.percentile(0.99) - directOpen.percentile(0.99)))
         let stats = context.gateway.stats(deployment: "churn")["3"]
         if let stats {
             print(String(
