@@ -215,6 +215,7 @@ let package = Package(
                 "BatonServer", "BatonAPI", "BatonCore", "BatonEngine", "BatonStore", "BatonRegistry", "BatonDeploy", "BatonGateway",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings),
     ]

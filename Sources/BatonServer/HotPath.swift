@@ -69,7 +69,7 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var predicting = false
     private var backlog = CircularBuffer<HTTPRequestPart>()
     private var readHeld = false
-    private var inputClosedHeld = false
+    private var heldEvents: [Any] = []
 
     init(_ shared: HotPathContext) {
         self.shared = shared
@@ -125,11 +125,13 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(data, promise: promise)
     }
 
-    /// A client that half-closes after its last request still gets the answer: the router's
-    /// side would close the connection on seeing the end of input while a prediction is out.
+    /// The end of input (a client that half-closes after its last request) and the server's
+    /// call to wind down wait until a prediction in flight is answered: the router's side would
+    /// close the connection on either, seeing no request of its own in progress.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? ChannelEvent, event == .inputClosed, predicting || !backlog.isEmpty {
-            inputClosedHeld = true
+        let holdable = (event as? ChannelEvent) == .inputClosed || event is ChannelShouldQuiesceEvent
+        if holdable, predicting || !backlog.isEmpty {
+            heldEvents.append(event)
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -233,9 +235,10 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             handedOn = true
         }
         if handedOn { context.fireChannelReadComplete() }
-        if !predicting, backlog.isEmpty, inputClosedHeld {
-            inputClosedHeld = false
-            context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        if !predicting, backlog.isEmpty, !heldEvents.isEmpty {
+            let events = heldEvents
+            heldEvents = []
+            for event in events { context.fireUserInboundEventTriggered(event) }
         }
         if !predicting, readHeld {
             readHeld = false

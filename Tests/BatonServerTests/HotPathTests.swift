@@ -3,6 +3,10 @@ import BatonEngine
 import BatonGateway
 import BatonServer
 import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
 import Testing
 
 #if canImport(Glibc)
@@ -124,6 +128,56 @@ struct HotPathTests {
             #expect(answers.map(\.status) == [200, 200], "\(answers)")
             #expect(answers.first?.body.contains(#""echo": {"n": 7}"#) == true)
             #expect(answers.last?.body.contains("50") == true)
+        }
+    }
+
+    @Test func aServerWindingDownAnswersThePredictionInFlightFirst() async throws {
+        // A replica that takes its time, so the prediction is still out when the server stops.
+        let router = Router()
+        router.post("/predict") { _, _ -> Response in
+            try await Task.sleep(for: .milliseconds(400))
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"prediction": 1}"#)))
+        }
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self, bufferingPolicy: .bufferingNewest(1))
+        var logger = Logger(label: "slow-replica")
+        logger.logLevel = .critical
+        let replica = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: logger)
+        let runner = Task { try await replica.run() }
+        defer { runner.cancel() }
+        var replicaPort = 0
+        for await port in ports {
+            replicaPort = port
+            break
+        }
+        try await APITestServer.with(pipelines: [:]) { server in
+            server.context.gateway.setPolicy(
+                TrafficPolicy(stable: GatewayBackend(version: "1", endpoints: [GatewayEndpoint(port: replicaPort, replicaID: "slow-1-0")])),
+                deployment: "slow")
+            // A second application on the same context, stopped the way `baton up` stops on
+            // SIGTERM: a graceful shutdown of its service group, not a cancellation.
+            let (listening, listened) = AsyncStream.makeStream(of: Int.self, bufferingPolicy: .bufferingNewest(1))
+            let application = BatonHTTP.application(context: server.context, logger: logger) { listened.yield($0) }
+            let group = ServiceGroup(configuration: .init(services: [.init(service: application)], logger: logger))
+            let running = Task { try await group.run() }
+            var port = 0
+            for await listeningPort in listening {
+                port = listeningPort
+                break
+            }
+            let request = "POST /serve/slow/predict HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}"
+            let exchange = Task { try await RawHTTP.exchange(port: port, sending: request, responses: 1) }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while server.context.gateway.inFlight(replicaID: "slow-1-0") == 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            #expect(server.context.gateway.inFlight(replicaID: "slow-1-0") == 1, "the prediction never reached the replica")
+            await group.triggerGracefulShutdown()
+            let answers = try await exchange.value
+            #expect(answers.map(\.status) == [200], "\(answers)")
+            #expect(answers.first?.body == #"{"prediction": 1}"#)
+            try await running.value
         }
     }
 
