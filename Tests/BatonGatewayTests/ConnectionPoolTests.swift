@@ -63,7 +63,9 @@ struct ConnectionPoolTests {
     @Test("an answer over the response limit is a 502, not a truncated body")
     func responseLimit() async throws {
         let replica = try await RawReplica.start(.keepAlive)
-        let gateway = Gateway(requestTimeout: .seconds(5), maxBodyBytes: 1 << 20, maxResponseBytes: 10, logger: quietLogger(), clock: nil)
+        // The deadline only bounds a hang: the whole suite on two loaded cores once kept this
+        // exchange waiting past 5 s, which turned the 502 under test into a 504.
+        let gateway = Gateway(requestTimeout: .seconds(30), maxBodyBytes: 1 << 20, maxResponseBytes: 10, logger: quietLogger(), clock: nil)
         gateway.setPolicy(TrafficPolicy(stable: GatewayBackend(version: "1", endpoints: [replica.endpoint()])), deployment: "d")
         let answer = await gateway.predict("d", "{}")
         #expect(answer.status == 502)

@@ -40,6 +40,20 @@ struct HotPathTests {
         _ = try await server.engine.features.ingest(view: "hot_stats", json: rows, writer: FeatureWriter(origin: "test"))
     }
 
+    /// A server with `hot_stats` rows for customers 1 to 5 and deployment `hot` served by a
+    /// replica that echoes the request body.
+    static func withFeaturesAndDeployment(_ body: (APITestServer) async throws -> Void) async throws {
+        let replica = try await ServeAPITests.startReplica()
+        defer { replica.runner.cancel() }
+        try await APITestServer.with(pipelines: ["features": Self.definitions]) { server in
+            try await Self.ingest(server)
+            server.context.gateway.setPolicy(
+                TrafficPolicy(stable: GatewayBackend(version: "1", endpoints: [GatewayEndpoint(port: replica.port, replicaID: "hot-1-0")])),
+                deployment: "hot")
+            try await body(server)
+        }
+    }
+
     @Test func lookupsAnswerWhatTheRouterAnswers() async throws {
         try await APITestServer.with(pipelines: ["features": Self.definitions]) { server in
             try await Self.ingest(server)
@@ -73,13 +87,7 @@ struct HotPathTests {
     }
 
     @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
-        let replica = try await ServeAPITests.startReplica()
-        defer { replica.runner.cancel() }
-        try await APITestServer.with(pipelines: ["features": Self.definitions]) { server in
-            try await Self.ingest(server)
-            server.context.gateway.setPolicy(
-                TrafficPolicy(stable: GatewayBackend(version: "1", endpoints: [GatewayEndpoint(port: replica.port, replicaID: "hot-1-0")])),
-                deployment: "hot")
+        try await Self.withFeaturesAndDeployment { server in
             func get(_ path: String) -> String { "GET \(path) HTTP/1.1\r\nHost: t\r\n\r\n" }
             func predict(_ body: String) -> String {
                 "POST /serve/hot/predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
@@ -113,13 +121,7 @@ struct HotPathTests {
     }
 
     @Test func aClientThatHalfClosesStillGetsItsAnswers() async throws {
-        let replica = try await ServeAPITests.startReplica()
-        defer { replica.runner.cancel() }
-        try await APITestServer.with(pipelines: ["features": Self.definitions]) { server in
-            try await Self.ingest(server)
-            server.context.gateway.setPolicy(
-                TrafficPolicy(stable: GatewayBackend(version: "1", endpoints: [GatewayEndpoint(port: replica.port, replicaID: "hot-1-0")])),
-                deployment: "hot")
+        try await Self.withFeaturesAndDeployment { server in
             let body = #"{"n": 7}"#
             let requests =
                 "POST /serve/hot/predict HTTP/1.1\r\nHost: t\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
