@@ -285,7 +285,8 @@ public final class FeatureHub: Sendable {
     /// Validates a batch of JSON rows and writes it.
     public func ingest(view: String, json rows: [JSONValue], writer: FeatureWriter) async throws -> FeatureIngestResult {
         guard rows.count <= Self.maxBatchRows else { throw FeatureError.batchTooLarge(rows: rows.count, limit: Self.maxBatchRows) }
-        return try await write(view: view, rows: try parser(for: view).rows(json: rows), writer: writer)
+        let parser = try parser(for: view)
+        return try await write(view: view, rows: try await offloaded { try parser.rows(json: rows) }, writer: writer)
     }
 
     /// Writes checked rows in one transaction, then updates the cache.
@@ -296,7 +297,9 @@ public final class FeatureHub: Sendable {
             throw FeatureError.invalidRequest(field: "rows", message: "the batch has no rows")
         }
         let names = view.featureNames
-        let stored = rows.map { StoredFeatureRow(entityKey: $0.entityKey, eventTime: $0.eventTime, values: FeatureCodec.encode(names: names, values: $0.values)) }
+        let stored = try await offloaded {
+            rows.map { StoredFeatureRow(entityKey: $0.entityKey, eventTime: $0.eventTime, values: FeatureCodec.encode(names: names, values: $0.values)) }
+        }
         let now = clock()
         let entities = Set(rows.map(\.entityKey)).count
         let metadata: [String: JSONValue] = [
@@ -353,7 +356,10 @@ public final class FeatureHub: Sendable {
                 histories[viewName] = try await store.featureHistory(view: viewName, from: view.ttl.map { low - $0 }, to: high.nextUp)
             }
         }
-        return try PointInTimeJoin.join(entities: entities, service: service, registry: registry, histories: histories)
+        let readHistories = histories
+        return try await offloaded {
+            try PointInTimeJoin.join(entities: entities, service: service, registry: registry, histories: readHistories)
+        }
     }
 
     /// The latest values of the service's features for each entity, from memory.

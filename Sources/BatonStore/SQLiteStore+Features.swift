@@ -65,6 +65,14 @@ extension SQLiteStore {
     public func writeFeatureRows(view: String, rows: [StoredFeatureRow], writtenAt: Date, changes: [StoreChange]) async throws
         -> FeatureWriteResult
     {
+        // A batch of 100,000 rows holds the write transaction for about a second: off the
+        // caller's event loop (see `offloaded`).
+        try await offloaded { try self.writeFeatureRowsNow(view: view, rows: rows, writtenAt: writtenAt, changes: changes) }
+    }
+
+    private func writeFeatureRowsNow(view: String, rows: [StoredFeatureRow], writtenAt: Date, changes: [StoreChange]) throws
+        -> FeatureWriteResult
+    {
         let (unique, duplicates) = deduplicated(rows)
         let latest = latestPerEntity(unique)
         let now = writtenAt.timeIntervalSince1970
@@ -114,50 +122,56 @@ extension SQLiteStore {
     }
 
     public func featureHistory(view: String, from: Double?, to: Double?) async throws -> ViewHistory {
-        try syncRead { db in
-            let statement = try db.makeStatement(
-                sql: """
-                    SELECT entity_key, event_ts, feature_values FROM feature_rows
-                    WHERE view = ? AND event_ts >= ? AND event_ts < ? ORDER BY entity_key, event_ts
-                    """)
-            try statement.setArguments([view, from ?? -Double.greatestFiniteMagnitude, to ?? Double.greatestFiniteMagnitude])
-            // Straight from SQLite's buffers into the columns: going through GRDB's rows made a
-            // Data and an array per row, most of a join's time over a million rows.
-            let raw = statement.sqliteStatement
-            defer { sqlite3_reset(raw) }
-            var history = ViewHistory()
-            while true {
-                let code = sqlite3_step(raw)
-                if code == SQLITE_DONE { break }
-                guard code == SQLITE_ROW else {
-                    throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)), sql: statement.sql)
+        try await offloaded {
+            try self.syncRead { db in
+                let statement = try db.makeStatement(
+                    sql: """
+                        SELECT entity_key, event_ts, feature_values FROM feature_rows
+                        WHERE view = ? AND event_ts >= ? AND event_ts < ? ORDER BY entity_key, event_ts
+                        """)
+                try statement.setArguments([view, from ?? -Double.greatestFiniteMagnitude, to ?? Double.greatestFiniteMagnitude])
+                // Straight from SQLite's buffers into the columns: going through GRDB's rows made a
+                // Data and an array per row, most of a join's time over a million rows.
+                let raw = statement.sqliteStatement
+                defer { sqlite3_reset(raw) }
+                var history = ViewHistory()
+                while true {
+                    let code = sqlite3_step(raw)
+                    if code == SQLITE_DONE { break }
+                    guard code == SQLITE_ROW else {
+                        throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)), sql: statement.sql)
+                    }
+                    let key = UnsafeRawBufferPointer(start: sqlite3_column_text(raw, 0), count: Int(sqlite3_column_bytes(raw, 0)))
+                    let time = sqlite3_column_double(raw, 1)
+                    let values = UnsafeRawBufferPointer(start: sqlite3_column_blob(raw, 2), count: Int(sqlite3_column_bytes(raw, 2)))
+                    history.append(entityKeyUTF8: key, time: time, values: values)
                 }
-                let key = UnsafeRawBufferPointer(start: sqlite3_column_text(raw, 0), count: Int(sqlite3_column_bytes(raw, 0)))
-                let time = sqlite3_column_double(raw, 1)
-                let values = UnsafeRawBufferPointer(start: sqlite3_column_blob(raw, 2), count: Int(sqlite3_column_bytes(raw, 2)))
-                history.append(entityKeyUTF8: key, time: time, values: values)
+                history.finish()
+                return history
             }
-            history.finish()
-            return history
         }
     }
 
     public func recentFeatureRows(view: String, limit: Int) async throws -> [StoredFeatureRow] {
-        try syncRead { db in
-            try Self.featureRows(
-                db,
-                sql: """
-                    SELECT entity_key, event_ts, feature_values FROM feature_rows
-                    WHERE view = ? ORDER BY written_at DESC LIMIT ?
-                    """, arguments: [view, limit])
+        try await offloaded {
+            try self.syncRead { db in
+                try Self.featureRows(
+                    db,
+                    sql: """
+                        SELECT entity_key, event_ts, feature_values FROM feature_rows
+                        WHERE view = ? ORDER BY written_at DESC LIMIT ?
+                        """, arguments: [view, limit])
+            }
         }
     }
 
     public func onlineFeatureRows(view: String, writtenSince: Double?) async throws -> [StoredFeatureRow] {
-        try syncRead { db in
-            try Self.featureRows(
-                db, sql: "SELECT entity_key, event_ts, feature_values FROM feature_online WHERE view = ? AND written_at >= ?",
-                arguments: [view, writtenSince ?? -Double.greatestFiniteMagnitude])
+        try await offloaded {
+            try self.syncRead { db in
+                try Self.featureRows(
+                    db, sql: "SELECT entity_key, event_ts, feature_values FROM feature_online WHERE view = ? AND written_at >= ?",
+                    arguments: [view, writtenSince ?? -Double.greatestFiniteMagnitude])
+            }
         }
     }
 
@@ -171,14 +185,16 @@ extension SQLiteStore {
     }
 
     public func featureViewSummary(view: String) async throws -> FeatureViewSummary {
-        try syncRead { db in
-            let row = try Row.fetchOne(
-                db, sql: "SELECT count(*), min(event_ts), max(event_ts), max(written_at) FROM feature_rows WHERE view = ?",
-                arguments: [view])
-            let entities = try Int.fetchOne(db, sql: "SELECT count(*) FROM feature_online WHERE view = ?", arguments: [view]) ?? 0
-            return FeatureViewSummary(
-                view: view, rows: row?[0] ?? 0, entities: entities, firstEventTime: row?[1], lastEventTime: row?[2],
-                lastWrittenAt: row?[3])
+        try await offloaded {
+            try self.syncRead { db in
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT count(*), min(event_ts), max(event_ts), max(written_at) FROM feature_rows WHERE view = ?",
+                    arguments: [view])
+                let entities = try Int.fetchOne(db, sql: "SELECT count(*) FROM feature_online WHERE view = ?", arguments: [view]) ?? 0
+                return FeatureViewSummary(
+                    view: view, rows: row?[0] ?? 0, entities: entities, firstEventTime: row?[1], lastEventTime: row?[2],
+                    lastWrittenAt: row?[3])
+            }
         }
     }
 }
