@@ -121,7 +121,7 @@ enum APIResponse {
 extension Request {
     /// Decodes a JSON body of at most `limit` bytes, with errors naming the field. `fields` are
     /// the top-level fields the body may have.
-    mutating func decodeJSON<T: Decodable>(_ type: T.Type, limit: Int, fields: [String]) async throws -> T {
+    mutating func decodeJSON<T: Decodable & Sendable>(_ type: T.Type, limit: Int, fields: [String]) async throws -> T {
         let buffer: ByteBuffer
         do {
             buffer = try await collectBody(upTo: limit)
@@ -130,10 +130,20 @@ extension Request {
         }
         guard buffer.readableBytes > 0 else { throw APIError.badRequest("the request body is empty; send a JSON object") }
         let data = Data(buffer.readableBytesView)
+        // A large body (a batch of feature rows is up to 64 MiB) takes a second or more to
+        // decode: off the event loop, like other long work (see `offloaded`).
+        if data.count > 256 << 10 {
+            return try await offloaded { try Self.decode(type, from: data, fields: fields) }
+        }
+        return try Self.decode(type, from: data, fields: fields)
+    }
+
+    private static func decode<T: Decodable>(_ type: T.Type, from data: Data, fields: [String]) throws -> T {
         // JSONDecoder skips keys it does not know, so a misspelled optional field (`parms` for
         // `params`) was dropped silently and the request went ahead with defaults. Checked
         // before decoding, so `{"pipline": ...}` gets a did-you-mean rather than "missing field".
-        if let object = try? APICoding.sharedDecoder.decode([String: JSONValue].self, from: data),
+        // Only the names matter here: values are skipped, not built (a large batch was decoded twice).
+        if let object = try? APICoding.sharedDecoder.decode([String: SkippedValue].self, from: data),
             let unknown = object.keys.sorted().first(where: { !fields.contains($0) })
         {
             throw APIError.badRequest(
@@ -141,6 +151,11 @@ extension Request {
         }
         // A DecodingError becomes a 400 naming the field in ErrorShapeMiddleware, like any other.
         return try APICoding.sharedDecoder.decode(type, from: data)
+    }
+
+    /// Any JSON value, left undecoded.
+    private struct SkippedValue: Decodable {
+        init(from decoder: any Decoder) throws {}
     }
 
     /// The `cursor` query parameter of list endpoints: the id (or sequence number) to page below.
