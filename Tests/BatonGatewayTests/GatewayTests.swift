@@ -119,10 +119,12 @@ struct GatewayTests {
     func errorsPerVersion() async throws {
         let stable = try await TestReplica.start("s")
         let failing = try await TestReplica.start("f", .init(status: 500))
-        let slow = try await TestReplica.start("slow", .init(delay: .seconds(5)))
+        let slow = try await TestReplica.start("slow", .init(delay: .seconds(60)))
         defer { [stable, failing, slow].forEach { $0.stop() } }
+        // Far below the slow replica's delay, far above a loaded machine's stalls: the whole
+        // suite on two cores once kept a healthy replica's answer waiting past a 2-s deadline.
         let gateway = Gateway(
-            requestTimeout: .seconds(2), maxBodyBytes: 1 << 20, logger: quietLogger(), clock: nil)
+            requestTimeout: .seconds(10), maxBodyBytes: 1 << 20, logger: quietLogger(), clock: nil)
         gateway.setPolicy(
             TrafficPolicy(
                 stable: GatewayBackend(version: "1", endpoints: [stable.endpoint()]),
