@@ -196,10 +196,7 @@ public final class FeatureHub: Sendable {
         }
     }
 
-    /// The join keys a lookup of the service needs.
-    public func onlineJoinKeys(service name: String) throws(FeatureError) -> [JoinKeySpec] {
-        try onlinePlan(service: name).joinKeys
-    }
+
 
     /// Whether writes and definitions keep the online cache filled (off for one-shot CLI writes).
     let keepsCache: Bool
@@ -297,14 +294,17 @@ public final class FeatureHub: Sendable {
             throw FeatureError.invalidRequest(field: "rows", message: "the batch has no rows")
         }
         let names = view.featureNames
-        let stored = try await offloaded {
-            rows.map { StoredFeatureRow(entityKey: $0.entityKey, eventTime: $0.eventTime, values: FeatureCodec.encode(names: names, values: $0.values)) }
+        // Every pass over a large batch happens in one go, off the event loop.
+        let (stored, entities, maxEventTime) = try await offloaded {
+            (
+                rows.map { StoredFeatureRow(entityKey: $0.entityKey, eventTime: $0.eventTime, values: FeatureCodec.encode(names: names, values: $0.values)) },
+                Set(rows.map(\.entityKey)).count, rows.map(\.eventTime).max() ?? 0
+            )
         }
         let now = clock()
-        let entities = Set(rows.map(\.entityKey)).count
         let metadata: [String: JSONValue] = [
             "rows": .number(Double(rows.count)), "entities": .number(Double(entities)), "origin": .string(writer.origin),
-            "max_event_timestamp": .string(FeatureTime.iso(rows.map(\.eventTime).max() ?? 0)),
+            "max_event_timestamp": .string(FeatureTime.iso(maxEventTime)),
         ]
         let update = DatasetUpdateRecord(
             dataset: view.name, runID: writer.runID, pipeline: writer.pipeline, task: writer.task, schemaVersion: view.schemaVersion,
@@ -364,7 +364,26 @@ public final class FeatureHub: Sendable {
 
     /// The latest values of the service's features for each entity, from memory.
     public func online(service serviceName: String, entities: [[String: JSONValue]]) throws(FeatureError) -> OnlineFeatures {
+        try online(plan: try onlinePlan(service: serviceName), service: serviceName, entities: entities)
+    }
+
+    /// A one-entity lookup whose join key values arrive as text, as in a URL's query:
+    /// `keyText(name)` is the text given for a join key, nil when it is missing.
+    public func online(service serviceName: String, keyText: (String) -> String?) throws(FeatureError) -> OnlineFeatures {
         let plan = try onlinePlan(service: serviceName)
+        var entity: [String: JSONValue] = [:]
+        for key in plan.joinKeys {
+            guard let text = keyText(key.name) else {
+                throw FeatureError.invalidRequest(field: key.name, message: "the lookup needs join key '\(key.name)' as a query parameter")
+            }
+            entity[key.name] = key.type == .int ? (Double(text).map(JSONValue.number) ?? .string(text)) : .string(text)
+        }
+        return try online(plan: plan, service: serviceName, entities: [entity])
+    }
+
+    private func online(plan: OnlinePlan, service serviceName: String, entities: [[String: JSONValue]]) throws(FeatureError)
+        -> OnlineFeatures
+    {
         guard entities.count <= Self.maxLookupEntities else {
             throw FeatureError.batchTooLarge(rows: entities.count, limit: Self.maxLookupEntities)
         }

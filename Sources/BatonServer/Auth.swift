@@ -86,7 +86,7 @@ struct AuthMiddleware: RouterMiddleware {
         let path = request.uri.path
         // Browsers mark requests another site makes them send; without auth (the local default)
         // such a request could otherwise trigger or cancel runs.
-        if request.method != .get, request.method != .head, request.headers[HTTPField.Name("Sec-Fetch-Site")!] == "cross-site" {
+        if Self.isCrossSiteChange(method: request.method, headers: request.headers) {
             throw APIError(.forbidden, code: "forbidden", "cross-site requests may not change anything")
         }
         let isPublicPage = path == "/login" || path.hasPrefix("/static/")
@@ -119,6 +119,11 @@ struct AuthMiddleware: RouterMiddleware {
         }
         requestContext.identity = identity
         return try await next(request, requestContext)
+    }
+
+    /// A request that could change something, sent by a browser on another site's behalf.
+    static func isCrossSiteChange(method: HTTPRequest.Method, headers: HTTPFields) -> Bool {
+        method != .get && method != .head && headers[HTTPField.Name("Sec-Fetch-Site")!] == "cross-site"
     }
 
     static func requiredRole(method: HTTPRequest.Method, path: String) -> TokenRole {

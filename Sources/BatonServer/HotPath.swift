@@ -1,10 +1,8 @@
 import BatonCore
 import BatonEngine
-import BatonFeatures
 import BatonGateway
 import Foundation
 import HTTPTypes
-import Metrics
 import NIOCore
 import NIOHTTPTypes
 import Synchronization
@@ -108,7 +106,7 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case (.end, .lookup(let answer, let started)):
             current = .none
             write(status: .ok, headers: [("Content-Type", "application/json")], body: answer, context: context)
-            Self.record(method: "GET", status: 200, since: started)
+            RequestMetricsMiddleware.record(method: "GET", status: 200, since: started)
         case (.end, .predict(let prediction)):
             current = .none
             predict(prediction, context: context)
@@ -152,17 +150,14 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return lookup(path).map { .lookup($0, started: .now) }
         }
         if head.method == .post, path.hasPrefix("/serve/"), let deployment = Self.deployment(inPredictPath: path),
-            head.headerFields[HTTPField.Name("Sec-Fetch-Site")!] != "cross-site",
+            !AuthMiddleware.isCrossSiteChange(method: head.method, headers: head.headerFields),
             head.headerFields[.expect] == nil,
             shared.leadership?.isLeader ?? true
         {
-            var headers: [(String, String)] = []
-            for field in head.headerFields where field.name.canonicalName.hasPrefix("x-") || field.name == .accept {
-                headers.append((field.name.canonicalName, field.value))
-            }
             return .predict(
                 Prediction(
-                    deployment: deployment, contentType: head.headerFields[.contentType], headers: headers, body: ByteBuffer(),
+                    deployment: deployment, contentType: head.headerFields[.contentType],
+                    headers: ServeRoutes.forwardedHeaders(head.headerFields), body: ByteBuffer(),
                     tooLarge: false, started: .now))
         }
         return nil
@@ -175,18 +170,13 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // Escaped names and values are left to the router's decoding.
         guard !rest.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else { return nil }
         let service = String(Substring(rest[..<mark]))
-        let query = Substring(rest[rest.index(after: mark)...])
-        guard !service.isEmpty, !service.utf8.contains(UInt8(ascii: "/")), let keys = try? shared.features.onlineJoinKeys(service: service)
-        else { return nil }
-        var entity: [String: JSONValue] = [:]
-        for pair in query.split(separator: "&") {
+        guard !service.isEmpty, !service.utf8.contains(UInt8(ascii: "/")) else { return nil }
+        var query: [Substring: Substring] = [:]
+        for pair in Substring(rest[rest.index(after: mark)...]).split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = String(parts[0])
-            guard entity[name] == nil, let key = keys.first(where: { $0.name == name }) else { continue }
-            let text = parts.count > 1 ? String(parts[1]) : ""
-            entity[name] = key.type == .int ? (Double(text).map(JSONValue.number) ?? .string(text)) : .string(text)
+            if query[parts[0]] == nil { query[parts[0]] = parts.count > 1 ? parts[1] : "" }
         }
-        guard entity.count == keys.count, let answer = try? shared.features.online(service: service, entities: [entity]) else {
+        guard let answer = try? shared.features.online(service: service, keyText: { query[$0[...]].map(String.init) }) else {
             return nil
         }
         return ByteBuffer(string: answer.json())
@@ -224,7 +214,7 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func respond(_ answer: GatewayResponse, since started: ContinuousClock.Instant, context: ChannelHandlerContext) {
         write(status: HTTPResponse.Status(code: answer.status), headers: answer.headers, body: answer.body, context: context)
-        Self.record(method: "POST", status: answer.status, since: started)
+        RequestMetricsMiddleware.record(method: "POST", status: answer.status, since: started)
     }
 
     /// Hands on what arrived while a prediction was in flight, then lets reads go on.
@@ -259,12 +249,6 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
-    /// The same request timer the router's middleware records.
-    private static func record(method: String, status: Int, since started: ContinuousClock.Instant) {
-        let elapsed = ContinuousClock.now - started
-        let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
-        RequestMetricsMiddleware.timer(method: method, status: status).recordNanoseconds(nanoseconds)
-    }
 }
 
 /// The `Date` header's text, made once a second rather than once a response.

@@ -31,7 +31,7 @@ public struct ViewHistory: Sendable {
     /// Adds a row; rows must arrive ordered by entity key, then event time.
     public mutating func append(entityKey: String, time: Double, values: [UInt8]) {
         if entityKey != currentKey { startEntity(entityKey) }
-        appendRow(time: time, values: values)
+        values.withUnsafeBytes { appendRow(time: time, values: $0) }
     }
 
     /// Adds a row whose key arrives as UTF-8 bytes (a database cursor's buffer): a String is made
@@ -40,12 +40,10 @@ public struct ViewHistory: Sendable {
         if currentKey == nil || !currentKeyBytes.elementsEqual(key) {
             startEntity(String(decoding: key, as: UTF8.self))
         }
-        valueBytes.append(contentsOf: values)
-        valueEnds.append(valueBytes.count)
-        times.append(time)
+        appendRow(time: time, values: values)
     }
 
-    private mutating func appendRow(time: Double, values: [UInt8]) {
+    private mutating func appendRow(time: Double, values: UnsafeRawBufferPointer) {
         valueBytes.append(contentsOf: values)
         valueEnds.append(valueBytes.count)
         times.append(time)

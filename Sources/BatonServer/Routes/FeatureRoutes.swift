@@ -130,16 +130,7 @@ enum FeatureRoutes {
         group.get("online/:service") { request, requestContext -> Response in
             let service = requestContext.parameters.get("service") ?? ""
             return try await answering {
-                let registry = hub.registry
-                let keys = try registry.joinKeys(of: try registry.service(service))
-                var entity: [String: JSONValue] = [:]
-                for key in keys {
-                    guard let text = request.query(key.name) else {
-                        throw APIError.badRequest("the lookup needs join key '\(key.name)' as a query parameter", field: key.name)
-                    }
-                    entity[key.name] = key.type == .int ? (Double(text).map(JSONValue.number) ?? .string(text)) : .string(text)
-                }
-                return APIResponse.text(try hub.online(service: service, entities: [entity]).json(), contentType: "application/json")
+                APIResponse.text(try hub.online(service: service, keyText: { request.query($0) }).json(), contentType: "application/json")
             }
         }
     }

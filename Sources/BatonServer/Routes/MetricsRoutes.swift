@@ -199,16 +199,19 @@ struct RequestMetricsMiddleware: RouterMiddleware {
         }
     }
 
+    /// Records one answered request (also for those the hot path answers before the router).
+    static func record(method: String, status: Int, since start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
+        timer(method: method, status: status).recordNanoseconds(nanoseconds)
+    }
+
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         let start = ContinuousClock.now
         var status = 500
-        defer {
-            let elapsed = ContinuousClock.now - start
-            let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
-            Self.timer(method: request.method.rawValue, status: status).recordNanoseconds(nanoseconds)
-        }
+        defer { Self.record(method: request.method.rawValue, status: status, since: start) }
         do {
             let response = try await next(request, context)
             status = response.status.code

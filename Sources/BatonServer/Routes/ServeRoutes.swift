@@ -22,12 +22,9 @@ enum ServeRoutes {
             } catch {
                 return response(GatewayResponse.bodyTooLarge(limit: gateway.maxBodyBytes, deployment: deployment))
             }
-            var headers: [(String, String)] = []
-            for field in request.headers where field.name.canonicalName.hasPrefix("x-") || field.name == .accept {
-                headers.append((field.name.canonicalName, field.value))
-            }
             let answer = await gateway.forward(
-                deployment: deployment, body: body, contentType: request.headers[.contentType], headers: headers)
+                deployment: deployment, body: body, contentType: request.headers[.contentType],
+                headers: forwardedHeaders(request.headers))
             return response(answer)
         }
         router.post("/serve/:deployment/feedback") { request, requestContext -> Response in
@@ -43,6 +40,16 @@ enum ServeRoutes {
             let reports = try Feedback.parse(Data(buffer.readableBytesView))
             return APIResponse.json(try await Feedback.record(reports, deployment: deployment, context: context))
         }
+    }
+
+    /// The caller's headers the gateway reads or passes on: `Accept` and `X-` ones (it drops
+    /// credentials among them itself).
+    static func forwardedHeaders(_ fields: HTTPFields) -> [(String, String)] {
+        var headers: [(String, String)] = []
+        for field in fields where field.name.canonicalName.hasPrefix("x-") || field.name == .accept {
+            headers.append((field.name.canonicalName, field.value))
+        }
+        return headers
     }
 
     static func isPredictPath(_ path: String) -> Bool {
