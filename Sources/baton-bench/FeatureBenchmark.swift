@@ -230,7 +230,7 @@ enum FeatureBenchmark {
                     return built
                 }
                 let seconds = settings.seconds
-                let mixed = try await GatewayBenchmark.blockingCall {
+                let mixed = try await offloaded {
                     OpenLoopLoad.run(
                         host: "127.0.0.1", port: port, connections: 16, rate: 10_000, seconds: Double(seconds),
                         paths: { "/api/v1/features/online/churn?customer_id=\(1 + ($0 &* 7919) % entities)" })

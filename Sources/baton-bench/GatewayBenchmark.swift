@@ -1,3 +1,4 @@
+import BatonCore
 import BatonEngine
 import BatonGateway
 import BatonServer
@@ -74,7 +75,7 @@ enum GatewayBenchmark {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/wrk") else {
             throw BenchError("wrk is not installed (apt-get install wrk)")
         }
-        let replica = try await blockingCall { try startReplicaProcess() }
+        let replica = try await offloaded { try startReplicaProcess() }
         defer {
             // A child started from async code has SIGTERM blocked (swift-corelibs-foundation #4772).
             kill(replica.process.processIdentifier, SIGKILL)
@@ -163,7 +164,7 @@ enum GatewayBenchmark {
         let connections = settings.connections.max() ?? 16
         let gatewayPort = UInt16(serverPort)
         func openLoop(port: UInt16, path: String, rate: Double) async throws -> OpenLoopLoad.Result {
-            try await blockingCall {
+            try await offloaded {
                 OpenLoopLoad.run(
                     host: "127.0.0.1", port: port, connections: connections, rate: rate, seconds: Double(settings.seconds),
                     paths: { _ in path }, body: body)
@@ -198,16 +199,7 @@ enum GatewayBenchmark {
     }
 
     static func wrk(url: String, script: String, connections: Int, seconds: Int) async throws -> String {
-        try await blockingCall { try FeatureBenchmark.wrk(url: url, script: script, connections: connections, seconds: seconds) }
-    }
-
-    /// Runs `work`, which blocks (waiting for a process or for load threads), on a thread of its
-    /// own: on Swift's pool it would hold a cooperative thread, and under the NIO executor it
-    /// would stall an event loop that the server under test needs.
-    static func blockingCall<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread { continuation.resume(with: Result { try work() }) }.start()
-        }
+        try await offloaded { try FeatureBenchmark.wrk(url: url, script: script, connections: connections, seconds: seconds) }
     }
 
     /// p50, p99 (ms) and requests/s parsed from wrk's report.

@@ -217,13 +217,7 @@ enum RawHTTP {
 
     /// `halfClose`: shut the sending side once everything is sent, as some clients do.
     static func exchange(port: Int, sending text: String, responses: Int, halfClose: Bool = false) async throws -> [Answer] {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread {
-                continuation.resume(with: Result {
-                    try blockingExchange(port: port, sending: text, responses: responses, halfClose: halfClose)
-                })
-            }
-        }
+        try await offloaded { try blockingExchange(port: port, sending: text, responses: responses, halfClose: halfClose) }
     }
 
     private static func blockingExchange(port: Int, sending text: String, responses: Int, halfClose: Bool) throws -> [Answer] {

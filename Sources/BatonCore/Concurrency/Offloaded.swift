@@ -1,7 +1,8 @@
 import Dispatch
 
 /// Runs work that takes milliseconds or more (a join over a million rows, reading a view's
-/// history, a long SQLite transaction) on a Dispatch worker thread and awaits its result.
+/// history, a long SQLite transaction) or that blocks (waiting for a process, a socket) on a
+/// Dispatch worker thread and awaits its result.
 ///
 /// `baton up` runs Swift concurrency on NIO's event loops, so such work done inline holds an
 /// event loop and stalls every connection on it: online lookups waited up to 0.4 s behind a
