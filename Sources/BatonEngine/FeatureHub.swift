@@ -46,6 +46,9 @@ public struct OnlineFeatures: Sendable {
     public var times: [Double?]
     /// `featureNames` as JSON strings, when the lookup had them made already.
     var quotedFeatureNames: [String]?
+    /// When the first present value found passes its view's `ttl` (seconds since 1970): until
+    /// then, and until the next write, the same lookup gives the same answer.
+    var validUntil = Double.infinity
 
     /// The answer as JSON, written by hand: this is the serving hot path.
     public func json() -> String {
@@ -139,6 +142,7 @@ public final class FeatureHub: Sendable {
 
     public let store: any Store
     public let cache = OnlineFeatureCache()
+    let answers = LookupAnswers()
     let logger: Logger
     let clock: @Sendable () -> Date
     private let state = Mutex<State>(State())
@@ -222,6 +226,7 @@ public final class FeatureHub: Sendable {
             let registry = new.keepingLastGood(of: state.registry)
             state.registry = registry
             state.onlinePlans = [:]
+            cache.invalidateAnswers()
             var stale: [String] = []
             for (name, view) in registry.views where state.cachedLayouts[name] != view.featureNames { stale.append(name) }
             for name in state.cachedLayouts.keys where registry.views[name] == nil {
@@ -367,10 +372,32 @@ public final class FeatureHub: Sendable {
         try online(plan: try onlinePlan(service: serviceName), service: serviceName, entities: entities)
     }
 
-    /// A one-entity lookup whose join key values arrive as text, as in a URL's query:
-    /// `keyText(name)` is the text given for a join key, nil when it is missing.
-    public func online(service serviceName: String, keyText: (String) -> String?) throws(FeatureError) -> OnlineFeatures {
+    /// A one-entity lookup whose join key values arrive as text, as in a URL's query, answered
+    /// as JSON: `keyText(name)` is the text given for a join key, nil when it is missing.
+    /// Answers are kept (see `LookupAnswers`): applications ask for the same entities again and
+    /// again between writes, and writing the JSON cost more than the lookup.
+    public func onlineJSON(service serviceName: String, keyText: (String) -> String?) throws(FeatureError) -> String {
         let plan = try onlinePlan(service: serviceName)
+        var key = serviceName
+        for joinKey in plan.joinKeys {
+            key.append("\u{1F}")
+            key.append(keyText(joinKey.name) ?? "\u{1E}")
+        }
+        let generation = cache.generation
+        let now = clock().timeIntervalSince1970
+        if let json = answers.answer(key: key, generation: generation, now: now) { return json }
+        let found = try online(plan: plan, service: serviceName, keyText: keyText)
+        let json = found.json()
+        answers.keep(json, key: key, generation: generation, validUntil: found.validUntil)
+        return json
+    }
+
+    /// The one-entity lookup of `onlineJSON`, as values.
+    public func online(service serviceName: String, keyText: (String) -> String?) throws(FeatureError) -> OnlineFeatures {
+        try online(plan: try onlinePlan(service: serviceName), service: serviceName, keyText: keyText)
+    }
+
+    private func online(plan: OnlinePlan, service serviceName: String, keyText: (String) -> String?) throws(FeatureError) -> OnlineFeatures {
         var entity: [String: JSONValue] = [:]
         for key in plan.joinKeys {
             guard let text = keyText(key.name) else {
@@ -395,6 +422,7 @@ public final class FeatureHub: Sendable {
         var echoed: [[JSONValue]] = []
         echoed.reserveCapacity(entities.count)
         let now = clock().timeIntervalSince1970
+        var validUntil = Double.infinity
         let plans = plan.views
         for (row, entity) in entities.enumerated() {
             echoed.append(joinKeys.map { entity[$0.name] ?? .null })
@@ -412,6 +440,7 @@ public final class FeatureHub: Sendable {
                 }
                 if let entry = cache.entry(view: plan.name, entityKey: EntityKey.make(parts)) {
                     let expired = plan.ttl.map { now - entry.time > $0 } ?? false
+                    if !expired, let ttl = plan.ttl { validUntil = min(validUntil, entry.time + ttl) }
                     for (offset, found) in plan.positions.enumerated() {
                         let index = row * width + column + offset
                         times[index] = entry.time
@@ -428,7 +457,7 @@ public final class FeatureHub: Sendable {
         }
         return OnlineFeatures(
             service: serviceName, featureNames: plan.featureNames, joinKeys: joinKeys.map(\.name), entities: echoed, values: values,
-            statuses: statuses, times: times, quotedFeatureNames: plan.quotedFeatureNames)
+            statuses: statuses, times: times, quotedFeatureNames: plan.quotedFeatureNames, validUntil: validUntil)
     }
 
     /// Stored counts and per-feature statistics over the most recent rows.

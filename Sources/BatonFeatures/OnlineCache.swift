@@ -18,16 +18,29 @@ public struct OnlineEntry: Sendable, Hashable {
 /// never before, so it never shows a value the store could lose.
 public final class OnlineFeatureCache: Sendable {
     private let views = Mutex<[String: [String: OnlineEntry]]>([:])
+    private let changes = Atomic<UInt64>(0)
 
     public init() {}
+
+    /// Moves on after every change to the entries, once the change can be read: an answer
+    /// made from entries read after `generation` returned `g` is current while it still
+    /// returns `g`.
+    public var generation: UInt64 { changes.load(ordering: .acquiring) }
+
+    /// Marks answers made so far as stale without changing the entries (new definitions).
+    public func invalidateAnswers() {
+        changes.wrappingAdd(1, ordering: .releasing)
+    }
 
     /// Replaces a view's entries (a rebuild from the store).
     public func replace(view: String, entries: [String: OnlineEntry]) {
         views.withLock { $0[view] = entries }
+        invalidateAnswers()
     }
 
     public func remove(view: String) {
         views.withLock { $0[view] = nil }
+        invalidateAnswers()
     }
 
     /// Applies committed rows: an entity's entry moves to a row at least as recent. Large
@@ -45,6 +58,7 @@ public final class OnlineFeatureCache: Sendable {
                 }
                 all[view] = entries
             }
+            invalidateAnswers()
             start += 2048
         } while start < rows.count
     }

@@ -3,6 +3,7 @@ import BatonFeatures
 import BatonStore
 import Foundation
 import GRDB
+import Synchronization
 import Testing
 
 @testable import BatonEngine
@@ -90,6 +91,45 @@ import Testing
             // The write was recorded as the view's dataset update, with its event.
             #expect(try await restarted.store.latestDatasetUpdate("customer_stats")?.metadata["rows"] == 2)
             #expect(try await restarted.store.events(EventQuery(name: "dataset.customer_stats.updated")).count == 1)
+        }
+    }
+
+    @Test func aKeptLookupAnswerGivesWayToWritesTheTTLAndNewDefinitions() async throws {
+        try await Self.withFolder { folder, database in
+            let clock = Mutex(Date(timeIntervalSince1970: Self.t0))
+            let hub = try await Self.hub(folder, database, clock: { clock.withLock { $0 } })
+            func lookup(_ id: String = "1") throws -> String {
+                try hub.onlineJSON(service: "churn", keyText: { $0 == "customer_id" ? id : nil })
+            }
+            _ = try await hub.ingest(view: "customer_stats", json: Self.rows([(1, Self.t0 - 3600, 10)]), writer: FeatureWriter(origin: "test"))
+            let first = try lookup()
+            #expect(first.contains("10") && first.contains("PRESENT"), "\(first)")
+            #expect(try lookup() == first)
+            // Another entity's answer is its own.
+            #expect(try lookup("2").contains("NOT_FOUND"))
+
+            // A newer row for the entity: the next lookup sees it.
+            _ = try await hub.ingest(view: "customer_stats", json: Self.rows([(1, Self.t0 - 60, 25)]), writer: FeatureWriter(origin: "test"))
+            let rewritten = try lookup()
+            #expect(rewritten.contains("25") && !rewritten.contains(":10"), "\(rewritten)")
+            // A write for entity 2 shows in its answer, kept as NOT_FOUND until then.
+            _ = try await hub.ingest(view: "customer_stats", json: Self.rows([(2, Self.t0 - 60, 5)]), writer: FeatureWriter(origin: "test"))
+            #expect(try lookup("2").contains("PRESENT"))
+
+            // The view's ttl is 2 days: one second past it, the kept answer is stale.
+            clock.withLock { $0 = Date(timeIntervalSince1970: Self.t0 - 60 + 2 * 86_400 - 1) }
+            #expect(try lookup().contains("PRESENT"))
+            clock.withLock { $0 = Date(timeIntervalSince1970: Self.t0 - 60 + 2 * 86_400 + 1) }
+            let expired = try lookup()
+            #expect(expired.contains("OUTSIDE_MAX_AGE") && !expired.contains("PRESENT"), "\(expired)")
+
+            // New definitions (a feature dropped from the service) change the answer's shape.
+            clock.withLock { $0 = Date(timeIntervalSince1970: Self.t0) }
+            try Self.definitions.replacingOccurrences(of: "      segment: string\n", with: "")
+                .write(toFile: folder + "/features.yaml", atomically: true, encoding: .utf8)
+            await hub.update(registry: PipelineRepository.load(directory: folder).features)
+            let reshaped = try lookup()
+            #expect(!reshaped.contains("segment") && reshaped.contains("25"), "\(reshaped)")
         }
     }
 

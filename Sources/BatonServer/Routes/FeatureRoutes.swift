@@ -130,7 +130,7 @@ enum FeatureRoutes {
         group.get("online/:service") { request, requestContext -> Response in
             let service = requestContext.parameters.get("service") ?? ""
             return try await answering {
-                APIResponse.text(try hub.online(service: service, keyText: { request.query($0) }).json(), contentType: "application/json")
+                APIResponse.text(try hub.onlineJSON(service: service, keyText: { request.query($0) }), contentType: "application/json")
             }
         }
     }
