@@ -214,3 +214,42 @@ enum OpenLoopLoad {
         return nil
     }
 }
+
+extension OpenLoopLoad {
+    /// `baton-bench openloop`: the same fixed-rate load against a server that is already running,
+    /// for comparing server settings by hand. In `--path`, `{n}` becomes 1 + (i × 7919) mod
+    /// `--entities` (default 10,000), as the features benchmark's lookups do.
+    static func runFromCommandLine(_ arguments: [String]) {
+        var port: UInt16?
+        var rate = 20_000.0
+        var seconds = 10.0
+        var connections = 16
+        var path = "/healthz"
+        var entities = 10_000
+        var iterator = arguments.makeIterator()
+        while let argument = iterator.next() {
+            let value = iterator.next() ?? ""
+            switch argument {
+            case "--port": port = UInt16(value)
+            case "--rate": rate = Double(value) ?? rate
+            case "--seconds": seconds = Double(value) ?? seconds
+            case "--connections": connections = Int(value) ?? connections
+            case "--path": path = value
+            case "--entities": entities = Int(value) ?? entities
+            default:
+                FileHandle.standardError.write(Data("openloop: unknown option \(argument)\n".utf8))
+                exit(2)
+            }
+        }
+        guard let port else {
+            FileHandle.standardError.write(Data("openloop: --port is required (the running server's port)\n".utf8))
+            exit(2)
+        }
+        let (template, count) = (path, entities)
+        let load = run(
+            host: "127.0.0.1", port: port, connections: connections, rate: rate, seconds: seconds,
+            paths: { template.replacingOccurrences(of: "{n}", with: String(1 + ($0 &* 7919) % count)) })
+        print(String(format: "%.0f requests/s offered on %d connections for %.0f s: served %.0f requests/s, p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, %d errors",
+                     rate, connections, seconds, load.requestsPerSecond, load.percentile(0.5), load.percentile(0.99), load.percentile(0.999), load.errors))
+    }
+}

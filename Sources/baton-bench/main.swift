@@ -20,6 +20,7 @@ import Synchronization
 ///   .build/release/baton-bench scale [--tasks 10000] [--workers 4] [--worker-slots 2] [--postgres URL]
 ///   .build/release/baton-bench gateway [--seconds 10] [--connections 1,16] [--rate 2000]
 ///   .build/release/baton-bench mlflow [--duration 10] [--connections 1,16] [--mlflow BIN] [--servers baton,mlflow]
+///   .build/release/baton-bench openloop --port P [--rate 20000] [--seconds 10] [--connections 16] [--path /healthz]
 ///
 /// CHAIN40: 40 chained tasks running `true`; wall time and per-task overhead.
 /// FANOUT1000: 1000 independent `true` tasks and one join; wall time and tasks per second.
@@ -160,6 +161,10 @@ if CommandLine.arguments.dropFirst().first == "gateway" {
 }
 if CommandLine.arguments.dropFirst().first == "gateway-replica" {
     try await GatewayBenchmark.runReplica()
+    exit(0)
+}
+if CommandLine.arguments.dropFirst().first == "openloop" {
+    OpenLoopLoad.runFromCommandLine(Array(CommandLine.arguments.dropFirst(2)))
     exit(0)
 }
 if CommandLine.arguments.dropFirst().first == "scale" {
