@@ -4,7 +4,9 @@ import BatonGateway
 import Foundation
 import HTTPTypes
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
 import Synchronization
 
 /// What the hot path needs from the server.
@@ -68,9 +70,22 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var backlog = CircularBuffer<HTTPRequestPart>()
     private var readHeld = false
     private var heldEvents: [Any] = []
+    /// The HTTP/1 codec's place in the pipeline: answers written from there go to the response
+    /// encoder as HTTP/1 parts, skipping the conversion from HTTP types and back.
+    private var codec: ChannelHandlerContext?
 
     init(_ shared: HotPathContext) {
         self.shared = shared
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        codec = try? context.pipeline.syncOperations.context(handlerType: HTTP1ToHTTPServerCodec.self)
+        // Ahead of the decoder, for connections that only look features up.
+        try? context.pipeline.syncOperations.addHandler(RawLookupHandler(features: shared.features), position: .first)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        codec = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -165,7 +180,13 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The answer to a one-entity lookup, or nil for the router to answer (and explain).
     private func lookup(_ path: String) -> ByteBuffer? {
-        let rest = path.utf8.dropFirst(Self.lookupPrefix.utf8.count)
+        Self.lookupAnswer(target: path, features: shared.features).map { ByteBuffer(string: $0) }
+    }
+
+    /// The JSON answer to `GET {lookupPrefix}{service}?key=value`, or nil when the router
+    /// should answer: a failed lookup or a target with escapes.
+    static func lookupAnswer(target: String, features: FeatureHub) -> String? {
+        let rest = target.utf8.dropFirst(lookupPrefix.utf8.count)
         guard let mark = rest.firstIndex(of: UInt8(ascii: "?")) else { return nil }
         // Escaped names and values are left to the router's decoding.
         guard !rest.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else { return nil }
@@ -176,10 +197,7 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             if query[parts[0]] == nil { query[parts[0]] = parts.count > 1 ? parts[1] : "" }
         }
-        guard let answer = try? shared.features.online(service: service, keyText: { query[$0[...]].map(String.init) }) else {
-            return nil
-        }
-        return ByteBuffer(string: answer.json())
+        return try? features.onlineJSON(service: service, keyText: { query[$0[...]].map(String.init) })
     }
 
     static func deployment(inPredictPath path: String) -> String? {
@@ -237,16 +255,34 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func write(status: HTTPResponse.Status, headers: [(String, String)], body: ByteBuffer, context: ChannelHandlerContext) {
-        var fields = HTTPFields()
-        for (name, value) in headers {
-            if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
+        guard let codec else {
+            var fields = HTTPFields()
+            for (name, value) in headers {
+                if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
+            }
+            fields[.contentLength] = String(body.readableBytes)
+            fields[.server] = "Baton"
+            fields[.date] = HTTPDate.now()
+            context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
+            context.write(wrapOutboundOut(.body(body)), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            return
         }
-        fields[.contentLength] = String(body.readableBytes)
-        fields[.server] = "Baton"
-        fields[.date] = HTTPDate.now()
-        context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
-        context.write(wrapOutboundOut(.body(body)), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        // Names and values pass the same checks as on the router's path (a replica's headers
+        // are not trusted): invalid names are dropped, invalid characters in values made spaces.
+        var fields = HTTPHeaders()
+        fields.reserveCapacity(headers.count + 3)
+        for (name, value) in headers {
+            guard let checked = HTTPField.Name(name) else { continue }
+            fields.add(name: name, value: HTTPField.isValidValue(value) ? value : HTTPField(name: checked, value: value).value)
+        }
+        fields.add(name: "Content-Length", value: String(body.readableBytes))
+        fields.add(name: "Server", value: "Baton")
+        fields.add(name: "Date", value: HTTPDate.now())
+        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status.code, reasonPhrase: status.reasonPhrase), headers: fields)
+        codec.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+        codec.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(body))), promise: nil)
+        codec.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
     }
 
 }

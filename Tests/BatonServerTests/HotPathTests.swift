@@ -1,11 +1,12 @@
 import BatonCore
 import BatonEngine
 import BatonGateway
-import BatonServer
+@testable import BatonServer
 import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import NIOEmbedded
 import ServiceLifecycle
 import Testing
 
@@ -197,6 +198,112 @@ struct HotPathTests {
         }
     }
 
+    @Test func lookupsOnAFreshConnectionAreAnsweredFromItsBytesThenTheDecoderTakesOver() async throws {
+        try await Self.withFeaturesAndDeployment { server in
+            func get(_ path: String, headers: String = "Host: t\r\n") -> String { "GET \(path) HTTP/1.1\r\n\(headers)\r\n" }
+            let lookup = "/api/v1/features/online/hot_churn?customer_id="
+            let sequence: [(request: String, status: Int, body: String)] = [
+                (get(lookup + "1"), 200, "10"), (get(lookup + "2", headers: "Host: t\r\nConnection: Keep-Alive\r\nX-Trace: a b\r\n"), 200, "20"),
+                (get(lookup + "3"), 200, "30"),
+                // The first request the raw path does not answer hands the connection over.
+                (get("/api/v1/features/online/hot_churn?customer=3"), 400, "customer_id"),
+                (get(lookup + "4"), 200, "40"), (get("/healthz"), 200, "ok"), (get(lookup + "5"), 200, "50"),
+            ]
+            for round in 0..<3 {
+                let answers = try await RawHTTP.exchange(
+                    port: server.baseURL.port!, sending: sequence.map(\.request).joined(), responses: sequence.count)
+                #expect(answers.map(\.status) == sequence.map(\.status), "round \(round): \(answers)")
+                for (answer, expected) in zip(answers, sequence) {
+                    #expect(answer.body.contains(expected.body), "round \(round): \(answer) lacks \(expected.body)")
+                }
+            }
+            // A request that arrives a few bytes at a time is put together before it is answered.
+            let pieces = ["GET /api/v1/fea", "tures/online/hot_ch", "urn?customer_id=2 HTTP/1.1\r\nHo", "st: t\r\n", "\r", "\n", get(lookup + "3")]
+            let split = try await RawHTTP.exchange(port: server.baseURL.port!, sending: pieces, responses: 2)
+            #expect(split.map(\.status) == [200, 200], "\(split)")
+            #expect(split.first?.body.contains("20") == true && split.last?.body.contains("30") == true, "\(split)")
+        }
+    }
+
+    @Test func requestsTheRawPathDoesNotReadTheSameWayGoToTheRouter() async throws {
+        try await Self.withFeaturesAndDeployment { server in
+            let lookup = "/api/v1/features/online/hot_churn?customer_id=3"
+            // Each is answered as the router answers it; the connection's later lookups too.
+            let handedOver = [
+                "GET \(lookup) HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+                "GET \(lookup) HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+                "GET /api/v1/features/online/hot_churn?customer_id=%33 HTTP/1.1\r\nHost: t\r\n\r\n",
+            ]
+            for request in handedOver {
+                let answers = try await RawHTTP.exchange(
+                    port: server.baseURL.port!, sending: request + "GET \(lookup) HTTP/1.1\r\nHost: t\r\n\r\n", responses: 2)
+                #expect(answers.map(\.status) == [200, 200], "\(request.debugDescription): \(answers)")
+                #expect(answers.allSatisfy { $0.body.contains("30") }, "\(request.debugDescription): \(answers)")
+            }
+            // `Connection: close` is the router's to honour: one answer, then the end.
+            let closing = try await RawHTTP.exchange(
+                port: server.baseURL.port!, sending: "GET \(lookup) HTTP/1.1\r\nConnection: close\r\n\r\n", responses: 1, thenExpectEnd: true)
+            #expect(closing.map(\.status) == [200], "\(closing)")
+        }
+    }
+
+    @Test func theRawPathPutsSplitRequestsTogetherAndHandsTheRestToTheDecoder() async throws {
+        try await APITestServer.with(pipelines: ["features": Self.definitions]) { server in
+            try await Self.ingest(server)
+            let channel = EmbeddedChannel(handler: RawLookupHandler(features: server.engine.features))
+            func answered() throws -> [String] {
+                var answers: [String] = []
+                while let buffer = try channel.readOutbound(as: ByteBuffer.self) { answers.append(String(buffer: buffer)) }
+                return answers
+            }
+            func passed() throws -> String {
+                var text = ""
+                while let buffer = try channel.readInbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
+                return text
+            }
+            let lookup = "GET /api/v1/features/online/hot_churn?customer_id="
+            try channel.writeInbound(ByteBuffer(string: "GET /api/v1/features/online/hot_churn?cust"))
+            #expect(try answered().isEmpty)
+            #expect(try passed().isEmpty)
+            let rest = "GET /healthz HTTP/1.1\r\n\r\n\(lookup)4 HTTP/1.1\r\n\r\n"
+            try channel.writeInbound(ByteBuffer(string: "omer_id=2 HTTP/1.1\r\nHost: t\r\n\r\n\(lookup)3 HTTP/1.1\r\n\r\n" + rest))
+            let answers = try answered()
+            #expect(answers.count == 2, "\(answers)")
+            #expect(answers.first?.hasPrefix("HTTP/1.1 200 OK\r\n") == true && answers.first?.contains(#""spend":20"#) == true, "\(answers)")
+            #expect(answers.last?.contains(#""spend":30"#) == true, "\(answers)")
+            // The first request it does not answer goes on with everything after it, and so
+            // does every later byte.
+            #expect(try passed() == rest)
+            try channel.writeInbound(ByteBuffer(string: "\(lookup)5 HTTP/1.1\r\n\r\n"))
+            #expect(try answered().isEmpty)
+            #expect(try passed() == "\(lookup)5 HTTP/1.1\r\n\r\n")
+            _ = try channel.finish()
+        }
+    }
+
+    @Test func theRawParserAcceptsOnlyPlainLookups() {
+        func parse(_ text: String) -> RawLookupHandler.Parsed {
+            Array(text.utf8).withUnsafeBytes { RawLookupHandler.parse($0) }
+        }
+        let target = "/api/v1/features/online/s?k=1"
+        let plain = "GET \(target) HTTP/1.1\r\nHost: t\r\n\r\n"
+        #expect(parse(plain) == .lookup(target: target, headLength: plain.utf8.count))
+        #expect(parse(plain + "GET ") == .lookup(target: target, headLength: plain.utf8.count))
+        for cut in [1, 10, 30, plain.utf8.count - 1] {
+            #expect(parse(String(decoding: plain.utf8.prefix(cut), as: UTF8.self)) == .incomplete, "cut at \(cut)")
+        }
+        for other in [
+            "POST \(target) HTTP/1.1\r\n\r\n", "GET /healthz HTTP/1.1\r\n\r\n", "GET \(target) HTTP/1.0\r\n\r\n",
+            "GET /api/v1/features/online/s?k=%31 HTTP/1.1\r\n\r\n", "GET \(target) HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET \(target) HTTP/1.1\r\ncontent-length: 0\r\n\r\n", "GET \(target) HTTP/1.1\r\nConnection: close\r\n\r\n",
+            "GET \(target) HTTP/1.1\r\nUpgrade: h2c\r\n\r\n", "GET \(target) HTTP/1.1\r\nExpect: 100-continue\r\n\r\n", "GET \(target) HTTP/1.1\r\nBad Name: x\r\n\r\n",
+            "GET \(target) HTTP/1.1\r\n folded\r\n\r\n", "GET \(target) HTTP/1.1\r\nX: a\nY: b\r\n\r\n",
+            "GET \(target) HTTP/1.1\r\nX: caf\u{E9}\r\n\r\n", "GET \(target)  HTTP/1.1\r\n\r\n",
+        ] {
+            #expect(parse(other) == .other, "\(other.debugDescription)")
+        }
+    }
+
     static func okLookups(_ server: APITestServer) async throws -> Double {
         let text = try await server.get("/metrics").text
         let line = text.split(separator: "\n").first {
@@ -216,11 +323,25 @@ enum RawHTTP {
     }
 
     /// `halfClose`: shut the sending side once everything is sent, as some clients do.
-    static func exchange(port: Int, sending text: String, responses: Int, halfClose: Bool = false) async throws -> [Answer] {
-        try await offloaded { try blockingExchange(port: port, sending: text, responses: responses, halfClose: halfClose) }
+    /// `thenExpectEnd`: after the answers, the server must close the connection.
+    static func exchange(
+        port: Int, sending text: String, responses: Int, halfClose: Bool = false, thenExpectEnd: Bool = false
+    ) async throws -> [Answer] {
+        try await exchange(port: port, sending: [text], responses: responses, halfClose: halfClose, thenExpectEnd: thenExpectEnd)
     }
 
-    private static func blockingExchange(port: Int, sending text: String, responses: Int, halfClose: Bool) throws -> [Answer] {
+    /// Sends `pieces` as separate writes, 20 ms apart, so the server reads them separately.
+    static func exchange(
+        port: Int, sending pieces: [String], responses: Int, halfClose: Bool = false, thenExpectEnd: Bool = false
+    ) async throws -> [Answer] {
+        try await offloaded {
+            try blockingExchange(port: port, sending: pieces, responses: responses, halfClose: halfClose, thenExpectEnd: thenExpectEnd)
+        }
+    }
+
+    private static func blockingExchange(
+        port: Int, sending pieces: [String], responses: Int, halfClose: Bool, thenExpectEnd: Bool
+    ) throws -> [Answer] {
         let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socketFD >= 0 else { throw APITestFailure("socket() failed") }
         defer { close(socketFD) }
@@ -234,12 +355,17 @@ enum RawHTTP {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socketFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else { throw APITestFailure("connect to \(port) failed") }
-        let bytes = Array(text.utf8)
-        var sent = 0
-        while sent < bytes.count {
-            let count = bytes[sent...].withUnsafeBytes { send(socketFD, $0.baseAddress, $0.count, 0) }
-            guard count > 0 else { throw APITestFailure("send failed after \(sent) bytes") }
-            sent += count
+        var one: Int32 = 1
+        setsockopt(socketFD, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        for (index, piece) in pieces.enumerated() {
+            if index > 0 { usleep(20_000) }
+            let bytes = Array(piece.utf8)
+            var sent = 0
+            while sent < bytes.count {
+                let count = bytes[sent...].withUnsafeBytes { send(socketFD, $0.baseAddress, $0.count, 0) }
+                guard count > 0 else { throw APITestFailure("send failed after \(sent) bytes") }
+                sent += count
+            }
         }
         if halfClose { shutdown(socketFD, Int32(SHUT_WR)) }
         var received: [UInt8] = []
@@ -254,6 +380,12 @@ enum RawHTTP {
             let count = buffer.withUnsafeMutableBytes { recv(socketFD, $0.baseAddress, $0.count, 0) }
             guard count > 0 else { throw APITestFailure("the connection ended after \(answers.count) answers: \(answers)") }
             received.append(contentsOf: buffer[0..<count])
+        }
+        if thenExpectEnd {
+            let count = buffer.withUnsafeMutableBytes { recv(socketFD, $0.baseAddress, $0.count, 0) }
+            guard count == 0, received.isEmpty else {
+                throw APITestFailure("the connection stayed open after \(answers.count) answers (read \(count) more bytes)")
+            }
         }
         return answers
     }
