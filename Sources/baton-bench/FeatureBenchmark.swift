@@ -197,13 +197,7 @@ enum FeatureBenchmark {
             // The target is a latency at a throughput: offered at a fixed rate.
             if let port = UInt16(server.url.split(separator: ":").last ?? "") {
                 let entities = settings.entities
-                for rate in [10_000.0, 20_000.0] {
-                    let load = OpenLoopLoad.run(
-                        host: "127.0.0.1", port: port, connections: 16, rate: rate, seconds: Double(settings.seconds),
-                        paths: { "/api/v1/features/online/churn?customer_id=\(1 + ($0 &* 7919) % entities)" })
-                    say(String(format: "ONLINE over HTTP at a fixed rate: %.0f requests/s offered on 16 connections for %d s: served %.0f requests/s, p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, %d errors (latency from each request's due time)",
-                               rate, settings.seconds, load.requestsPerSecond, load.percentile(0.5), load.percentile(0.99), load.percentile(0.999), load.errors))
-                }
+                try await Self.fixedRateLookups(port: port, entities: entities, seconds: settings.seconds, server: "default server (an event loop per core)")
                 // Serving must not wait on training: lookups at 10,000/s while training sets of
                 // 2,000 entity rows over the whole history are built back to back on the server.
                 let training = Array(entityRows.prefix(2_000))
@@ -241,7 +235,7 @@ enum FeatureBenchmark {
                            settings.seconds, built, mixed.percentile(0.5), mixed.percentile(0.99), mixed.percentile(0.999), mixed.latenciesMs.max() ?? 0, mixed.errors))
                 // The floor on this machine: the server's cheapest route at the same rate.
                 let floor = OpenLoopLoad.run(host: "127.0.0.1", port: port, connections: 16, rate: 20_000, seconds: Double(settings.seconds), paths: { _ in "/healthz" })
-                say(String(format: "FLOOR: GET /healthz at 20000 requests/s on 16 connections: p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms",
+                say(String(format: "ROUTER: GET /healthz (the router's path, no hot path) at 20000 requests/s on 16 connections: p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms",
                            floor.percentile(0.5), floor.percentile(0.99), floor.percentile(0.999)))
             }
           } catch {
@@ -288,6 +282,23 @@ enum FeatureBenchmark {
     /// Unbuffered, so a failure later never swallows figures already measured.
     static func say(_ text: String) {
         FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+
+    /// Lookups at 10,000 and then 20,000 requests/s (three rounds, and their median p99, since
+    /// rounds on two shared cores differ by more than changes to the server do).
+    static func fixedRateLookups(port: UInt16, entities: Int, seconds: Int, server: String) async throws {
+        var p99s: [Double] = []
+        for rate in [10_000.0, 20_000.0, 20_000.0, 20_000.0] {
+            let load = try await offloaded {
+                OpenLoopLoad.run(
+                    host: "127.0.0.1", port: port, connections: 16, rate: rate, seconds: Double(seconds),
+                    paths: { "/api/v1/features/online/churn?customer_id=\(1 + ($0 &* 7919) % entities)" })
+            }
+            if rate == 20_000 { p99s.append(load.percentile(0.99)) }
+            say("ONLINE over HTTP at a fixed rate, \(server): " + String(format: "%.0f requests/s offered on 16 connections for %d s: served %.0f requests/s, p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, %d errors (latency from each request's due time)",
+                       rate, seconds, load.requestsPerSecond, load.percentile(0.5), load.percentile(0.99), load.percentile(0.999), load.errors))
+        }
+        say("ONLINE over HTTP at 20000 requests/s, \(server): " + String(format: "median p99 of 3 rounds %.3f ms (target <= 0.5 ms)", median(p99s)))
     }
 
     static func wrk(url: String, script: String, connections: Int, seconds: Int) throws -> String {
