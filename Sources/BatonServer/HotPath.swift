@@ -100,7 +100,9 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func handle(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
         switch (part, current) {
         case (.head(let head), _):
-            if routerOwes == 0, let taken = take(head) {
+            // Unwritable: the client is not reading its answers; the router's writer waits for
+            // it, where answers made here would pile up in the channel.
+            if routerOwes == 0, context.channel.isWritable, let taken = take(head) {
                 current = taken
                 return
             }

@@ -52,6 +52,9 @@ final class RawLookupHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .other:
                 return handOver(input, answered: answered, context: context)
             case .lookup(let target, let headLength):
+                // A client that sends without reading its answers is left to the router, whose
+                // writer waits for the socket, so answers never pile up here unbounded.
+                guard context.channel.isWritable else { return handOver(input, answered: answered, context: context) }
                 let started = ContinuousClock.now
                 guard let answer = HotPathHandler.lookupAnswer(target: target, features: features) else {
                     return handOver(input, answered: answered, context: context)

@@ -278,6 +278,14 @@ struct HotPathTests {
             #expect(try answered().isEmpty)
             #expect(try passed() == "\(lookup)5 HTTP/1.1\r\n\r\n")
             _ = try channel.finish()
+
+            // A client that does not read its answers (the channel unwritable) is handed over.
+            let stalled = EmbeddedChannel(handler: RawLookupHandler(features: server.engine.features))
+            stalled.isWritable = false
+            try stalled.writeInbound(ByteBuffer(string: "\(lookup)1 HTTP/1.1\r\n\r\n"))
+            #expect(try stalled.readOutbound(as: ByteBuffer.self) == nil)
+            #expect(try stalled.readInbound(as: ByteBuffer.self).map { String(buffer: $0) } == "\(lookup)1 HTTP/1.1\r\n\r\n")
+            _ = try stalled.finish()
         }
     }
 
