@@ -378,10 +378,15 @@ public final class FeatureHub: Sendable {
     /// again between writes, and writing the JSON cost more than the lookup.
     public func onlineJSON(service serviceName: String, keyText: (String) -> String?) throws(FeatureError) -> String {
         let plan = try onlinePlan(service: serviceName)
-        var key = serviceName
+        // Each text is prefixed with its length, so no two sets of texts make the same key.
+        var key = "\(serviceName.utf8.count):\(serviceName)"
         for joinKey in plan.joinKeys {
-            key.append("\u{1F}")
-            key.append(keyText(joinKey.name) ?? "\u{1E}")
+            if let text = keyText(joinKey.name) {
+                key.append("|\(text.utf8.count):")
+                key.append(text)
+            } else {
+                key.append("|-")
+            }
         }
         let generation = cache.generation
         let now = clock().timeIntervalSince1970

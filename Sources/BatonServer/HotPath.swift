@@ -80,8 +80,11 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         codec = try? context.pipeline.syncOperations.context(handlerType: HTTP1ToHTTPServerCodec.self)
-        // Ahead of the decoder, for connections that only look features up.
-        try? context.pipeline.syncOperations.addHandler(RawLookupHandler(features: shared.features), position: .first)
+        // Right before the HTTP/1 handlers (the response encoder comes first), after anything
+        // that would frame or decrypt the byte stream, for connections that only look features up.
+        if let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) {
+            try? context.pipeline.syncOperations.addHandler(RawLookupHandler(features: shared.features), position: .before(encoder.handler))
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {

@@ -1,5 +1,6 @@
 import BatonEngine
 import NIOCore
+import Synchronization
 
 /// Answers plain one-entity online lookups straight from the connection's bytes, ahead of the
 /// HTTP/1 decoder. Parsing a request into HTTP/1 and HTTP-types values and encoding the answer
@@ -19,6 +20,9 @@ final class RawLookupHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// A request head longer than this goes to the decoder (whose own limits then apply).
     static let maxHeadBytes = 8 * 1024
+
+    /// Lookups answered here since the process started (the tests check the path is in use).
+    static let answers = Atomic<Int>(0)
 
     private let features: FeatureHub
     /// False once the decoder has been given bytes: it owns the connection from then on.
@@ -62,6 +66,7 @@ final class RawLookupHandler: ChannelInboundHandler, RemovableChannelHandler {
                 input.moveReaderIndex(forwardBy: headLength)
                 context.write(wrapInboundOut(Self.response(answer, allocator: context.channel.allocator)), promise: nil)
                 RequestMetricsMiddleware.record(method: "GET", status: 200, since: started)
+                Self.answers.wrappingAdd(1, ordering: .relaxed)
                 answered = true
             }
         }
