@@ -278,7 +278,10 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var fields = HTTPHeaders()
         fields.reserveCapacity(headers.count + 3)
         for (name, value) in headers {
-            guard let checked = HTTPField.Name(name) else { continue }
+            // Framing and these two are set below, once, as the subscripts above replace them.
+            guard let checked = HTTPField.Name(name), ![.contentLength, .transferEncoding, .connection, .server, .date].contains(checked) else {
+                continue
+            }
             fields.add(name: name, value: HTTPField.isValidValue(value) ? value : HTTPField(name: checked, value: value).value)
         }
         fields.add(name: "Content-Length", value: String(body.readableBytes))
