@@ -112,6 +112,8 @@ final class APITestServer: Sendable {
         configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
         configuration.timeoutIntervalForRequest = 30
         configuration.httpMaximumConnectionsPerHost = 16
+        // Without a cache: corelibs looks the cache up on another queue, unordered against a cancel.
+        configuration.urlCache = nil
         session = URLSession(configuration: configuration)
     }
 
@@ -147,7 +149,7 @@ final class APITestServer: Sendable {
     }
 
     func stop() async {
-        session.invalidateAndCancel()
+        await session.cancelAllAndInvalidate()
         runner.cancel()
         _ = await runner.result
         try? FileManager.default.removeItem(atPath: root)
@@ -322,14 +324,18 @@ final class APIEventStream: Sendable {
         self.items = items
         let configuration = URLSessionConfiguration.ephemeral
         configuration.timeoutIntervalForRequest = 60
+        // Without a cache: corelibs looks the cache up on another queue, unordered against a cancel.
+        configuration.urlCache = nil
         session = URLSession(configuration: configuration, delegate: Delegate(continuation: continuation), delegateQueue: nil)
         task = session.dataTask(with: request)
         task.resume()
     }
 
+    /// Cancels the stream's one task, then lets the session go once it is done (not
+    /// `invalidateAndCancel`: see `URLSession.cancelAllAndInvalidate`).
     func close() {
         task.cancel()
-        session.invalidateAndCancel()
+        session.finishTasksAndInvalidate()
     }
 
     /// Reads items until `body` returns true, the stream closes, or time runs out; returns
@@ -442,4 +448,19 @@ enum APIFixtures {
         """
 
     static let all: [String: String] = ["etl": etl, "train": train, "flaky": flaky, "slow": slow, "chatty": chatty]
+}
+
+extension URLSession {
+    /// Cancels every task, then invalidates: what `invalidateAndCancel` does, without its walk of
+    /// the task list off the session's queue, which in swift-corelibs-foundation crashed a whole
+    /// test run when a task finished meanwhile. `getAllTasks` reads the list on that queue.
+    func cancelAllAndInvalidate() async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            getAllTasks { tasks in
+                for task in tasks { task.cancel() }
+                done.resume()
+            }
+        }
+        finishTasksAndInvalidate()
+    }
 }

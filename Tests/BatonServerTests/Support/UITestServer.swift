@@ -71,6 +71,8 @@ final class UITestServer: Sendable {
         // Cookies are sent by hand, so a test states exactly what the browser would hold.
         configuration.httpShouldSetCookies = false
         configuration.httpCookieAcceptPolicy = .never
+        // Without a cache: corelibs looks the cache up on another queue, unordered against a cancel.
+        configuration.urlCache = nil
         session = URLSession(configuration: configuration, delegate: NoRedirects(), delegateQueue: nil)
     }
 
@@ -115,7 +117,7 @@ final class UITestServer: Sendable {
     }
 
     func stop() async {
-        session.invalidateAndCancel()
+        await session.cancelAllAndInvalidate()
         runner.cancel()
         _ = await runner.result
         try? FileManager.default.removeItem(atPath: root)
