@@ -4,6 +4,7 @@ import BatonFeatures
 import BatonStore
 import Foundation
 import Logging
+import Synchronization
 
 #if canImport(FoundationNetworking)
     import FoundationNetworking
@@ -212,9 +213,14 @@ enum FeatureBenchmark {
                 historical.httpBody = body
                 historical.setValue("application/json", forHTTPHeaderField: "Content-Type")
                 let trainingRequest = historical
+                // Stopped by a flag between requests, not by cancelling the task: cancelling
+                // `URLSession.data(for:)` as its answer arrives deadlocked this benchmark once in
+                // swift-corelibs-foundation (the cancel waits on the session's queue while holding
+                // the task's status lock, which the completing request needs).
+                let stop = Atomic<Bool>(false)
                 let builder = Task {
                     var built = 0
-                    while !Task.isCancelled {
+                    while !stop.load(ordering: .relaxed) {
                         guard let (_, response) = try? await URLSession.shared.data(for: trainingRequest),
                             (response as? HTTPURLResponse)?.statusCode == 200
                         else { break }
@@ -228,7 +234,7 @@ enum FeatureBenchmark {
                         host: "127.0.0.1", port: port, connections: 16, rate: 10_000, seconds: Double(seconds),
                         paths: { "/api/v1/features/online/churn?customer_id=\(1 + ($0 &* 7919) % entities)" })
                 }
-                builder.cancel()
+                stop.store(true, ordering: .relaxed)
                 let built = await builder.value
                 say(String(format: "ONLINE over HTTP while training sets are built: 10000 requests/s on 16 connections for %d s beside %d training sets of 2000 entity rows: p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, max %.1f ms, %d errors",
                            settings.seconds, built, mixed.percentile(0.5), mixed.percentile(0.99), mixed.percentile(0.999), mixed.latenciesMs.max() ?? 0, mixed.errors))
