@@ -12,6 +12,8 @@ final class LookupAnswers: Sendable {
         var json: String
         var generation: UInt64
         var validUntil: Double
+        /// What it counts against `maxBytes`: its text, its key and a little bookkeeping.
+        var size: Int
     }
 
     private struct State {
@@ -29,16 +31,16 @@ final class LookupAnswers: Sendable {
     }
 
     func keep(_ json: String, key: String, generation: UInt64, validUntil: Double) {
-        let size = json.utf8.count + key.utf8.count + 64
+        let answer = Answer(json: json, generation: generation, validUntil: validUntil, size: json.utf8.count + key.utf8.count + 64)
         state.withLock { state in
             if let old = state.answers[key] {
-                state.bytes -= old.json.utf8.count + key.utf8.count + 64
-            } else if state.bytes + size > Self.maxBytes {
+                state.bytes -= old.size
+            } else if state.bytes + answer.size > Self.maxBytes {
                 state.answers.removeAll()
                 state.bytes = 0
             }
-            state.answers[key] = Answer(json: json, generation: generation, validUntil: validUntil)
-            state.bytes += size
+            state.answers[key] = answer
+            state.bytes += answer.size
         }
     }
 }

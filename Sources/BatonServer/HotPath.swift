@@ -165,7 +165,7 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// What this handler answers itself, decided from the head alone.
     private func take(_ head: HTTPRequest) -> Current? {
-        guard let path = head.path, head.headerFields[.connection]?.lowercased() != "close" else { return nil }
+        guard codec != nil, let path = head.path, head.headerFields[.connection]?.lowercased() != "close" else { return nil }
         if head.method == .get, path.hasPrefix(Self.lookupPrefix) {
             return lookup(path).map { .lookup($0, started: .now) }
         }
@@ -260,19 +260,9 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func write(status: HTTPResponse.Status, headers: [(String, String)], body: ByteBuffer, context: ChannelHandlerContext) {
-        guard let codec else {
-            var fields = HTTPFields()
-            for (name, value) in headers {
-                if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
-            }
-            fields[.contentLength] = String(body.readableBytes)
-            fields[.server] = "Baton"
-            fields[.date] = HTTPDate.now()
-            context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
-            context.write(wrapOutboundOut(.body(body)), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-            return
-        }
+        // No codec: the handler has left the pipeline (the connection closed while a prediction
+        // was out), or it never found one and took nothing; there is no one to answer.
+        guard let codec else { return }
         // Names and values pass the same checks as on the router's path (a replica's headers
         // are not trusted): invalid names are dropped, invalid characters in values made spaces.
         var fields = HTTPHeaders()

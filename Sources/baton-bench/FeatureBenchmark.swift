@@ -302,20 +302,12 @@ enum FeatureBenchmark {
 
     /// Until the process has used under 5 % of a CPU over a second (start-up work done), at most 60 s.
     static func waitUntilIdle(pid: Int32) async {
-        func ticks() -> Int {
-            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                let close = stat.lastIndex(of: ")")
-            else { return 0 }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            // utime and stime are fields 14 and 15; after the command, they are the 12th and 13th.
-            return fields.count > 12 ? (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0) : 0
-        }
         let deadline = Date().addingTimeInterval(60)
-        var last = ticks()
+        var last = MLflowBenchmark.cpuSeconds(ofTree: pid)
         while Date() < deadline {
             try? await Task.sleep(for: .seconds(1))
-            let now = ticks()
-            if now - last < 5 { return }
+            let now = MLflowBenchmark.cpuSeconds(ofTree: pid)
+            if now - last < 0.05 { return }
             last = now
         }
     }
