@@ -361,7 +361,8 @@ public final class Gateway: Sendable {
     public func forward(
         deployment: String, body: ByteBuffer, contentType: String?, headers: [(String, String)]
     ) async -> GatewayResponse {
-        let requestID = Self.header("x-baton-request-id", in: headers) ?? nextRequestID()
+        let requestID = Self.header("x-baton-request-id", in: headers).flatMap { Self.isSafeField("x-baton-request-id", $0) ? $0 : nil }
+            ?? nextRequestID()
         guard body.readableBytes <= maxBodyBytes else {
             var answer = GatewayResponse.bodyTooLarge(limit: maxBodyBytes, deployment: deployment)
             answer.headers.append(("X-Baton-Request-Id", requestID))
@@ -387,9 +388,11 @@ public final class Gateway: Sendable {
                 requestID: requestID)
         }
         var outgoing = HTTPHeaders()
-        outgoing.add(name: "Content-Type", value: contentType ?? "application/json")
+        outgoing.add(name: "Content-Type", value: contentType.flatMap { Self.isSafeField("content-type", $0) ? $0 : nil } ?? "application/json")
         outgoing.add(name: "X-Baton-Request-Id", value: requestID)
-        for (name, value) in headers where Self.forwardsHeader(name) { outgoing.add(name: name, value: value) }
+        for (name, value) in headers where Self.forwardsHeader(name) && Self.isSafeField(name, value) {
+            outgoing.add(name: name, value: value)
+        }
 
         let now = clock()
         let inputs = sampleInputs(body)
@@ -546,6 +549,14 @@ public final class Gateway: Sendable {
     static func header(_ name: String, in headers: [(String, String)]) -> String? {
         for (key, value) in headers where key.utf8.count == name.utf8.count && key.lowercased() == name { return value }
         return nil
+    }
+
+    /// A name of visible ASCII without a colon and a value without CR, LF or NUL: what the
+    /// replica connection writes as is (servers' parsers check this already; `forward` is
+    /// public, so it does not rely on that).
+    static func isSafeField(_ name: String, _ value: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ":") }
+            && value.utf8.allSatisfy { $0 != 0x0D && $0 != 0x0A && $0 != 0 }
     }
 
     /// Callers' credentials are for Baton, not for the model server.

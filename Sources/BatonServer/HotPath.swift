@@ -83,7 +83,7 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // Right before the HTTP/1 handlers (the response encoder comes first), after anything
         // that would frame or decrypt the byte stream, for connections that only look features up.
         if let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) {
-            try? context.pipeline.syncOperations.addHandler(RawLookupHandler(features: shared.features), position: .before(encoder.handler))
+            try? context.pipeline.syncOperations.addHandler(RawRequestHandler(shared), position: .before(encoder.handler))
         }
     }
 
@@ -263,24 +263,30 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // No codec: the handler has left the pipeline (the connection closed while a prediction
         // was out), or it never found one and took nothing; there is no one to answer.
         guard let codec else { return }
-        // Names and values pass the same checks as on the router's path (a replica's headers
-        // are not trusted): invalid names are dropped, invalid characters in values made spaces.
+        let fields = Self.checkedFields(headers, bodyLength: body.readableBytes)
+        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status.code, reasonPhrase: status.reasonPhrase), headers: fields)
+        codec.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+        codec.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(body))), promise: nil)
+        codec.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
+    }
+
+    /// A hot answer's headers with its framing, `Server` and `Date`. Names and values pass the
+    /// same checks as on the router's path (a replica's headers are not trusted): invalid names
+    /// are dropped, invalid characters in values made spaces.
+    static func checkedFields(_ headers: [(String, String)], bodyLength: Int) -> HTTPHeaders {
         var fields = HTTPHeaders()
         fields.reserveCapacity(headers.count + 3)
         for (name, value) in headers {
-            // Framing and these two are set below, once, as the subscripts above replace them.
+            // Framing and these two are set below, once.
             guard let checked = HTTPField.Name(name), ![.contentLength, .transferEncoding, .connection, .server, .date].contains(checked) else {
                 continue
             }
             fields.add(name: name, value: HTTPField.isValidValue(value) ? value : HTTPField(name: checked, value: value).value)
         }
-        fields.add(name: "Content-Length", value: String(body.readableBytes))
+        fields.add(name: "Content-Length", value: String(bodyLength))
         fields.add(name: "Server", value: "Baton")
         fields.add(name: "Date", value: HTTPDate.now())
-        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status.code, reasonPhrase: status.reasonPhrase), headers: fields)
-        codec.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
-        codec.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(body))), promise: nil)
-        codec.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
+        return fields
     }
 
 }

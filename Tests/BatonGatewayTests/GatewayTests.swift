@@ -217,6 +217,33 @@ struct GatewayTests {
         await gateway.shutdown()
     }
 
+    @Test("only safe Accept and X- headers reach the replica; an unsafe request id or content type is replaced")
+    func forwardedHeaders() async throws {
+        let replica = try await TestReplica.start("r1")
+        defer { replica.stop() }
+        let gateway = Gateway(requestTimeout: .seconds(5), maxBodyBytes: 1000, logger: quietLogger(), clock: nil)
+        gateway.setPolicy(TrafficPolicy(stable: GatewayBackend(version: "1", endpoints: [replica.endpoint()])), deployment: "churn")
+        let answer = await gateway.forward(
+            deployment: "churn", body: ByteBuffer(string: "{}"), contentType: "text/plain\r\nX-Injected: 1",
+            headers: [
+                ("X-Trace", "a\r\nX-Evil: 1"), ("X-Ok", "fine"), ("Accept", "application/json"), ("x-baton-request-id", "id\r\nX-Sneaky: 1"),
+                ("Authorization", "Bearer secret"), ("X-Api-Key", "secret"), ("X Bad", "name"),
+            ])
+        #expect(answer.status == 200)
+        let requestID = try #require(answer.header("X-Baton-Request-Id"))
+        #expect(!requestID.contains("\r") && !requestID.hasPrefix("id"), "\(requestID)")
+        let received = try #require(replica.headers.first)
+        let names = Set(received.map(\.0))
+        #expect(received.contains { $0 == ("x-ok", "fine") }, "\(received)")
+        #expect(received.contains { $0 == ("accept", "application/json") }, "\(received)")
+        #expect(received.contains { $0 == ("content-type", "application/json") }, "\(received)")
+        #expect(received.contains { $0 == ("x-baton-request-id", requestID) }, "\(received)")
+        for absent in ["x-trace", "x-evil", "x-injected", "x-sneaky", "authorization", "x-api-key", "x bad"] {
+            #expect(!names.contains(absent), "\(absent) reached the replica: \(received)")
+        }
+        await gateway.shutdown()
+    }
+
     @Test("the first deployment (no stable) sends everything to the candidate")
     func candidateOnly() async throws {
         let candidate = try await TestReplica.start("c")

@@ -32,6 +32,8 @@ final class TestReplica: Sendable {
 
     var received: Int { log.state.withLock { $0.count } }
     var bodies: [String] { log.state.withLock { $0.bodies } }
+    /// Each request's header fields, names lowercased.
+    var headers: [[(String, String)]] { log.state.withLock { $0.headers } }
 
     func endpoint() -> GatewayEndpoint { GatewayEndpoint(host: "127.0.0.1", port: port, replicaID: name) }
 
@@ -46,6 +48,7 @@ final class TestReplica: Sendable {
             log.state.withLock {
                 $0.count += 1
                 $0.bodies.append(String(buffer: body))
+                $0.headers.append(request.headers.map { ($0.name.canonicalName, $0.value) })
             }
             if behaviour.delay > .zero { try await Task.sleep(for: behaviour.delay) }
             let text = #"{"prediction": \#(behaviour.prediction), "replica": "\#(name)"}"#
@@ -73,7 +76,7 @@ final class TestReplica: Sendable {
 
 /// What a replica received, shared by its handler and the test.
 final class ReplicaLog: Sendable {
-    let state = Mutex<(count: Int, bodies: [String])>((0, []))
+    let state = Mutex<(count: Int, bodies: [String], headers: [[(String, String)]])>((0, [], []))
 }
 
 struct TimedOut: Error, CustomStringConvertible {

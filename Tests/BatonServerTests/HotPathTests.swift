@@ -201,10 +201,10 @@ struct HotPathTests {
                 (get("/api/v1/features/online/hot_churn?customer=3"), 400, "customer_id"),
                 (get(lookup + "4"), 200, "40"), (get("/healthz"), 200, "ok"), (get(lookup + "5"), 200, "50"),
             ]
-            let before = RawLookupHandler.answers.load(ordering: .relaxed)
+            let before = RawRequestHandler.answers.load(ordering: .relaxed)
             try await Self.expectInOrder(sequence, port: server.baseURL.port!)
             // The first three of each round came from the bytes (the server installed the path).
-            #expect(RawLookupHandler.answers.load(ordering: .relaxed) >= before + 9)
+            #expect(RawRequestHandler.answers.load(ordering: .relaxed) >= before + 9)
             // A request that arrives a few bytes at a time is put together before it is answered.
             let pieces = ["GET /api/v1/fea", "tures/online/hot_ch", "urn?customer_id=2 HTTP/1.1\r\nHo", "st: t\r\n", "\r", "\n", get(lookup + "3")]
             let split = try await RawHTTP.exchange(port: server.baseURL.port!, sending: pieces, responses: 2)
@@ -238,7 +238,7 @@ struct HotPathTests {
     @Test func theRawPathPutsSplitRequestsTogetherAndHandsTheRestToTheDecoder() async throws {
         try await APITestServer.with(pipelines: ["features": Self.definitions]) { server in
             try await Self.ingest(server)
-            let channel = EmbeddedChannel(handler: RawLookupHandler(features: server.engine.features))
+            let channel = EmbeddedChannel(handler: RawRequestHandler(HotPathContext(server.context)))
             func answered() throws -> [String] {
                 var answers: [String] = []
                 while let buffer = try channel.readOutbound(as: ByteBuffer.self) { answers.append(String(buffer: buffer)) }
@@ -268,7 +268,7 @@ struct HotPathTests {
             _ = try channel.finish()
 
             // A client that does not read its answers (the channel unwritable) is handed over.
-            let stalled = EmbeddedChannel(handler: RawLookupHandler(features: server.engine.features))
+            let stalled = EmbeddedChannel(handler: RawRequestHandler(HotPathContext(server.context)))
             stalled.isWritable = false
             try stalled.writeInbound(ByteBuffer(string: "\(lookup)1 HTTP/1.1\r\n\r\n"))
             #expect(try stalled.readOutbound(as: ByteBuffer.self) == nil)
@@ -278,8 +278,8 @@ struct HotPathTests {
     }
 
     @Test func theRawParserAcceptsOnlyPlainLookups() {
-        func parse(_ text: String) -> RawLookupHandler.Parsed {
-            Array(text.utf8).withUnsafeBytes { RawLookupHandler.parse($0) }
+        func parse(_ text: String) -> RawRequestHandler.Parsed {
+            Array(text.utf8).withUnsafeBytes { RawRequestHandler.parse($0, maxBodyBytes: 1024) }
         }
         let target = "/api/v1/features/online/s?k=1"
         let plain = "GET \(target) HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -297,6 +297,85 @@ struct HotPathTests {
             "GET \(target) HTTP/1.1\r\nX: caf\u{E9}\r\n\r\n", "GET \(target)  HTTP/1.1\r\n\r\n",
         ] {
             #expect(parse(other) == .other, "\(other.debugDescription)")
+        }
+    }
+
+    @Test func theRawParserReadsPlainPredictionsWithTheirBodies() {
+        func parse(_ text: String) -> RawRequestHandler.Parsed {
+            Array(text.utf8).withUnsafeBytes { RawRequestHandler.parse($0, maxBodyBytes: 16) }
+        }
+        let head =
+            "POST /serve/churn/predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nX-Baton-Key:  c-1 \r\n"
+            + "Accept: */*\r\nAuthorization: Bearer s\r\nContent-Length: 8\r\n\r\n"
+        let expected = RawRequestHandler.RawPrediction(
+            deployment: "churn", contentType: "application/json",
+            headers: [.init(name: "x-baton-key", value: "c-1"), .init(name: "accept", value: "*/*")],
+            headLength: head.utf8.count, bodyLength: 8)
+        #expect(parse(head + #"{"a": 1}"#) == .predict(expected))
+        #expect(parse(head + #"{"a": 1}POST "#) == .predict(expected))
+        // The body counts: a request is whole only with all of it.
+        for cut in [1, 12, 40, head.utf8.count - 1, head.utf8.count, head.utf8.count + 7] {
+            #expect(parse(String(decoding: (head + #"{"a": 1}"#).utf8.prefix(cut), as: UTF8.self)) == .incomplete, "cut at \(cut)")
+        }
+        let target = "/serve/churn/predict"
+        for other in [
+            "POST \(target) HTTP/1.1\r\nHost: t\r\n\r\n", "POST \(target) HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST \(target) HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}",
+            "POST \(target) HTTP/1.1\r\nContent-Length: +2\r\n\r\n{}", "POST \(target) HTTP/1.1\r\nContent-Length: 2 2\r\n\r\n{}",
+            "POST \(target) HTTP/1.1\r\nContent-Length: 17\r\n\r\n", "POST \(target) HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}",
+            "POST \(target) HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n{}",
+            "POST \(target) HTTP/1.1\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}",
+            "POST \(target) HTTP/1.1\r\nSec-Fetch-Site: cross-site\r\nContent-Length: 2\r\n\r\n{}",
+            "POST \(target) HTTP/1.1\r\nContent-Type: a\r\nContent-Type: b\r\nContent-Length: 2\r\n\r\n{}",
+            "POST /serve/churn/feedback HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", "POST /serve/a/b/predict HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+            "POST /serve/ch%75rn/predict HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", "PUT \(target) HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+            "GET \(target) HTTP/1.1\r\n\r\n",
+        ] {
+            #expect(parse(other) == .other, "\(other.debugDescription)")
+        }
+    }
+
+    @Test func predictionsOnAFreshConnectionAreAnsweredFromItsBytesLikeTheRouterAnswersThem() async throws {
+        try await Self.withFeaturesAndDeployment { server in
+            func predict(_ body: String, headers: String = "") -> String {
+                "POST /serve/hot/predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\(headers)Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            }
+            let before = RawRequestHandler.answers.load(ordering: .relaxed)
+            // Split over writes, with the caller's request id and a credential the replica must not see.
+            let pieces = [
+                "POST /serve/hot/predict HTTP/1.1\r\nHost: t\r\nX-Baton-Request-Id: req-7\r\nAuthorization: Bearer x\r\nContent-Le",
+                "ngth: 8\r\n\r\n{\"n\":",
+                " 7}" + predict(#"{"n": 8}"#),
+            ]
+            let answers = try await RawHTTP.exchange(port: server.baseURL.port!, sending: pieces, responses: 2)
+            #expect(answers.map(\.status) == [200, 200], "\(answers)")
+            #expect(answers.first?.body == #"{"prediction": 0.42, "echo": {"n": 7}}"#, "\(answers)")
+            #expect(answers.last?.body.contains(#""echo": {"n": 8}"#) == true, "\(answers)")
+            let head = answers.first?.head.lowercased() ?? ""
+            for expected in ["x-baton-request-id: req-7", "x-baton-version: 1", "content-type: application/json", "server: baton", "date: "] {
+                #expect(head.contains(expected), "\(expected) missing from \(head)")
+            }
+            #expect(RawRequestHandler.answers.load(ordering: .relaxed) >= before + 2, "the raw path did not answer")
+
+            // The router's answer to the same request: the same status, body and headers.
+            let routed = try await RawHTTP.exchange(
+                port: server.baseURL.port!, sending: "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n" + predict(#"{"n": 9}"#, headers: "X-Baton-Request-Id: req-9\r\n"),
+                responses: 2)
+            let fresh = try await RawHTTP.exchange(
+                port: server.baseURL.port!, sending: predict(#"{"n": 9}"#, headers: "X-Baton-Request-Id: req-9\r\n"), responses: 1)
+            func headerNames(_ answer: RawHTTP.Answer?) -> [String] {
+                (answer?.head.lowercased().components(separatedBy: "\r\n").dropFirst().map { String($0.prefix { $0 != ":" }) } ?? []).sorted()
+            }
+            #expect(routed.last?.status == fresh.first?.status && routed.last?.body == fresh.first?.body, "\(routed) \(fresh)")
+            #expect(headerNames(routed.last) == headerNames(fresh.first), "\(routed.last?.head ?? "") vs \(fresh.first?.head ?? "")")
+
+            // An unknown deployment is the gateway's 404 in Baton's error shape, and the
+            // connection goes on.
+            let unknown = try await RawHTTP.exchange(
+                port: server.baseURL.port!,
+                sending: "POST /serve/nope/predict HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}" + predict(#"{"n": 10}"#), responses: 2)
+            #expect(unknown.map(\.status) == [404, 200], "\(unknown)")
+            #expect(unknown.first?.body.contains("not_found") == true, "\(unknown)")
         }
     }
 
@@ -327,6 +406,8 @@ enum RawHTTP {
     struct Answer: Sendable, CustomStringConvertible {
         var status: Int
         var body: String
+        /// The status line and headers.
+        var head = ""
         var description: String { "\(status) \(body.prefix(200))" }
     }
 
@@ -414,6 +495,7 @@ enum RawHTTP {
         }.first ?? 0
         let bodyStart = end + 4
         guard bytes.count >= bodyStart + length else { return nil }
-        return (Answer(status: status, body: String(decoding: bytes[bodyStart..<(bodyStart + length)], as: UTF8.self)), bodyStart + length)
+        let body = String(decoding: bytes[bodyStart..<(bodyStart + length)], as: UTF8.self)
+        return (Answer(status: status, body: body, head: head), bodyStart + length)
     }
 }
