@@ -205,13 +205,19 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return try? features.onlineJSON(service: service, keyText: { query[$0[...]].map(String.init) })
     }
 
+    /// `{deployment}` of `/serve/{deployment}/predict[?query]`, or nil for any other path or an
+    /// escaped name (the router decodes those).
     static func deployment(inPredictPath path: String) -> String? {
-        let withoutQuery = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
-        let segments = withoutQuery.split(separator: "/", omittingEmptySubsequences: false)
-        guard segments.count == 4, segments[0].isEmpty, segments[1] == "serve", segments[3] == "predict",
-            !segments[2].isEmpty, !segments[2].contains("%")
-        else { return nil }
-        return String(segments[2])
+        var path = path
+        return path.withUTF8 { bytes in
+            let raw = UnsafeRawBufferPointer(bytes)
+            let prefix = "/serve/".utf8
+            guard raw.count > prefix.count, raw.starts(with: prefix) else { return nil }
+            guard let deployment = RawRequestHandler.predictDeployment(raw, from: prefix.count, to: raw.count),
+                !deployment.utf8.contains(UInt8(ascii: "%"))
+            else { return nil }
+            return deployment
+        }
     }
 
     private func predict(_ prediction: Prediction, context: ChannelHandlerContext) {

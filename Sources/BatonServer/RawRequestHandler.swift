@@ -315,8 +315,8 @@ final class RawRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// `{deployment}` of a target `/serve/{deployment}/predict[?query]` whose bytes from `start`
-    /// (after `/serve/`) to `end` are given, as `HotPathHandler.deployment(inPredictPath:)` reads it.
-    private static func predictDeployment(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int) -> String? {
+    /// (after `/serve/`) to `end` are given.
+    static func predictDeployment(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int) -> String? {
         var slash = start
         while slash < end, bytes[slash] != UInt8(ascii: "/"), bytes[slash] != UInt8(ascii: "?") { slash += 1 }
         guard slash > start, slash < end, bytes[slash] == UInt8(ascii: "/") else { return nil }

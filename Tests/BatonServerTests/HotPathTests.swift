@@ -333,6 +333,15 @@ struct HotPathTests {
         ] {
             #expect(parse(other) == .other, "\(other.debugDescription)")
         }
+        // The decoder's path reads the deployment the same way.
+        #expect(HotPathHandler.deployment(inPredictPath: "/serve/churn/predict") == "churn")
+        #expect(HotPathHandler.deployment(inPredictPath: "/serve/churn-2.b/predict?trace=1") == "churn-2.b")
+        for path in [
+            "/serve/churn/predictx", "/serve//predict", "/serve/a/b/predict", "/serve/ch%75rn/predict", "/serve/churn/feedback",
+            "/serve/churn", "/serve/", "/serve/churn/predict/", "/api/serve/churn/predict",
+        ] {
+            #expect(HotPathHandler.deployment(inPredictPath: path) == nil, "\(path)")
+        }
     }
 
     @Test func predictionsOnAFreshConnectionAreAnsweredFromItsBytesLikeTheRouterAnswersThem() async throws {
