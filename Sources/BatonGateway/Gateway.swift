@@ -361,7 +361,7 @@ public final class Gateway: Sendable {
     public func forward(
         deployment: String, body: ByteBuffer, contentType: String?, headers: [(String, String)]
     ) async -> GatewayResponse {
-        let requestID = Self.header("x-baton-request-id", in: headers).flatMap { Self.isSafeField("x-baton-request-id", $0) ? $0 : nil }
+        let requestID = Self.header("x-baton-request-id", in: headers).flatMap { Self.isSafeValue($0) ? $0 : nil }
             ?? nextRequestID()
         guard body.readableBytes <= maxBodyBytes else {
             var answer = GatewayResponse.bodyTooLarge(limit: maxBodyBytes, deployment: deployment)
@@ -388,9 +388,9 @@ public final class Gateway: Sendable {
                 requestID: requestID)
         }
         var outgoing = HTTPHeaders()
-        outgoing.add(name: "Content-Type", value: contentType.flatMap { Self.isSafeField("content-type", $0) ? $0 : nil } ?? "application/json")
+        outgoing.add(name: "Content-Type", value: contentType.flatMap { Self.isSafeValue($0) ? $0 : nil } ?? "application/json")
         outgoing.add(name: "X-Baton-Request-Id", value: requestID)
-        for (name, value) in headers where Self.forwardsHeader(name) && Self.isSafeField(name, value) {
+        for (name, value) in headers where Self.forwardsHeader(name) && Self.isSafeName(name) && Self.isSafeValue(value) {
             outgoing.add(name: name, value: value)
         }
 
@@ -551,12 +551,15 @@ public final class Gateway: Sendable {
         return nil
     }
 
-    /// A name of visible ASCII without a colon and a value without CR, LF or NUL: what the
-    /// replica connection writes as is (servers' parsers check this already; `forward` is
-    /// public, so it does not rely on that).
-    static func isSafeField(_ name: String, _ value: String) -> Bool {
+    /// A name of visible ASCII without a colon: what the replica connection writes as is
+    /// (servers' parsers check this already; `forward` is public, so it does not rely on that).
+    static func isSafeName(_ name: String) -> Bool {
         !name.isEmpty && name.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ":") }
-            && value.utf8.allSatisfy { $0 != 0x0D && $0 != 0x0A && $0 != 0 }
+    }
+
+    /// A value without CR, LF or NUL, for the same reason.
+    static func isSafeValue(_ value: String) -> Bool {
+        value.utf8.allSatisfy { $0 != 0x0D && $0 != 0x0A && $0 != 0 }
     }
 
     /// Callers' credentials are for Baton, not for the model server.

@@ -153,7 +153,7 @@ final class ReplicaClient: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // The gateway only sends fields it has checked (`Gateway.isSafeField`), so
+                    // The gateway only sends fields it has checked (`Gateway.isSafeName`, `isSafeValue`), so
                     // NIO's second check of every name and value on each request is skipped.
                     try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(ReplicaExchangeHandler(maxResponseBytes: limit))

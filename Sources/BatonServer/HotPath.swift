@@ -227,17 +227,13 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         predicting = true
-        let loop = context.eventLoop
-        let bound = NIOLoopBound((self, context), eventLoop: loop)
-        Task {
-            let answer = await gateway.forward(
-                deployment: prediction.deployment, body: prediction.body, contentType: prediction.contentType, headers: prediction.headers)
-            loop.execute {
-                let (handler, context) = bound.value
-                handler.predicting = false
-                handler.respond(answer, since: prediction.started, context: context)
-                handler.resume(context: context)
-            }
+        gateway.forward(
+            deployment: prediction.deployment, body: prediction.body, contentType: prediction.contentType, headers: prediction.headers,
+            on: context.eventLoop
+        ) { answer in
+            self.predicting = false
+            self.respond(answer, since: prediction.started, context: context)
+            self.resume(context: context)
         }
     }
 
@@ -295,6 +291,21 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return fields
     }
 
+}
+
+extension Gateway {
+    /// Forwards a prediction on a task of its own and hands the answer to `answered` on `loop`,
+    /// where the connection's handlers live (the hot paths call this from a channel handler).
+    func forward(
+        deployment: String, body: ByteBuffer, contentType: String?, headers: [(String, String)], on loop: any EventLoop,
+        answered: @escaping (GatewayResponse) -> Void
+    ) {
+        let callback = NIOLoopBound(answered, eventLoop: loop)
+        Task {
+            let answer = await forward(deployment: deployment, body: body, contentType: contentType, headers: headers)
+            loop.execute { callback.value(answer) }
+        }
+    }
 }
 
 /// The `Date` header's text, made once a second rather than once a response.

@@ -113,17 +113,11 @@ final class RawRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func forward(_ prediction: RawPrediction, body: ByteBuffer, context: ChannelHandlerContext) {
         predicting = true
         let started = ContinuousClock.now
-        let gateway = shared.gateway
-        let loop = context.eventLoop
-        let bound = NIOLoopBound((self, context), eventLoop: loop)
-        Task {
-            let answer = await gateway.forward(
-                deployment: prediction.deployment, body: body, contentType: prediction.contentType,
-                headers: prediction.headers.map { ($0.name, $0.value) })
-            loop.execute {
-                let (handler, context) = bound.value
-                handler.answered(answer, since: started, context: context)
-            }
+        shared.gateway.forward(
+            deployment: prediction.deployment, body: body, contentType: prediction.contentType, headers: prediction.headers,
+            on: context.eventLoop
+        ) { answer in
+            self.answered(answer, since: started, context: context)
         }
     }
 
@@ -185,16 +179,17 @@ final class RawRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// A whole prediction request, as the gateway needs it.
     struct RawPrediction: Equatable {
-        struct Field: Equatable {
-            var name: String
-            var value: String
-        }
         var deployment: String
         var contentType: String?
         /// `Accept` and `X-` headers, names lowercased, as `ServeRoutes.forwardedHeaders` gives them.
-        var headers: [Field]
+        var headers: [(String, String)]
         var headLength: Int
         var bodyLength: Int
+
+        static func == (left: RawPrediction, right: RawPrediction) -> Bool {
+            left.deployment == right.deployment && left.contentType == right.contentType && left.headLength == right.headLength
+                && left.bodyLength == right.bodyLength && left.headers.elementsEqual(right.headers) { $0 == $1 }
+        }
     }
 
     enum Parsed: Equatable {
@@ -256,7 +251,7 @@ final class RawRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var headers = 0
         var contentLength: Int?
         var contentType: String?
-        var forwarded: [RawPrediction.Field] = []
+        var forwarded: [(String, String)] = []
         while true {
             guard index + 1 < count else { return .incomplete }
             if bytes[index] == UInt8(ascii: "\r") {
@@ -299,7 +294,7 @@ final class RawRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 guard contentType == nil else { return .other }
                 contentType = String(decoding: value, as: UTF8.self)
             } else if equalsIgnoringCase(name, "accept") || (name.count > 2 && name[0] | 0x20 == UInt8(ascii: "x") && name[1] == UInt8(ascii: "-")) {
-                forwarded.append(RawPrediction.Field(name: lowercased(name), value: String(decoding: value, as: UTF8.self)))
+                forwarded.append((lowercased(name), String(decoding: value, as: UTF8.self)))
             }
         }
         guard kind == .predict else {

@@ -309,7 +309,7 @@ struct HotPathTests {
             + "Accept: */*\r\nAuthorization: Bearer s\r\nContent-Length: 8\r\n\r\n"
         let expected = RawRequestHandler.RawPrediction(
             deployment: "churn", contentType: "application/json",
-            headers: [.init(name: "x-baton-key", value: "c-1"), .init(name: "accept", value: "*/*")],
+            headers: [("x-baton-key", "c-1"), ("accept", "*/*")],
             headLength: head.utf8.count, bodyLength: 8)
         #expect(parse(head + #"{"a": 1}"#) == .predict(expected))
         #expect(parse(head + #"{"a": 1}POST "#) == .predict(expected))
