@@ -32,17 +32,43 @@ struct EngineHarness {
             logger: logger, clock: clock ?? { Date() })
     }
 
-    /// Runs `body` while the engine runs, then stops the engine.
+    /// Runs `body` while the engine runs, then stops the engine and waits until it has stopped,
+    /// as a restarted server follows a process that has exited: an engine started while the last
+    /// one still winds down would see that one's attempts as left by a dead process.
     @discardableResult
     func withEngine<T>(_ engine: Engine, _ body: (Engine) async throws -> T) async throws -> T {
         let task = Task { try await engine.run() }
-        defer { task.cancel() }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while await !engine.isRunning() {
-            guard ContinuousClock.now < deadline else { throw RunRequestError("engine did not start") }
-            try await Task.sleep(for: .milliseconds(5))
+        let result: Result<T, any Error>
+        do {
+            let deadline = ContinuousClock.now + .seconds(30)
+            while await !engine.isRunning() {
+                guard ContinuousClock.now < deadline else { throw RunRequestError("engine did not start") }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            result = .success(try await body(engine))
+        } catch {
+            result = .failure(error)
         }
-        return try await body(engine)
+        task.cancel()
+        try await Self.waitUntilStopped(task, seconds: 30)
+        return try result.get()
+    }
+
+    private static func waitUntilStopped(_ task: Task<Void, any Error>, seconds: Int) async throws {
+        let stopped = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                _ = await task.result
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(seconds))
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        guard stopped else { throw RunRequestError("the engine did not stop within \(seconds)s of being cancelled") }
     }
 
     func waitFor(_ runID: Int64, on engine: Engine, seconds: Int = 30) async throws -> RunState {
