@@ -47,6 +47,8 @@ let package = Package(
                 // SQLite's C API, for reading a million feature rows without a copy per row.
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                // NIOThreadPool, for batch work on threads of its own (BatchWork).
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings

@@ -362,7 +362,7 @@ public final class FeatureHub: Sendable {
             }
         }
         let readHistories = histories
-        return try await offloaded {
+        return try await BatchWork.run {
             try PointInTimeJoin.join(entities: entities, service: service, registry: registry, histories: readHistories)
         }
     }

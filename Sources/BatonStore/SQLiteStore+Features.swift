@@ -122,7 +122,7 @@ extension SQLiteStore {
     }
 
     public func featureHistory(view: String, from: Double?, to: Double?) async throws -> ViewHistory {
-        try await offloaded {
+        try await BatchWork.run {
             try self.syncRead { db in
                 let statement = try db.makeStatement(
                     sql: """
@@ -153,7 +153,7 @@ extension SQLiteStore {
     }
 
     public func recentFeatureRows(view: String, limit: Int) async throws -> [StoredFeatureRow] {
-        try await offloaded {
+        try await BatchWork.run {
             try self.syncRead { db in
                 try Self.featureRows(
                     db,
@@ -185,7 +185,7 @@ extension SQLiteStore {
     }
 
     public func featureViewSummary(view: String) async throws -> FeatureViewSummary {
-        try await offloaded {
+        try await BatchWork.run {
             try self.syncRead { db in
                 let row = try Row.fetchOne(
                     db, sql: "SELECT count(*), min(event_ts), max(event_ts), max(written_at) FROM feature_rows WHERE view = ?",
