@@ -89,7 +89,9 @@ import Testing
     @Test func aLogStreamsToTheServerWhileTheTaskRuns() async throws {
         let sandbox = try Sandbox()
         defer { sandbox.shutdown() }
-        let marker = sandbox.uniqueSeconds(2)
+        // The task holds until the test has seen its first line (at most 60 s): a fixed sleep
+        // of 2 s ended before the line was seen on a loaded CI machine.
+        let release = sandbox.root + "/release-talk"
         try sandbox.writePipeline(
             "chatty",
             """
@@ -99,7 +101,7 @@ import Testing
               talk:
                 run: |
                   echo first line from the worker
-                  sleep \(marker)
+                  i=0; while [ ! -e '\(release)' ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
                   echo last line
             """)
         let server = try await sandbox.startUpAndWait(["--slots", "0"])
@@ -115,6 +117,7 @@ import Testing
             }
             return false
         }
+        #expect(FileManager.default.createFile(atPath: release, contents: nil))
         let finished = try await sandbox.waitForRuns([id], timeout: .seconds(30))
         #expect(finished.first?.state == "success")
         let log = try await sandbox.logs(id, "talk")

@@ -132,7 +132,9 @@ import Testing
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func aClaimLeavesATaskTheEngineIsChangingAndNeverWaitsForIt() async throws {
+    // The limit is for a hang only: setting up a database takes tens of seconds when every suite
+    // creates its own at once (CI saw 70 s), and a claim that waits on the lock is caught below.
+    @Test(.timeLimit(.minutes(5))) func aClaimLeavesATaskTheEngineIsChangingAndNeverWaitsForIt() async throws {
         try await TestDatabase.with(.postgres) { database in
             let worker = try await database.openPostgres()
             let engine = try await database.openPostgres()
@@ -148,6 +150,13 @@ import Testing
                 }
             }
             for await _ in locked { break }
+            // A claim that waits for the lock would wait for good: the lock is let go after 30 s,
+            // so such a claim fails the expectations below instead of hanging the test.
+            let watchdog = Task {
+                try await Task.sleep(for: .seconds(30))
+                signalRelease.yield()
+            }
+            defer { watchdog.cancel() }
             let started = ContinuousClock.now
             #expect(try await DispatchStoreTests.claim(worker, worker: "w1").map(\.task) == ["y"])
             #expect(ContinuousClock.now - started < .seconds(3), "the claim did not wait for the engine")
