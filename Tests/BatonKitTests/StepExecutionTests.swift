@@ -20,6 +20,7 @@ import Testing
     }
 
     static let started = Mutex<Bool>(false)
+    static let stubbornReleased = Mutex<Bool>(false)
 
     static let pipeline = Pipeline("steps", params: [Param("region", default: "eu")]) {
         Command("extract", "true")
@@ -37,10 +38,11 @@ import Testing
             .timeout(.milliseconds(200))
         Step("stubborn") { _ in
             started.withLock { $0 = true }
-            // Ignores cancellation on purpose, for longer than a loaded machine can delay the
-            // timeout and the grace: it must still be running when the grace ends.
-            let end = ContinuousClock.now + .seconds(15)
-            while ContinuousClock.now < end { usleep(10_000) }
+            // Ignores cancellation on purpose and runs until the test has read the attempt, so it
+            // is still running when the grace ends however late a loaded machine fires the timers
+            // (a fixed 15 s once ended first); bounded in case the test never lets it go.
+            let end = ContinuousClock.now + .seconds(120)
+            while ContinuousClock.now < end, !stubbornReleased.withLock({ $0 }) { usleep(10_000) }
         }
         .timeout(.milliseconds(100))
         Step("huge") { _ in String(repeating: "x", count: 70_000) }
@@ -136,6 +138,7 @@ import Testing
     }
 
     @Test func aStepIgnoringCancellationIsReportedAfterTheGrace() async throws {
+        defer { Self.stubbornReleased.withLock { $0 = true } }
         let attempt = try await Self.run("stubborn", grace: .milliseconds(100))
         #expect(attempt.outcome.status == .timedOut(after: 0.1))
         #expect(attempt.log.contains("did not return within"), "\(attempt.log)")
