@@ -36,11 +36,14 @@ public enum BatchWork {
     }
 
     /// The calling thread's niceness (Linux keeps it per thread).
-    public static func callingThreadNiceness() -> Int32 {
+    public static func callingThreadNiceness() -> Int32 { niceness(of: 0) }
+
+    /// A thread's niceness by id; 0 is the calling thread, the process id its main thread.
+    private static func niceness(of thread: id_t) -> Int32 {
         #if os(Linux)
-            return getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+            return getpriority(__priority_which_t(PRIO_PROCESS.rawValue), thread)
         #else
-            return getpriority(PRIO_PROCESS, 0)
+            return getpriority(PRIO_PROCESS, thread)
         #endif
     }
 
@@ -49,9 +52,8 @@ public enum BatchWork {
     /// Lowering a priority needs no privilege; a failure leaves the thread as it was.
     private static func lowerCallingThread() {
         #if os(Linux)
-            let which = __priority_which_t(PRIO_PROCESS.rawValue)
-            let target = min(19, getpriority(which, id_t(getpid())) + niceness)
-            if getpriority(which, 0) < target { _ = setpriority(which, 0, target) }
+            let target = min(19, niceness(of: id_t(getpid())) + niceness)
+            if callingThreadNiceness() < target { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, target) }
         #endif
     }
 }
