@@ -29,6 +29,8 @@ final class WALCheckpointer: Sendable {
     private let restart: @Sendable () async throws -> Void
     /// Whether a checkpoint is already due: writes meanwhile ride along with it.
     private let scheduled = Atomic<Bool>(false)
+    /// Writes noted so far: lets tests tell a read from a write.
+    let writesNoted = Atomic<Int>(0)
 
     init(
         path: String, interval: Duration = .milliseconds(50), restartPages: Int = 4_096,
@@ -45,6 +47,7 @@ final class WALCheckpointer: Sendable {
     /// Called after every write: schedules a checkpoint `interval` later unless one is due. An
     /// idle store schedules nothing, so an idle Baton wakes for none of this.
     func noteWrite() {
+        writesNoted.add(1, ordering: .relaxed)
         guard scheduled.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
             return
         }
