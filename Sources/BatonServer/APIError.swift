@@ -1,5 +1,6 @@
 import BatonAPI
 import BatonCore
+import BatonStore
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -120,8 +121,12 @@ enum APIResponse {
 
 extension Request {
     /// Decodes a JSON body of at most `limit` bytes, with errors naming the field. `fields` are
-    /// the top-level fields the body may have.
-    mutating func decodeJSON<T: Decodable & Sendable>(_ type: T.Type, limit: Int, fields: [String]) async throws -> T {
+    /// the top-level fields the body may have. A `batch` request (a training set's entity rows)
+    /// is decoded on a batch thread whatever its size, so it never holds up the event loop's
+    /// lookups (see `BatchWork`).
+    mutating func decodeJSON<T: Decodable & Sendable>(_ type: T.Type, limit: Int, fields: [String], batch: Bool = false)
+        async throws -> T
+    {
         let buffer: ByteBuffer
         do {
             buffer = try await collectBody(upTo: limit)
@@ -130,6 +135,9 @@ extension Request {
         }
         guard buffer.readableBytes > 0 else { throw APIError.badRequest("the request body is empty; send a JSON object") }
         let data = Data(buffer.readableBytesView)
+        if batch {
+            return try await BatchWork.run { try Self.decode(type, from: data, fields: fields) }
+        }
         // A large body (a batch of feature rows is up to 64 MiB) takes a second or more to
         // decode: off the event loop, like other long work (see `offloaded`).
         if data.count > 256 << 10 {
