@@ -6,7 +6,7 @@ import Testing
 /// the database; a running `baton up` notices them with its change check (a read of SQLite's
 /// `data_version` every 200 ms) and starts the triggered runs. Runs are keyed by the event id,
 /// so an event is acted on exactly once whether `baton up` was running, stopped or restarted.
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.timeLimit(.minutes(5)))
 struct EventsCLITests {
     static let listener = """
         name: customers_listener

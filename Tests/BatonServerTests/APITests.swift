@@ -11,7 +11,7 @@ import Testing
 
 /// The REST API driven over real HTTP: a server runs in-process on a free loopback port (see
 /// `Support/APITestServer.swift`) and URLSession talks to it, the way any client does.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(5)))
 struct APIPipelineTests {
     @Test func listsAndFiltersPipelines() async throws {
         try await APITestServer.with(pipelines: APIFixtures.all) { server in
@@ -120,7 +120,7 @@ struct APIPipelineTests {
     }
 }
 
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(5)))
 struct APIRunTests {
     @Test func triggerWithParams() async throws {
         try await APITestServer.with(pipelines: APIFixtures.all) { server in
@@ -333,7 +333,7 @@ struct APIRunTests {
     }
 }
 
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(5)))
 struct APITaskAndLogTests {
     @Test func taskDetailAttemptsAndLogRanges() async throws {
         try await APITestServer.with(pipelines: APIFixtures.all) { server in
@@ -519,7 +519,7 @@ struct APITaskAndLogTests {
     }
 }
 
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(5)))
 struct APIRobustnessTests {
     @Test func healthAndReadiness() async throws {
         try await APITestServer.with(pipelines: APIFixtures.all) { server in
@@ -615,7 +615,7 @@ struct APIRobustnessTests {
     }
 }
 
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(5)))
 struct APIAuthTests {
     @Test func tokensAndRoles() async throws {
         try await APITestServer.with(pipelines: APIFixtures.all, requireAuth: true) { server in

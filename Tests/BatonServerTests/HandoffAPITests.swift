@@ -143,11 +143,11 @@ extension APITestServer {
 }
 
 /// Groups the hand-off API suites under one name (`swift test --filter HandoffAPITests`).
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.timeLimit(.minutes(5)))
 struct HandoffAPITests {}
 
 extension HandoffAPITests {
-    @Suite(.timeLimit(.minutes(2)))
+    @Suite(.timeLimit(.minutes(5)))
     struct Events {
         @Test func publishingStartsTheTriggeredRunOnce() async throws {
             try await APITestServer.with(pipelines: HandoffFixtures.all) { server in
@@ -308,7 +308,7 @@ extension HandoffAPITests {
 }
 
 extension HandoffAPITests {
-    @Suite(.timeLimit(.minutes(2)))
+    @Suite(.timeLimit(.minutes(5)))
     struct Catalog {
         @Test func aProducerRunMakesTheDatasetFresh() async throws {
             try await APITestServer.with(pipelines: HandoffFixtures.all) { server in

@@ -17,7 +17,7 @@ import Testing
 
 /// The pipeline handler that answers lookups and predictions before the router: same answers
 /// as the router, responses in request order on a pipelined connection, errors left to the router.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(5)))
 struct HotPathTests {
     static let definitions = """
         entities:

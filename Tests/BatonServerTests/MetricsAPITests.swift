@@ -12,7 +12,7 @@ import Testing
 
 /// `/api/v1/metrics`, the `baton_user_metric` export on `/metrics`, and `/dashboard`, over real
 /// HTTP against an in-process server (see `Support/APITestServer.swift`).
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(5)))
 struct MetricsAPITests {
     /// 2026-01-01T00:00:00Z.
     static let base = Date(timeIntervalSince1970: 1_767_225_600)

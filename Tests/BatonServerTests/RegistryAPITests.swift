@@ -12,7 +12,7 @@ import Testing
 
 /// The MLflow-compatible routes and `/api/v1/models` over real HTTP against an in-process
 /// server: error shapes and statuses, artifacts on disk, lineage through `/tasks/...`, tokens.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(5)))
 struct RegistryAPITests {
     static let quick = [
         "train": """

@@ -14,7 +14,7 @@ import Testing
 
 /// `POST /serve/{deployment}/predict` through the whole HTTP application (middleware, auth,
 /// metrics) to a real replica on loopback.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(5)))
 struct ServeAPITests {
     /// A replica answering `{"prediction": 0.42}`; cancelled when the test ends.
     static func startReplica() async throws -> (port: Int, runner: Task<Void, any Error>) {
