@@ -69,7 +69,8 @@ struct PublishEventCommand: AsyncParsableCommand {
                 id: id ?? UUID().uuidString.lowercased(), name: name, payload: payload, source: source ?? "cli",
                 createdAt: Date())
             let (stored, created) = try await database.publishEvent(record)
-            // A running `baton up` notices the new event within its change-check interval.
+            // A running `baton up` on the same SQLite file acts on it at once (see ChangeBell);
+            // on PostgreSQL, within its change-check interval.
             published = Published(event: .init(id: stored.id, name: stored.name, seq: stored.seq), duplicate: !created, run_ids: [])
         }
         if output.json {

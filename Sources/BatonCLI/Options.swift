@@ -57,7 +57,8 @@ struct StoreOptions: ParsableArguments {
     /// is checked once so that a wrong password or host fails here with the fix.
     func openStore() async throws -> any Store {
         do {
-            return try await BatonStore.openStore(location, logger: Self.storeLogger)
+            // A `baton up` on the same SQLite file acts on this command's writes at once.
+            return try await BatonStore.openStore(location, logger: Self.storeLogger, announcesWrites: true)
         } catch {
             throw CLIError("\(error)")
         }

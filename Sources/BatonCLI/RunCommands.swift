@@ -174,6 +174,8 @@ final class LocalEngine {
             return nil
         }
         guard let lock = EngineLock(databasePath: store.databasePath) else { return nil }
+        // This process is now the only engine on the file: its bell would only wake itself.
+        (database as? SQLiteStore)?.setAnnouncesWrites(false)
         _ = errorOnlyLogging
         let engine = Engine(
             store: database,

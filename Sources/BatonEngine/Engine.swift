@@ -20,6 +20,9 @@ public struct EngineConfiguration: Sendable {
     /// How often the store is asked whether another process (the CLI) changed it. A cheap
     /// counter read; the safety net for runs and cancellations written elsewhere.
     public var externalCheckInterval: Duration
+    /// The same check's interval where the store announces other processes' writes (see
+    /// `Store.externalChangeHints`): then the poll only covers a missed announcement.
+    public var externalCheckSafetyNet: Duration
     /// How often the pipelines folder is rescanned when no file event arrived.
     public var rescanInterval: Duration
     public var watchFiles: Bool
@@ -38,6 +41,7 @@ public struct EngineConfiguration: Sendable {
     public init(
         pipelinesDirectory: String, dataDirectory: String, slots: Int = ProcessInfo.processInfo.activeProcessorCount,
         maxCatchupRuns: Int = 50, externalCheckInterval: Duration = .milliseconds(200),
+        externalCheckSafetyNet: Duration = .seconds(2),
         rescanInterval: Duration = .seconds(10), watchFiles: Bool = true, schedulerEnabled: Bool = true,
         leaseSeconds: Double = 30, workerID: String = "local", queues: [String] = [TaskSpec.defaultQueue],
         pools: [String: Int] = [:], artifactRoot: String? = nil
@@ -52,6 +56,7 @@ public struct EngineConfiguration: Sendable {
         self.pools = pools
         self.maxCatchupRuns = maxCatchupRuns
         self.externalCheckInterval = externalCheckInterval
+        self.externalCheckSafetyNet = externalCheckSafetyNet
         self.rescanInterval = rescanInterval
         self.watchFiles = watchFiles
         self.schedulerEnabled = schedulerEnabled
@@ -126,6 +131,8 @@ public actor Engine {
     private var waiting: [String: [Int64]] = [:]
     private var readyQueue: Deque<TaskKey> = []
     private var lastChangeToken: Int64?
+    /// Whether the store's hints of other processes' writes still arrive (see `watchExternalChanges`).
+    private var externalHintsLive = false
     private var schedulerGeneration = 0
     private var runWaiters: [Int64: [CheckedContinuation<RunState, Never>]] = [:]
     private var started = false
@@ -1026,14 +1033,42 @@ public actor Engine {
 
     // MARK: - Watching
 
-    /// Notices runs and cancellations that other processes (the CLI) wrote to the store.
+    /// Notices runs and cancellations that other processes (the CLI) wrote to the store: at once
+    /// where the store hints at them (a SQLite database's change bell), otherwise on a poll.
     private func watchExternalChanges() async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: configuration.externalCheckInterval)
-            guard let token = try? await store.externalChangeToken(), token != lastChangeToken else { continue }
-            lastChangeToken = token
-            await syncExternalChanges()
+        let (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        await withDiscardingTaskGroup { group in
+            if let hints = store.externalChangeHints() {
+                externalHintsLive = true
+                group.addTask {
+                    for await _ in hints { wake.yield() }
+                    await self.externalHintsEnded()
+                }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: await self.externalPollInterval)
+                    wake.yield()
+                }
+            }
+            for await _ in wakes {
+                guard let token = try? await store.externalChangeToken(), token != lastChangeToken else { continue }
+                lastChangeToken = token
+                await syncExternalChanges()
+            }
+            group.cancelAll()
         }
+    }
+
+    private var externalPollInterval: Duration {
+        externalHintsLive ? max(configuration.externalCheckInterval, configuration.externalCheckSafetyNet) : configuration.externalCheckInterval
+    }
+
+    private func externalHintsEnded() {
+        guard externalHintsLive, !Task.isCancelled else { return }
+        externalHintsLive = false
+        logger.warning(
+            "the database's change bell (the .changes file beside it) was deleted; writes by baton commands are now noticed by polling every \(configuration.externalCheckInterval) until the server restarts")
     }
 
     func syncExternalChanges() async {

@@ -40,8 +40,16 @@ public final class SQLiteStore: Store, RecordCoding {
     /// Writes that scheduled (or rode along with) a checkpoint.
     var writesNoted: Int { checkpointer.writesNoted.load(ordering: .relaxed) }
 
-    public init(path: String, durability: Durability = .normal) throws {
+    /// Whether this store rings the database's change bell after each of its commits (see `ChangeBell`).
+    private let announcing: Atomic<Bool>
+    private let bell: String
+
+    /// `announcesWrites`: ring the database's change bell after each commit, so a server running
+    /// on the same file acts on this process's writes at once. For commands, never the server.
+    public init(path: String, durability: Durability = .normal, announcesWrites: Bool = false) throws {
         self.path = path
+        bell = ChangeBell.path(forDatabase: path)
+        announcing = Atomic(announcesWrites)
         var config = Configuration()
         config.busyMode = .timeout(10)
         config.prepareDatabase { db in
@@ -240,14 +248,22 @@ public final class SQLiteStore: Store, RecordCoding {
     // Synchronous access on purpose: a single-row transaction costs microseconds, less than a
     // hop to GRDB's dispatch queue that the async variants would add on every transition.
     func syncWrite<T>(_ body: (Database) throws -> T) throws -> T {
-        defer { checkpointer.noteWrite() }
+        defer { noteWrite() }
         return try pool.write(body)
     }
+    private func noteWrite() {
+        checkpointer.noteWrite()
+        if announcing.load(ordering: .relaxed) { ChangeBell.ring(bell) }
+    }
+
+    /// Stops or resumes ringing the change bell: a command that runs the engine itself (no
+    /// server on this file) would only wake its own engine.
+    public func setAnnouncesWrites(_ announces: Bool) { announcing.store(announces, ordering: .relaxed) }
     func syncRead<T>(_ body: (Database) throws -> T) throws -> T { try pool.read(body) }
     /// A read that must see the writer connection's own state, such as `PRAGMA data_version`.
     func syncReadOnWriter<T>(_ body: (Database) throws -> T) throws -> T { try pool.writeWithoutTransaction(body) }
     func syncWriteWithoutTransaction<T>(_ body: (Database) throws -> T) throws -> T {
-        defer { checkpointer.noteWrite() }
+        defer { noteWrite() }
         return try pool.writeWithoutTransaction(body)
     }
 
@@ -568,6 +584,10 @@ public final class SQLiteStore: Store, RecordCoding {
         try syncReadOnWriter { db in
             try Int64.fetchOne(db, sql: "PRAGMA data_version") ?? 0
         }
+    }
+
+    public func externalChangeHints() -> AsyncStream<Void>? {
+        ChangeBell.listen(ChangeBell.path(forDatabase: path))
     }
 
     public func ping() async throws {

@@ -141,11 +141,12 @@ public struct PostgresLocation: Sendable, Hashable, CustomStringConvertible {
 
 /// Opens the store at `location`: a SQLite file, created if missing, or a PostgreSQL database,
 /// checked once with a timeout and migrated. A PostgreSQL store must be closed with
-/// `PostgresStore.close()` when no longer used.
-public func openStore(_ location: StoreLocation, logger: Logger) async throws -> any Store {
+/// `PostgresStore.close()` when no longer used. `announcesWrites` rings a SQLite database's
+/// `ChangeBell` after each commit: for commands, so a server on the same file acts at once.
+public func openStore(_ location: StoreLocation, logger: Logger, announcesWrites: Bool = false) async throws -> any Store {
     switch location {
     case .sqlite(let path):
-        return try SQLiteStore(path: path)
+        return try SQLiteStore(path: path, announcesWrites: announcesWrites)
     case .postgres(let postgres):
         return try await PostgresStore(postgres, logger: logger)
     }

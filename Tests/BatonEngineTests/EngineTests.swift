@@ -21,14 +21,18 @@ struct EngineHarness {
         try yaml.write(toFile: root + "/pipelines/\(name).yaml", atomically: true, encoding: .utf8)
     }
 
-    func makeEngine(clock: (@Sendable () -> Date)? = nil, scheduler: Bool = false, slots: Int = 2) -> Engine {
+    func makeEngine(
+        clock: (@Sendable () -> Date)? = nil, scheduler: Bool = false, slots: Int = 2,
+        externalCheckInterval: Duration = .milliseconds(50), externalCheckSafetyNet: Duration = .milliseconds(50)
+    ) -> Engine {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         return Engine(
             store: store,
             configuration: EngineConfiguration(
                 pipelinesDirectory: root + "/pipelines", dataDirectory: root, slots: slots,
-                externalCheckInterval: .milliseconds(50), watchFiles: false, schedulerEnabled: scheduler),
+                externalCheckInterval: externalCheckInterval, externalCheckSafetyNet: externalCheckSafetyNet,
+                watchFiles: false, schedulerEnabled: scheduler),
             logger: logger, clock: clock ?? { Date() })
     }
 
@@ -165,6 +169,26 @@ struct EngineHarness {
             #expect(try await harness.waitFor(run.id, on: engine) == .cancelled)
             let tasks = try await harness.store.taskInstances(runID: run.id)
             #expect(tasks.allSatisfy { $0.state == .cancelled })
+        }
+    }
+
+    /// A command's store rings the database's change bell: the engine acts on the write at once,
+    /// though its polls here are an hour apart (without the bell this run would go on sleeping).
+    @Test func aCommandsWriteIsActedOnAtOnceWithoutAPoll() async throws {
+        let harness = try EngineHarness()
+        let marker = "34.\(Int.random(in: 100_000...999_999))"
+        try harness.write("long", "name: long\ntasks:\n  wait: {run: sleep \(marker)}\n")
+        let engine = harness.makeEngine(externalCheckInterval: .seconds(3600), externalCheckSafetyNet: .seconds(3600))
+        try await harness.withEngine(engine) { engine async throws in
+            let run = try await engine.trigger(pipeline: "long")
+            let deadline = ContinuousClock.now + .seconds(20)
+            while try await harness.store.taskInstances(runID: run.id).first?.state != .running {
+                guard ContinuousClock.now < deadline else { throw RunRequestError("task never started") }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let command = try SQLiteStore(path: harness.root + "/baton.db", announcesWrites: true)
+            #expect(try await command.requestCancel(runID: run.id))
+            #expect(try await harness.waitFor(run.id, on: engine, seconds: 20) == .cancelled)
         }
     }
 }

@@ -37,7 +37,8 @@ struct InProcessServer: Sendable {
             store: store,
             configuration: EngineConfiguration(
                 pipelinesDirectory: root + "/pipelines", dataDirectory: root, slots: slots,
-                externalCheckInterval: .milliseconds(50), watchFiles: false, schedulerEnabled: scheduler),
+                externalCheckInterval: .milliseconds(50), externalCheckSafetyNet: .milliseconds(50), watchFiles: false,
+                schedulerEnabled: scheduler),
             logger: logger)
         let gateway = Gateway(logger: logger)
         let context = ServerContext(
