@@ -122,9 +122,10 @@ struct GatewayTests {
         let slow = try await TestReplica.start("slow", .init(delay: .seconds(60)))
         defer { [stable, failing, slow].forEach { $0.stop() } }
         // Far below the slow replica's delay, far above a loaded machine's stalls: the whole
-        // suite on two cores once kept a healthy replica's answer waiting past a 2-s deadline.
+        // suite on two cores once kept a healthy replica's answer waiting past a 2-s deadline,
+        // and another run past a 5-s one.
         let gateway = Gateway(
-            requestTimeout: .seconds(10), maxBodyBytes: 1 << 20, logger: quietLogger(), clock: nil)
+            requestTimeout: .seconds(20), maxBodyBytes: 1 << 20, logger: quietLogger(), clock: nil)
         gateway.setPolicy(
             TrafficPolicy(
                 stable: GatewayBackend(version: "1", endpoints: [stable.endpoint()]),
@@ -189,7 +190,7 @@ struct GatewayTests {
     @Test("unknown deployments, missing replicas and large bodies get Baton's error shape")
     func errorShapes() async throws {
         let gateway = Gateway(
-            requestTimeout: .seconds(5), maxBodyBytes: 1000, logger: quietLogger(), clock: nil)
+            requestTimeout: .seconds(30), maxBodyBytes: 1000, logger: quietLogger(), clock: nil)
         let unknown = await gateway.predict("nope", "{}")
         #expect(unknown.status == 404)
         #expect(unknown.errorDetail?["code"] == "not_found")
@@ -221,7 +222,9 @@ struct GatewayTests {
     func forwardedHeaders() async throws {
         let replica = try await TestReplica.start("r1")
         defer { replica.stop() }
-        let gateway = Gateway(requestTimeout: .seconds(5), maxBodyBytes: 1000, logger: quietLogger(), clock: nil)
+        // No timeout is tested here: a 5 s one ran out for a healthy replica in a clean-clone run
+        // while every suite started at once on two cores.
+        let gateway = Gateway(requestTimeout: .seconds(30), maxBodyBytes: 1000, logger: quietLogger(), clock: nil)
         gateway.setPolicy(TrafficPolicy(stable: GatewayBackend(version: "1", endpoints: [replica.endpoint()])), deployment: "churn")
         let answer = await gateway.forward(
             deployment: "churn", body: ByteBuffer(string: "{}"), contentType: "text/plain\r\nX-Injected: 1",
@@ -282,7 +285,7 @@ struct GatewayTests {
         defer { replica.stop() }
         let now = ManualClock()
         let gateway = Gateway(
-            requestTimeout: .seconds(5), maxBodyBytes: 1 << 20, logger: quietLogger(),
+            requestTimeout: .seconds(30), maxBodyBytes: 1 << 20, logger: quietLogger(),
             clock: { now.seconds.load(ordering: .relaxed) })
         gateway.setPolicy(TrafficPolicy(stable: GatewayBackend(version: "1", endpoints: [replica.endpoint()])), deployment: "d")
         for _ in 0..<4 { _ = await gateway.predict("d", #"{"x": 1}"#) }
