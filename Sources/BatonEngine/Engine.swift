@@ -17,8 +17,8 @@ public struct EngineConfiguration: Sendable {
     public var slots: Int
     /// At most this many missed intervals are created per pipeline when catching up.
     public var maxCatchupRuns: Int
-    /// How often the store is asked whether another process (the CLI) changed it. A cheap
-    /// counter read; the safety net for runs and cancellations written elsewhere.
+    /// How often the store is asked whether another process (the CLI) changed it, where the
+    /// store gives no hints of such writes (PostgreSQL). A cheap counter read.
     public var externalCheckInterval: Duration
     /// The same check's interval where the store announces other processes' writes (see
     /// `Store.externalChangeHints`): then the poll only covers a missed announcement.
