@@ -18,7 +18,8 @@ public struct EngineConfiguration: Sendable {
     /// At most this many missed intervals are created per pipeline when catching up.
     public var maxCatchupRuns: Int
     /// How often the store is asked whether another process (the CLI) changed it, where the
-    /// store gives no hints of such writes (PostgreSQL). A cheap counter read.
+    /// store gives no hints of such writes (PostgreSQL, or a SQLite bell that cannot be watched
+    /// or was deleted). A cheap counter read.
     public var externalCheckInterval: Duration
     /// The same check's interval where the store announces other processes' writes (see
     /// `Store.externalChangeHints`): then the poll only covers a missed announcement.
