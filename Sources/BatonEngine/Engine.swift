@@ -1038,8 +1038,16 @@ public actor Engine {
     /// where the store hints at them (a SQLite database's change bell), otherwise on a poll.
     private func watchExternalChanges() async {
         let (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let hints: AsyncStream<Void>?
+        do {
+            hints = try store.externalChangeHints()
+        } catch {
+            hints = nil
+            logger.warning(
+                "\(error); writes by baton commands are noticed by polling every \(configuration.externalCheckInterval) instead")
+        }
         await withDiscardingTaskGroup { group in
-            if let hints = store.externalChangeHints() {
+            if let hints {
                 externalHintsLive = true
                 group.addTask {
                     for await _ in hints { wake.yield() }

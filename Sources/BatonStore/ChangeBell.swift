@@ -27,19 +27,38 @@ public enum ChangeBell {
         if descriptor >= 0 { close(descriptor) }
     }
 
+    /// Why a bell cannot be watched; the server then polls, and says so with this.
+    public struct WatchError: Error, CustomStringConvertible {
+        public var bell: String
+        public var call: String
+        public var code: Int32
+
+        public var description: String {
+            let reason = String(cString: strerror(code))
+            let fix =
+                switch code {
+                case EMFILE: " (raise fs.inotify.max_user_instances)"
+                case ENOSPC: " (raise fs.inotify.max_user_watches)"
+                default: ""
+                }
+            return "cannot watch the change bell \(bell): \(call) failed: \(reason)\(fix)"
+        }
+    }
+
     /// A stream that yields each time another process rings `bell` (rings that arrive together
-    /// may yield once), or nil where the bell cannot be watched. The stream ends when the bell
-    /// file is deleted or the consumer stops iterating.
-    public static func listen(_ bell: String) -> AsyncStream<Void>? {
+    /// may yield once), or nil on a system without inotify. The stream ends when the bell file is
+    /// deleted or the consumer stops iterating.
+    public static func listen(_ bell: String) throws(WatchError) -> AsyncStream<Void>? {
         #if os(Linux)
             // The watch needs the file to exist; creating it is not a ring, nobody listens yet.
             ring(bell)
             let descriptor = inotify_init1(Int32(IN_CLOEXEC))
-            guard descriptor >= 0 else { return nil }
+            guard descriptor >= 0 else { throw WatchError(bell: bell, call: "inotify_init1", code: errno) }
             let watch = inotify_add_watch(descriptor, bell, UInt32(IN_CLOSE_WRITE | IN_DELETE_SELF))
             guard watch >= 0 else {
+                let code = errno
                 close(descriptor)
-                return nil
+                throw WatchError(bell: bell, call: "inotify_add_watch", code: code)
             }
             let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
             // Whether the reading thread has closed the descriptor; under the lock, so a consumer

@@ -237,14 +237,15 @@ public protocol Store: TokenStore, MetricStore, HandoffStore, DispatchStore, Reg
     /// cancellations written by the CLI without scanning tables.
     func externalChangeToken() async throws -> Int64
     /// Hints that another process may have changed the token, as they happen (see `ChangeBell`),
-    /// or nil: the token must then be polled. A hint is not a change; the token says.
-    func externalChangeHints() -> AsyncStream<Void>?
+    /// or nil where the store has none; either way the token is also polled. A hint is not a
+    /// change; the token says. Throws when the store has hints but cannot give them here.
+    func externalChangeHints() throws -> AsyncStream<Void>?
     /// Reachability check for readiness probes.
     func ping() async throws
 }
 
 extension Store {
-    public func externalChangeHints() -> AsyncStream<Void>? { nil }
+    public func externalChangeHints() throws -> AsyncStream<Void>? { nil }
 }
 
 /// What an API token may do. Each role includes the ones before it.

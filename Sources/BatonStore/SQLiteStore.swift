@@ -586,8 +586,8 @@ public final class SQLiteStore: Store, RecordCoding {
         }
     }
 
-    public func externalChangeHints() -> AsyncStream<Void>? {
-        ChangeBell.listen(ChangeBell.path(forDatabase: path))
+    public func externalChangeHints() throws -> AsyncStream<Void>? {
+        try ChangeBell.listen(ChangeBell.path(forDatabase: path))
     }
 
     public func ping() async throws {

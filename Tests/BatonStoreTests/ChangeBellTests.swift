@@ -16,7 +16,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let path = folder + "/baton.db"
         let server = try SQLiteStore(path: path)
-        let hints = try #require(server.externalChangeHints())
+        let hints = try #require(try server.externalChangeHints())
         let command = try SQLiteStore(path: path, announcesWrites: true)
 
         // Collected on a task of their own, so a missing hint cannot block the test.
@@ -41,7 +41,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let path = folder + "/baton.db"
         let server = try SQLiteStore(path: path)
-        let hints = try #require(server.externalChangeHints())
+        let hints = try #require(try server.externalChangeHints())
         let ended = Atomic<Bool>(false)
         let listener = Task {
             for await _ in hints {}
@@ -50,6 +50,14 @@ import Testing
         defer { listener.cancel() }
         try FileManager.default.removeItem(atPath: ChangeBell.path(forDatabase: path))
         try await waitUntil { ended.load(ordering: .relaxed) }
+    }
+
+    @Test func aBellThatCannotBeWatchedIsAnErrorNamingItAndTheReason() throws {
+        let bell = "/proc/baton-no-such-folder/baton.db.changes"
+        let error = try #require(throws: ChangeBell.WatchError.self) { _ = try ChangeBell.listen(bell) }
+        #expect(error.call == "inotify_add_watch")
+        #expect(error.description.contains(bell), "\(error)")
+        #expect(error.description.contains("No such file or directory"), "\(error)")
     }
 
     func waitUntil(seconds: Double = 10, _ condition: () -> Bool) async throws {
