@@ -26,6 +26,9 @@ public struct EngineConfiguration: Sendable {
     public var externalCheckSafetyNet: Duration
     /// How often the pipelines folder is rescanned when no file event arrived.
     public var rescanInterval: Duration
+    /// Watch files through inotify: the pipelines folder, and the database's change bell where
+    /// the store has one. Without, both are only polled (tests that run many engines in one
+    /// process turn it off: each watch is a descriptor and a thread).
     public var watchFiles: Bool
     public var schedulerEnabled: Bool
     /// How long a worker's claim on an attempt holds without a heartbeat; after that the
@@ -1040,7 +1043,7 @@ public actor Engine {
         let (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let hints: AsyncStream<Void>?
         do {
-            hints = try store.externalChangeHints()
+            hints = configuration.watchFiles ? try store.externalChangeHints() : nil
         } catch {
             hints = nil
             logger.warning(

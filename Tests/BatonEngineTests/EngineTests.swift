@@ -23,7 +23,8 @@ struct EngineHarness {
 
     func makeEngine(
         clock: (@Sendable () -> Date)? = nil, scheduler: Bool = false, slots: Int = 2,
-        externalCheckInterval: Duration = .milliseconds(50), externalCheckSafetyNet: Duration = .milliseconds(50)
+        externalCheckInterval: Duration = .milliseconds(50), externalCheckSafetyNet: Duration = .milliseconds(50),
+        watchFiles: Bool = false
     ) -> Engine {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
@@ -32,7 +33,7 @@ struct EngineHarness {
             configuration: EngineConfiguration(
                 pipelinesDirectory: root + "/pipelines", dataDirectory: root, slots: slots,
                 externalCheckInterval: externalCheckInterval, externalCheckSafetyNet: externalCheckSafetyNet,
-                watchFiles: false, schedulerEnabled: scheduler),
+                watchFiles: watchFiles, schedulerEnabled: scheduler),
             logger: logger, clock: clock ?? { Date() })
     }
 
@@ -178,7 +179,8 @@ struct EngineHarness {
         let harness = try EngineHarness()
         let marker = "34.\(Int.random(in: 100_000...999_999))"
         try harness.write("long", "name: long\ntasks:\n  wait: {run: sleep \(marker)}\n")
-        let engine = harness.makeEngine(externalCheckInterval: .seconds(3600), externalCheckSafetyNet: .seconds(3600))
+        let engine = harness.makeEngine(
+            externalCheckInterval: .seconds(3600), externalCheckSafetyNet: .seconds(3600), watchFiles: true)
         try await harness.withEngine(engine) { engine async throws in
             let run = try await engine.trigger(pipeline: "long")
             let deadline = ContinuousClock.now + .seconds(20)
