@@ -11,7 +11,15 @@ public final class FolderWatcher: Sendable {
     public let changes: AsyncStream<Void>
     private let continuation: AsyncStream<Void>.Continuation
     private let descriptor: Int32
-    private let stopped = Mutex(false)
+    /// One of the watches: removing it wakes the reading thread when the watcher stops.
+    private let firstWatch: Int32
+    /// (stop was asked, the thread has closed the descriptor); under the lock, so `stop` never
+    /// touches a descriptor number the process may have reused.
+    private let state = StopState()
+
+    private final class StopState: Sendable {
+        let lock = Mutex((stopping: false, closed: false))
+    }
 
     public init?(directory: String) {
         #if os(Linux)
@@ -32,22 +40,35 @@ public final class FolderWatcher: Sendable {
                     }
                 }
             }
-            for folder in folders where inotify_add_watch(fd, folder, mask) >= 0 { watched += 1 }
+            var first: Int32 = -1
+            for folder in folders {
+                let watch = inotify_add_watch(fd, folder, mask)
+                guard watch >= 0 else { continue }
+                if first < 0 { first = watch }
+                watched += 1
+            }
             guard watched > 0 else {
                 close(fd)
                 return nil
             }
+            firstWatch = first
             (changes, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
             let continuation = self.continuation
+            let state = self.state
+            // Closing the descriptor would not wake a thread blocked in read; `stop` removes a
+            // watch instead (the kernel queues IN_IGNORED) and this thread closes it, as
+            // ChangeBell's does.
             let thread = Thread {
                 var buffer = [UInt8](repeating: 0, count: 64 * 1024)
                 while true {
                     let count = read(fd, &buffer, buffer.count)
-                    if count <= 0 {
-                        if count < 0 && errno == EINTR { continue }
-                        break
-                    }
+                    if count < 0 && errno == EINTR { continue }
+                    guard count > 0, !state.lock.withLock({ $0.stopping }) else { break }
                     continuation.yield()
+                }
+                state.lock.withLock { value in
+                    value.closed = true
+                    close(fd)
                 }
                 continuation.finish()
             }
@@ -58,14 +79,16 @@ public final class FolderWatcher: Sendable {
         #endif
     }
 
+    /// Whether the reading thread has ended and closed its descriptor.
+    var readerEnded: Bool { state.lock.withLock { $0.closed } }
+
     public func stop() {
-        let wasStopped = stopped.withLock { value in
-            defer { value = true }
-            return value
+        state.lock.withLock { value in
+            guard !value.stopping else { return }
+            value.stopping = true
+            if !value.closed { _ = inotify_rm_watch(descriptor, firstWatch) }
         }
-        guard !wasStopped else { return }
         continuation.finish()
-        close(descriptor)
     }
 
     deinit { stop() }
