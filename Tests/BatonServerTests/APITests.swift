@@ -428,13 +428,14 @@ struct APITaskAndLogTests {
             }
             let stream = server.events(base + "/logs/stream")
             defer { stream.close() }
-            // Release the rest of the log once the stream has delivered its first piece.
-            let gate = server.pipelinesDirectory + "/go"
-            Task {
-                try? await Task.sleep(for: .milliseconds(500))
-                _ = FileManager.default.createFile(atPath: gate, contents: nil)
+            // Release the rest of the log only once the stream has delivered its first piece, so
+            // the rest must arrive as a later piece however slow the machine is.
+            let head = try await stream.read(seconds: 40) { item in
+                if case .event(let event) = item { return event.event == "log" || event.event == "end" }
+                return false
             }
-            let items = try await stream.read(seconds: 40) { item in
+            #expect(FileManager.default.createFile(atPath: server.pipelinesDirectory + "/go", contents: nil))
+            let items = try await head + stream.read(seconds: 40) { item in
                 if case .event(let event) = item { return event.event == "end" }
                 return false
             }
