@@ -113,6 +113,26 @@ struct HotPathTests {
         }
     }
 
+    @Test func aClientSendingFarAheadOfItsAnswersIsAnsweredInOrder() async throws {
+        try await Self.withFeaturesAndDeployment { server in
+            // 400 predictions in one write, about 170 KB: more than the raw path keeps waiting
+            // while a prediction is out, so reading stops and starts again many times.
+            let padding = String(repeating: "x", count: 300)
+            let requests = (0..<400).map { index in
+                let body = #"{"n": \#(index), "pad": "\#(padding)"}"#
+                return "POST /serve/hot/predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            }
+            #expect(requests.joined().utf8.count > RawRequestHandler.maxHeadBytes + RawRequestHandler.maxRawBodyBytes)
+            let answers = try await RawHTTP.exchange(port: server.baseURL.port!, sending: requests.joined(), responses: requests.count)
+            #expect(answers.allSatisfy { $0.status == 200 }, "\(answers.filter { $0.status != 200 }.prefix(3))")
+            let order = answers.compactMap { answer -> Int? in
+                guard let range = answer.body.range(of: #""n": "#) else { return nil }
+                return Int(answer.body[range.upperBound...].prefix { $0.isNumber })
+            }
+            #expect(order == Array(0..<400))
+        }
+    }
+
     @Test func aClientThatHalfClosesStillGetsItsAnswers() async throws {
         try await Self.withFeaturesAndDeployment { server in
             let body = #"{"n": 7}"#
