@@ -278,18 +278,24 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     static func checkedFields(_ headers: [(String, String)], bodyLength: Int) -> HTTPHeaders {
         var fields = HTTPHeaders()
         fields.reserveCapacity(headers.count + 3)
-        for (name, value) in headers {
-            // Framing and these two are set below, once.
-            guard let checked = HTTPField.Name(name), ![.contentLength, .transferEncoding, .connection, .server, .date].contains(checked) else {
-                continue
-            }
-            fields.add(name: name, value: HTTPField.isValidValue(value) ? value : HTTPField(name: checked, value: value).value)
-        }
-        fields.add(name: "Content-Length", value: String(bodyLength))
-        fields.add(name: "Server", value: "Baton")
-        fields.add(name: "Date", value: HTTPDate.now())
+        forEachCheckedField(headers, bodyLength: bodyLength) { fields.add(name: $0, value: $1) }
         return fields
     }
+
+    /// `checkedFields` one field at a time, for the raw path, which writes them straight into
+    /// its answer's bytes.
+    static func forEachCheckedField(_ headers: [(String, String)], bodyLength: Int, _ field: (String, String) -> Void) {
+        for (name, value) in headers {
+            // Framing and these two are set below, once.
+            guard let checked = HTTPField.Name(name), !setBelow.contains(checked) else { continue }
+            field(name, HTTPField.isValidValue(value) ? value : HTTPField(name: checked, value: value).value)
+        }
+        field("Content-Length", String(bodyLength))
+        field("Server", "Baton")
+        field("Date", HTTPDate.now())
+    }
+
+    private static let setBelow: Set<HTTPField.Name> = [.contentLength, .transferEncoding, .connection, .server, .date]
 
 }
 
@@ -303,7 +309,13 @@ extension Gateway {
         let callback = NIOLoopBound(answered, eventLoop: loop)
         Task {
             let answer = await forward(deployment: deployment, body: body, contentType: contentType, headers: headers)
-            loop.execute { callback.value(answer) }
+            // Under `baton`'s NIO executor the task ends on the connection's loop: answer there
+            // and then, not a queued job later.
+            if loop.inEventLoop {
+                callback.value(answer)
+            } else {
+                loop.execute { callback.value(answer) }
+            }
         }
     }
 }

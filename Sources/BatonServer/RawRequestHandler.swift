@@ -400,11 +400,10 @@ final class RawRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The gateway's answer as `HotPathHandler` sends it through the encoder.
     static func response(_ answer: GatewayResponse, allocator: ByteBufferAllocator) -> ByteBuffer {
-        let fields = HotPathHandler.checkedFields(answer.headers, bodyLength: answer.body.readableBytes)
         let status = HTTPResponseStatus(statusCode: answer.status)
         var buffer = allocator.buffer(capacity: 256 + answer.body.readableBytes)
         buffer.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n")
-        for (name, value) in fields {
+        HotPathHandler.forEachCheckedField(answer.headers, bodyLength: answer.body.readableBytes) { name, value in
             buffer.writeString(name)
             buffer.writeString(": ")
             buffer.writeString(value)
