@@ -18,7 +18,8 @@ import NIOCore
 /// process, as replicas do; the Baton HTTP application (the real router with its middleware:
 /// error shape, request metrics, auth) runs in this process with a deployment whose policy
 /// points at the replica. wrk loads the replica directly and through `POST /serve/churn/predict`
-/// at 1 and 16 connections; then a fixed request rate (open loop) is measured both ways.
+/// at 1 and 16 connections; then a fixed request rate (open loop) is measured both ways. Each
+/// is measured in rounds alternating direct and gateway, and the median of the rounds is printed.
 ///
 ///   swift build -c release --product baton-bench
 ///   .build/release/baton-bench gateway [--seconds 10] [--connections 1,16] [--rate 2000,5000] [--rounds 3]
@@ -29,8 +30,8 @@ enum GatewayBenchmark {
         var seconds = 10
         var connections = [1, 16]
         var rates = [2000.0, 5000.0]
-        /// Fixed-rate runs alternate direct and gateway this many times: one pair of runs on a
-        /// shared machine differs by more than the gateway adds.
+        /// wrk and fixed-rate runs alternate direct and gateway this many times: one pair of runs
+        /// on a shared machine differs by more than the gateway adds.
         var rounds = 3
 
         init(_ arguments: [String]) {
@@ -149,15 +150,26 @@ enum GatewayBenchmark {
         _ = try await wrk(url: gateway, script: script, connections: 16, seconds: 2)
         _ = try await wrk(url: direct, script: script, connections: 16, seconds: 1)
         for connections in settings.connections {
-            let directResult = Figures(try await wrk(url: direct, script: script, connections: connections, seconds: settings.seconds))
-            let gatewayResult = Figures(try await wrk(url: gateway, script: script, connections: connections, seconds: settings.seconds))
-            print("\(connections) connection\(connections == 1 ? "" : "s"):")
-            print("  direct to replica: \(directResult)")
-            print("  through gateway:   \(gatewayResult)")
+            print("\(connections) connection\(connections == 1 ? "" : "s") (wrk, closed loop), \(settings.rounds) round\(settings.rounds == 1 ? "" : "s"):")
+            var added: [(p50: Double, p99: Double)] = []
+            var shares: [Double] = []
+            for round in 1...settings.rounds {
+                let directResult = Figures(try await wrk(url: direct, script: script, connections: connections, seconds: settings.seconds))
+                // wrk runs as its own process, so this process's CPU meanwhile is Baton's.
+                let cpuBefore = cpuTimes().own
+                let gatewayResult = Figures(try await wrk(url: gateway, script: script, connections: connections, seconds: settings.seconds))
+                let batonCPU = cpuTimes().own - cpuBefore
+                print("  round \(round) direct:  \(directResult)")
+                print(String(
+                    format: "  round %d gateway: %@; Baton's CPU %.0f µs per request (%.2f cores)", round, gatewayResult.description,
+                    batonCPU * 1e6 / max(gatewayResult.rps * Double(settings.seconds), 1), batonCPU / Double(settings.seconds)))
+                added.append((gatewayResult.p50 - directResult.p50, gatewayResult.p99 - directResult.p99))
+                shares.append(100 * gatewayResult.rps / max(directResult.rps, 1))
+            }
             print(String(
-                format: "  added by gateway:  p50 %+.3f ms, p99 %+.3f ms; throughput %.0f%% of direct",
-                gatewayResult.p50 - directResult.p50, gatewayResult.p99 - directResult.p99,
-                100 * gatewayResult.rps / max(directResult.rps, 1)))
+                format: "  added by gateway (median of %d rounds): p50 %+.3f ms, p99 %+.3f ms (p99 per round: %@); throughput %.0f%% of direct",
+                added.count, median(added.map(\.p50)), median(added.map(\.p99)),
+                added.map { String(format: "%+.3f", $0.p99) }.joined(separator: ", "), median(shares)))
         }
         // wrk's closed loop hides stalls (it waits for each answer before sending the next);
         // the open loop sends on a fixed schedule and counts latency from when a request was due.
@@ -183,11 +195,9 @@ enum GatewayBenchmark {
                 }
                 added.append((gatewayOpen.percentile(0.5) - directOpen.percentile(0.5), gatewayOpen.percentile(0.99) - directOpen.percentile(0.99)))
             }
-            let p50s = added.map(\.p50).sorted()
-            let p99s = added.map(\.p99).sorted()
             print(String(
                 format: "  added by gateway (median of %d rounds): p50 %+.3f ms, p99 %+.3f ms (p99 per round: %@)", added.count,
-                p50s[p50s.count / 2], p99s[p99s.count / 2], added.map { String(format: "%+.3f", $0.p99) }.joined(separator: ", ")))
+                median(added.map(\.p50)), median(added.map(\.p99)), added.map { String(format: "%+.3f", $0.p99) }.joined(separator: ", ")))
         }
         let stats = context.gateway.stats(deployment: "churn")["3"]
         if let stats {
@@ -196,6 +206,12 @@ enum GatewayBenchmark {
                 stats.requests, stats.errors, stats.p50Ms, stats.p99Ms, stats.prediction.mean))
         }
         await context.gateway.shutdown()
+    }
+
+    /// The middle value (the upper one of an even count).
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        return sorted.isEmpty ? .nan : sorted[sorted.count / 2]
     }
 
     static func wrk(url: String, script: String, connections: Int, seconds: Int) async throws -> String {
