@@ -18,8 +18,8 @@ public struct EngineConfiguration: Sendable {
     /// At most this many missed intervals are created per pipeline when catching up.
     public var maxCatchupRuns: Int
     /// How often the store is asked whether another process (the CLI) changed it, where the
-    /// store gives no hints of such writes (PostgreSQL, or a SQLite bell that cannot be watched
-    /// or was deleted). A cheap counter read.
+    /// store gives no hints of such writes (a SQLite bell that cannot be watched or was
+    /// deleted). A cheap counter read.
     public var externalCheckInterval: Duration
     /// The same check's interval where the store announces other processes' writes (see
     /// `Store.externalChangeHints`): then the poll only covers a missed announcement.
@@ -27,8 +27,9 @@ public struct EngineConfiguration: Sendable {
     /// How often the pipelines folder is rescanned when no file event arrived.
     public var rescanInterval: Duration
     /// Watch files through inotify: the pipelines folder, and the database's change bell where
-    /// the store has one. Without, both are only polled (tests that run many engines in one
-    /// process turn it off: each watch is a descriptor and a thread).
+    /// the store has one (on PostgreSQL: a connection listening for other processes' changes).
+    /// Without, both are only polled (tests that run many engines in one process turn it off:
+    /// each watch is a descriptor and a thread or a connection).
     public var watchFiles: Bool
     public var schedulerEnabled: Bool
     /// How long a worker's claim on an attempt holds without a heartbeat; after that the
@@ -1038,7 +1039,8 @@ public actor Engine {
     // MARK: - Watching
 
     /// Notices runs and cancellations that other processes (the CLI) wrote to the store: at once
-    /// where the store hints at them (a SQLite database's change bell), otherwise on a poll.
+    /// where the store hints at them (a SQLite database's change bell, PostgreSQL's notifications),
+    /// otherwise on a poll.
     private func watchExternalChanges() async {
         let (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let hints: AsyncStream<Void>?

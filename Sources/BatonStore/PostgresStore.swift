@@ -26,6 +26,10 @@ public final class PostgresStore: Store, RecordCoding {
     private let changes = Mutex(ChangeCounter())
     private let closed = Atomic<Bool>(false)
     let leaderLock = PostgresLeaderLock()
+    /// Names this store in its change notifications, so its own listener can skip them.
+    let changeSource = UUID().uuidString
+    /// The tasks listening for other processes' changes (`externalChangeHints`), ended by `close()`.
+    let changeListeners = Mutex<[Task<Void, Never>]>([])
 
     /// Connects, checks the connection once (a wrong password otherwise makes every query
     /// wait while the pool retries in silence) and brings the schema up to date.
@@ -66,6 +70,14 @@ public final class PostgresStore: Store, RecordCoding {
     /// Closes every connection; later calls fail. Safe to call more than once.
     public func close() async {
         closed.store(true, ordering: .relaxed)
+        let listeners = changeListeners.withLock { listeners in
+            defer { listeners.removeAll() }
+            return listeners
+        }
+        for listener in listeners {
+            listener.cancel()
+            await listener.value
+        }
         await leaderLock.close()
         runner.cancel()
         await runner.value
@@ -292,11 +304,13 @@ public final class PostgresStore: Store, RecordCoding {
     ///
     /// It runs after the commit: a reader that sees the counter move must also see the rows,
     /// or it would look, find nothing, and never look again. Sequences are not transactional,
-    /// so a bump inside the transaction would be visible before the rows are.
+    /// so a bump inside the transaction would be visible before the rows are. The same statement
+    /// notifies `changeChannel` (delivered when it commits, so after the bump), which wakes
+    /// listening servers at once (`externalChangeHints`).
     func bumpChangeCounter() async {
         changes.withLock { $0.started += 1 }
         do {
-            try await fetch("SELECT nextval('baton_change_seq')")
+            try await fetch("SELECT nextval('baton_change_seq') FROM pg_notify(\(Self.changeChannel), \(changeSource))")
             changes.withLock { $0.succeeded += 1 }
         } catch {
             // If it did move, other processes see one change too many: harmless.

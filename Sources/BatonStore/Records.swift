@@ -236,8 +236,8 @@ public protocol Store: TokenStore, MetricStore, HandoffStore, DispatchStore, Reg
     /// A token that changes when another process commits, so the engine notices runs and
     /// cancellations written by the CLI without scanning tables.
     func externalChangeToken() async throws -> Int64
-    /// Hints that another process may have changed the token, as they happen (see `ChangeBell`),
-    /// or nil where the store has none; either way the token is also polled. A hint is not a
+    /// Hints that another process may have changed the token, as they happen (SQLite's
+    /// `ChangeBell`, PostgreSQL's `LISTEN`), or nil where the store has none; either way the token is also polled. A hint is not a
     /// change; the token says. Throws when the store has hints but cannot give them here.
     func externalChangeHints() throws -> AsyncStream<Void>?
     /// Reachability check for readiness probes.

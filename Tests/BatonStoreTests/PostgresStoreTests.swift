@@ -1,6 +1,7 @@
 import BatonCore
 import Foundation
 import PostgresNIO
+import Synchronization
 import Testing
 
 @testable import BatonStore
@@ -26,6 +27,46 @@ import Testing
             let later = try await database.openPostgres()
             #expect(try await later.fetch("SELECT count(*) FROM schema_migrations").first?.decode(Int64.self) == Int64(versions.count))
             #expect(try await later.run(id: run.id)?.pipeline == "etl", "reopening keeps the data")
+        }
+    }
+
+    /// A command's write wakes a listening server at once (no poll); the server's own writes
+    /// do not, and closing the store ends its hints.
+    @Test func anotherProcesssWritesWakeAListenerAndItsOwnDoNot() async throws {
+        try await TestDatabase.with(.postgres) { database in
+            let server = try await database.openPostgres()
+            let command = try await database.openPostgres()
+            let hints = try #require(try server.externalChangeHints())
+            let count = Atomic<Int>(0)
+            let ended = Atomic<Bool>(false)
+            let listener = Task {
+                for await _ in hints { count.add(1, ordering: .relaxed) }
+                ended.store(true, ordering: .relaxed)
+            }
+            defer { listener.cancel() }
+            func waitUntil(_ what: String, _ condition: () -> Bool) async throws {
+                let deadline = ContinuousClock.now + .seconds(20)
+                while !condition() {
+                    guard ContinuousClock.now < deadline else { throw StoreTestFailure("\(what) within 20 s") }
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+            }
+            // The first hint says the listener is up.
+            try await waitUntil("the listener started") { count.load(ordering: .relaxed) >= 1 }
+            let settled = count.load(ordering: .relaxed)
+
+            _ = try await server.createRun(sampleRun(sampleSpec()))
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(count.load(ordering: .relaxed) == settled, "the server's own write must not wake it")
+
+            let run = try await command.createRun(sampleRun(sampleSpec(), key: "manual__listen")).run
+            try await waitUntil("a hint of the command's run") { count.load(ordering: .relaxed) > settled }
+            let before = count.load(ordering: .relaxed)
+            #expect(try await command.requestCancel(runID: run.id))
+            try await waitUntil("a hint of the command's cancel") { count.load(ordering: .relaxed) > before }
+
+            await server.close()
+            try await waitUntil("the hints ended with the store") { ended.load(ordering: .relaxed) }
         }
     }
 
@@ -263,4 +304,13 @@ final class SilentListener {
     }
 
     func close() { _ = Glibc.close(fd) }
+}
+
+/// A store test's condition that did not hold, and which.
+struct StoreTestFailure: Error, CustomStringConvertible {
+    var description: String
+
+    init(_ description: String) {
+        self.description = "expected \(description)"
+    }
 }
