@@ -154,15 +154,23 @@ enum GatewayBenchmark {
             var added: [(p50: Double, p99: Double)] = []
             var shares: [Double] = []
             for round in 1...settings.rounds {
+                let replicaBefore = processCPUSeconds(replica.process.processIdentifier)
                 let directResult = Figures(try await wrk(url: direct, script: script, connections: connections, seconds: settings.seconds))
+                let replicaDirect = processCPUSeconds(replica.process.processIdentifier) - replicaBefore
                 // wrk runs as its own process, so this process's CPU meanwhile is Baton's.
                 let cpuBefore = cpuTimes().own
+                let replicaMiddle = processCPUSeconds(replica.process.processIdentifier)
                 let gatewayResult = Figures(try await wrk(url: gateway, script: script, connections: connections, seconds: settings.seconds))
                 let batonCPU = cpuTimes().own - cpuBefore
-                print("  round \(round) direct:  \(directResult)")
+                let replicaGateway = processCPUSeconds(replica.process.processIdentifier) - replicaMiddle
+                func perRequest(_ cpu: Double, _ result: Figures) -> Double { cpu * 1e6 / max(result.rps * Double(settings.seconds), 1) }
                 print(String(
-                    format: "  round %d gateway: %@; Baton's CPU %.0f µs per request (%.2f cores)", round, gatewayResult.description,
-                    batonCPU * 1e6 / max(gatewayResult.rps * Double(settings.seconds), 1), batonCPU / Double(settings.seconds)))
+                    format: "  round %d direct:  %@; replica's CPU %.0f µs per request", round, directResult.description,
+                    perRequest(replicaDirect, directResult)))
+                print(String(
+                    format: "  round %d gateway: %@; Baton's CPU %.0f µs per request (%.2f cores), replica's %.0f µs", round,
+                    gatewayResult.description, perRequest(batonCPU, gatewayResult), batonCPU / Double(settings.seconds),
+                    perRequest(replicaGateway, gatewayResult)))
                 added.append((gatewayResult.p50 - directResult.p50, gatewayResult.p99 - directResult.p99))
                 shares.append(100 * gatewayResult.rps / max(directResult.rps, 1))
             }
@@ -206,6 +214,17 @@ enum GatewayBenchmark {
                 stats.requests, stats.errors, stats.p50Ms, stats.p99Ms, stats.prediction.mean))
         }
         await context.gateway.shutdown()
+    }
+
+    /// CPU seconds another process has used so far (user and system), from `/proc`.
+    static func processCPUSeconds(_ pid: Int32) -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return .nan }
+        // Fields after the command's closing parenthesis: state is field 3, utime 14, stime 15.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return .nan }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
     /// The middle value (the upper one of an even count).
