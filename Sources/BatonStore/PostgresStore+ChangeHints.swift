@@ -26,25 +26,33 @@ extension PostgresStore {
 
     private func listenForChanges(_ hints: AsyncStream<Void>.Continuation) async {
         var failures = 0
-        while !Task.isCancelled {
+        // A store closed before its listener started must not leave a connection open.
+        func stopped() -> Bool { Task.isCancelled || closed.load(ordering: .relaxed) }
+        while !stopped() {
             do {
                 let connection = try await openChangeListenerConnection()
-                try await withTaskCancellationHandler {
-                    try await connection.listen(on: Self.changeChannel) { notifications in
-                        if failures > 0 { logger.info("listening for changes by other Baton processes again") }
-                        failures = 0
-                        hints.yield()
-                        for try await notification in notifications where notification.payload != changeSource {
+                var failure: (any Error)?
+                do {
+                    try await withTaskCancellationHandler {
+                        try await connection.listen(on: Self.changeChannel) { notifications in
+                            if failures > 0 { logger.info("listening for changes by other Baton processes again") }
+                            failures = 0
                             hints.yield()
+                            for try await notification in notifications where notification.payload != changeSource {
+                                hints.yield()
+                            }
                         }
+                    } onCancel: {
+                        // Ends the wait for the next notification.
+                        Task { try? await connection.close() }
                     }
-                } onCancel: {
-                    // Ends the wait for the next notification.
-                    Task { try? await connection.close() }
+                } catch {
+                    failure = error
                 }
                 try? await connection.close()
+                if let failure { throw failure }
             } catch {
-                if Task.isCancelled { return }
+                if stopped() { return }
                 if failures == 0 {
                     logger.warning(
                         "cannot listen for changes by other Baton processes on \(location.host):\(location.port)/\(location.database): \(error); they are noticed by polling every 0.2 seconds until it can")
@@ -54,7 +62,7 @@ extension PostgresStore {
             // Stands in for the notifications while there is no listener, until the next try.
             let pause = Duration.seconds(min(30, 1 << min(failures, 5)))
             let resume = ContinuousClock.now + pause
-            while ContinuousClock.now < resume, !Task.isCancelled {
+            while ContinuousClock.now < resume, !stopped() {
                 hints.yield()
                 try? await Task.sleep(for: .milliseconds(200))
             }

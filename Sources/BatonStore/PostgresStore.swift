@@ -24,7 +24,7 @@ public final class PostgresStore: Store, RecordCoding {
     let queryLogger: Logger
     private let runner: Task<Void, Never>
     private let changes = Mutex(ChangeCounter())
-    private let closed = Atomic<Bool>(false)
+    let closed = Atomic<Bool>(false)
     let leaderLock = PostgresLeaderLock()
     /// Names this store in its change notifications, so its own listener can skip them.
     let changeSource = UUID().uuidString

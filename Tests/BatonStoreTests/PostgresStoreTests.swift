@@ -31,7 +31,7 @@ import Testing
     }
 
     /// A command's write wakes a listening server at once (no poll); the server's own writes
-    /// do not, and closing the store ends its hints.
+    /// do not, a listener whose connection ends comes back, and closing the store ends its hints.
     @Test func anotherProcesssWritesWakeAListenerAndItsOwnDoNot() async throws {
         try await TestDatabase.with(.postgres) { database in
             let server = try await database.openPostgres()
@@ -64,6 +64,31 @@ import Testing
             let before = count.load(ordering: .relaxed)
             #expect(try await command.requestCancel(runID: run.id))
             try await waitUntil("a hint of the command's cancel") { count.load(ordering: .relaxed) > before }
+
+            // A listener whose connection the database ends listens again on a new one.
+            func listenerPIDs() async throws -> [Int32] {
+                try await command.fetch(
+                    """
+                    SELECT pid FROM pg_stat_activity
+                    WHERE application_name = \(PostgresStore.changeListenerName) AND datname = current_database()
+                    """
+                ).map { try $0.decode(Int32.self) }
+            }
+            let first = try await listenerPIDs()
+            #expect(first.count == 1, "\(first)")
+            try await command.fetch("SELECT pg_terminate_backend(\(try #require(first.first)))")
+            let deadline = ContinuousClock.now + .seconds(30)
+            while try await listenerPIDs().filter({ !first.contains($0) }).isEmpty {
+                guard ContinuousClock.now < deadline else { throw StoreTestFailure("a new listener connection within 30 s") }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            // Once it listens again the stand-in hints stop, and a command's write still wakes it.
+            try await Task.sleep(for: .milliseconds(500))
+            let quiet = count.load(ordering: .relaxed)
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(count.load(ordering: .relaxed) == quiet, "hints went on after the listener was back")
+            _ = try await command.publishEvent(EventRecord(id: "e-listen", name: "x", payload: [:], source: nil, createdAt: Date()))
+            try await waitUntil("a hint of the command's event") { count.load(ordering: .relaxed) > quiet }
 
             await server.close()
             try await waitUntil("the hints ended with the store") { ended.load(ordering: .relaxed) }
