@@ -71,9 +71,11 @@ public final class SQLiteStore: Store, RecordCoding {
             // migration or see "database is locked"; an exclusive lock on a file beside the
             // database makes opening and migrating one step across processes.
             let pool = try MigrationLock.holding(besides: path) {
-                let pool = try DatabasePool(path: path, configuration: config)
-                try Self.migrator.migrate(pool)
-                return pool
+                try Self.retryingWhileBusy {
+                    let pool = try DatabasePool(path: path, configuration: config)
+                    try Self.migrator.migrate(pool)
+                    return pool
+                }
             }
             self.pool = pool
             checkpointer = try WALCheckpointer(path: path) {
@@ -81,6 +83,21 @@ public final class SQLiteStore: Store, RecordCoding {
             }
         } catch {
             throw StoreError.cannotOpen(path: path, underlying: error)
+        }
+    }
+
+    /// Runs `open` again while SQLite answers "database is locked" without waiting for its busy
+    /// timeout, for up to 10 s: opening a WAL database can meet another connection's close
+    /// (its last checkpoint, or removing the log) in a state where SQLite fails at once instead
+    /// of calling the busy handler. Seen once in six openers racing on a new file.
+    static func retryingWhileBusy<T>(_ open: () throws -> T) throws -> T {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            do {
+                return try open()
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && ContinuousClock.now < deadline {
+                usleep(20_000)
+            }
         }
     }
 
