@@ -71,15 +71,18 @@ struct CommandResult: Sendable, CustomStringConvertible {
     }
 }
 
-/// A child process started with Foundation `Process`; its end is reported by
-/// `terminationHandler` (no polling), and stdout/stderr go to files so a chatty child can
-/// never block on a full pipe.
+/// A child process started with `posix_spawn`; a thread of its own waits for its end (no
+/// polling), and stdout/stderr go to files so a chatty child can never block on a full pipe.
+///
+/// Not Foundation's `Process`: on Linux it lists `/proc/self/fd` to close every descriptor in
+/// the child, and with the thousand-odd descriptors the server suites hold it crashed the test
+/// process twice in clean-clone runs (a bad pointer in `memcpy` inside `Process.run`). Here the
+/// C library closes them (`posix_spawn_file_actions_addclosefrom_np`).
 final class ChildProcess: Sendable {
     let arguments: [String]
     let stdoutPath: String
     let stderrPath: String
     let pid: Int32
-    private let process: Process
     private let box = ExitBox()
     private let started = ContinuousClock.now
 
@@ -90,23 +93,22 @@ final class ChildProcess: Sendable {
         self.arguments = arguments
         self.stdoutPath = stdoutPath
         self.stderrPath = stderrPath
-        _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        process.environment = environment
-        process.standardInput = FileHandle.nullDevice
-        guard let out = FileHandle(forWritingAtPath: stdoutPath), let err = FileHandle(forWritingAtPath: stderrPath)
-        else { throw TestFailure("cannot open output files in \(directory)") }
-        process.standardOutput = out
-        process.standardError = err
-        self.process = process
+        pid = try Spawn.start(
+            executable: executable, arguments: arguments, directory: directory, stdoutPath: stdoutPath, stderrPath: stderrPath,
+            environment: environment)
         let box = self.box
-        process.terminationHandler = { finished in
-            let code = finished.terminationStatus
-            let signalled = finished.terminationReason == .uncaughtSignal
+        let pid = self.pid
+        Thread.detachNewThread {
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 {
+                guard errno == EINTR else {
+                    status = -1
+                    break
+                }
+            }
+            // Exited: the code; killed: the signal (as Foundation's terminationStatus gives it).
+            let signalled = status != -1 && (status & 0x7f) != 0
+            let code = status == -1 ? -1 : signalled ? status & 0x7f : (status >> 8) & 0xff
             let waiters = box.state.withLock { value in
                 value.exit = (code, signalled)
                 defer { value.waiters = [] }
@@ -114,11 +116,6 @@ final class ChildProcess: Sendable {
             }
             for waiter in waiters { waiter.resume() }
         }
-        try process.run()
-        pid = process.processIdentifier
-        // The child holds its own copies of the descriptors.
-        try? out.close()
-        try? err.close()
     }
 
     var hasExited: Bool { box.state.withLock { $0.exit != nil } }
@@ -129,7 +126,7 @@ final class ChildProcess: Sendable {
         return Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
-    /// Waits for the process to end (terminationHandler), without a deadline.
+    /// Waits for the process to end, without a deadline.
     func exited() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let done = box.state.withLock { value -> Bool in
@@ -191,7 +188,7 @@ final class ChildProcess: Sendable {
     }
 }
 
-/// How a child ended, and who waits for it; filled in by `terminationHandler`.
+/// How a child ended, and who waits for it; filled in by the thread waiting for it.
 final class ExitBox: Sendable {
     typealias State = (exit: (code: Int32, signalled: Bool)?, waiters: [CheckedContinuation<Void, Never>])
     let state = Mutex<State>((nil, []))
@@ -563,5 +560,64 @@ enum UTC {
     /// The start of the hour containing `date`.
     static func hourFloor(_ date: Date) -> Date {
         Date(timeIntervalSince1970: (date.timeIntervalSince1970 / 3600).rounded(.down) * 3600)
+    }
+}
+
+/// `posix_spawn` with what `ChildProcess` needs: stdin from /dev/null, stdout and stderr to
+/// files, a working directory, exactly the given environment, default signal handling and an
+/// empty signal mask (a thread running Swift concurrency may have signals blocked, which a child
+/// would inherit), and no other descriptor of the test process.
+enum Spawn {
+    private typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    private typealias AddChdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
+
+    /// glibc 2.34 and 2.29 have these, but Swift's Glibc module does not declare them.
+    private static func symbol<T>(_ name: String, as type: T.Type) throws -> T {
+        guard let address = dlsym(nil, name) else { throw TestFailure("\(name) is missing from the C library (glibc 2.34 or later needed)") }
+        return unsafeBitCast(address, to: type)
+    }
+
+    static func start(
+        executable: String, arguments: [String], directory: String, stdoutPath: String, stderrPath: String,
+        environment: [String: String]
+    ) throws -> Int32 {
+        let addCloseFrom = try symbol("posix_spawn_file_actions_addclosefrom_np", as: AddCloseFrom.self)
+        let addChdir = try symbol("posix_spawn_file_actions_addchdir_np", as: AddChdir.self)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+
+        func check(_ result: Int32, _ what: String) throws {
+            guard result == 0 else { throw TestFailure("\(what) failed: \(String(cString: strerror(result)))") }
+        }
+        try check(posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0), "opening /dev/null for stdin")
+        try check(posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644), "opening \(stdoutPath)")
+        try check(posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644), "opening \(stderrPath)")
+        try check(addCloseFrom(&actions, 3), "posix_spawn_file_actions_addclosefrom_np")
+        try check(addChdir(&actions, directory), "posix_spawn_file_actions_addchdir_np(\(directory))")
+
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        try check(posix_spawnattr_setsigmask(&attributes, &noSignals), "posix_spawnattr_setsigmask")
+        try check(posix_spawnattr_setsigdefault(&attributes, &allSignals), "posix_spawnattr_setsigdefault")
+        try check(posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)), "posix_spawnattr_setflags")
+
+        let argv = ([executable] + arguments).map { strdup($0) }
+        defer { argv.forEach { free($0) } }
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") }
+        defer { envp.forEach { free($0) } }
+        var pid: pid_t = 0
+        let result = (argv + [nil]).withUnsafeBufferPointer { argvPointer in
+            (envp + [nil]).withUnsafeBufferPointer { envpPointer in
+                posix_spawn(&pid, executable, &actions, &attributes, argvPointer.baseAddress!, envpPointer.baseAddress!)
+            }
+        }
+        try check(result, "spawning \(executable)")
+        return pid
     }
 }
