@@ -21,13 +21,18 @@ enum PostgresForTests {
     }
 
     static func psql(_ url: String, _ sql: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
-        process.arguments = [url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql]
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw TestFailure("psql failed: \(sql)") }
+        let errors = FileManager.default.temporaryDirectory.appendingPathComponent("baton-psql-\(UUID().uuidString).err").path
+        defer { try? FileManager.default.removeItem(atPath: errors) }
+        let child = try ChildProcess(
+            executable: "/usr/bin/psql", arguments: [url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql], directory: "/",
+            stdoutPath: "/dev/null", stderrPath: errors, environment: ProcessInfo.processInfo.environment)
+        guard child.waitBlocking(seconds: 60) else {
+            child.signal(SIGKILL)
+            throw TestFailure("psql did not finish within 60 s: \(sql)")
+        }
+        guard child.exitStatus?.code == 0, child.exitStatus?.signalled == false else {
+            throw TestFailure("psql failed: \(sql): \(child.stderr)")
+        }
     }
 
     /// Creates a database and returns its URL.

@@ -115,7 +115,16 @@ final class ChildProcess: Sendable {
                 return value.waiters
             }
             for waiter in waiters { waiter.resume() }
+            box.ended.signal()
         }
+    }
+
+    /// Blocks the calling thread until the process ends or `seconds` pass; false on the timeout
+    /// (the process is left running). For synchronous helpers only; tests await `waitForExit`.
+    func waitBlocking(seconds: Double) -> Bool {
+        guard box.ended.wait(timeout: .now() + seconds) == .success else { return false }
+        box.ended.signal()
+        return true
     }
 
     var hasExited: Bool { box.state.withLock { $0.exit != nil } }
@@ -192,6 +201,8 @@ final class ChildProcess: Sendable {
 final class ExitBox: Sendable {
     typealias State = (exit: (code: Int32, signalled: Bool)?, waiters: [CheckedContinuation<Void, Never>])
     let state = Mutex<State>((nil, []))
+    /// Signalled once when the child has ended, for the few callers that cannot await.
+    let ended = DispatchSemaphore(value: 0)
 }
 
 /// A `baton up` running in the background.
