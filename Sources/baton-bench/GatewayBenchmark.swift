@@ -227,12 +227,6 @@ enum GatewayBenchmark {
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
-    /// The middle value (the upper one of an even count).
-    static func median(_ values: [Double]) -> Double {
-        let sorted = values.sorted()
-        return sorted.isEmpty ? .nan : sorted[sorted.count / 2]
-    }
-
     static func wrk(url: String, script: String, connections: Int, seconds: Int) async throws -> String {
         try await offloaded { try FeatureBenchmark.wrk(url: url, script: script, connections: connections, seconds: seconds) }
     }

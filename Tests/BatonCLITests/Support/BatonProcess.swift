@@ -582,9 +582,13 @@ enum Spawn {
     private typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
     private typealias AddChdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
 
-    /// glibc 2.34 and 2.29 have these, but Swift's Glibc module does not declare them.
-    private static func symbol<T>(_ name: String, as type: T.Type) throws -> T {
-        guard let address = dlsym(nil, name) else { throw TestFailure("\(name) is missing from the C library (glibc 2.34 or later needed)") }
+    /// glibc 2.34 and 2.29 have these, but Swift's Glibc module does not declare them; looked up
+    /// once per test process (kept as bit patterns, which are Sendable).
+    private static let addCloseFromSymbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np").map { Int(bitPattern: $0) }
+    private static let addChdirSymbol = dlsym(nil, "posix_spawn_file_actions_addchdir_np").map { Int(bitPattern: $0) }
+
+    private static func symbol<T>(_ bits: Int?, _ name: String, as type: T.Type) throws -> T {
+        guard let address = bits.flatMap({ UnsafeMutableRawPointer(bitPattern: $0) }) else { throw TestFailure("\(name) is missing from the C library (glibc 2.34 or later needed)") }
         return unsafeBitCast(address, to: type)
     }
 
@@ -592,8 +596,8 @@ enum Spawn {
         executable: String, arguments: [String], directory: String, stdoutPath: String, stderrPath: String,
         environment: [String: String]
     ) throws -> Int32 {
-        let addCloseFrom = try symbol("posix_spawn_file_actions_addclosefrom_np", as: AddCloseFrom.self)
-        let addChdir = try symbol("posix_spawn_file_actions_addchdir_np", as: AddChdir.self)
+        let addCloseFrom = try symbol(addCloseFromSymbol, "posix_spawn_file_actions_addclosefrom_np", as: AddCloseFrom.self)
+        let addChdir = try symbol(addChdirSymbol, "posix_spawn_file_actions_addchdir_np", as: AddChdir.self)
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
