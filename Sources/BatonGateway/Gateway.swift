@@ -2,7 +2,7 @@ import BatonCore
 import Foundation
 import Logging
 import NIOCore
-import NIOHTTP1
+import NIOPosix
 import Synchronization
 
 /// One version's healthy replicas.
@@ -361,18 +361,55 @@ public final class Gateway: Sendable {
     public func forward(
         deployment: String, body: ByteBuffer, contentType: String?, headers: [(String, String)]
     ) async -> GatewayResponse {
+        let loop = MultiThreadedEventLoopGroup.singleton.any()
+        return await withCheckedContinuation { continuation in
+            if loop.inEventLoop {
+                forward(deployment: deployment, body: body, contentType: contentType, headers: headers, on: loop) {
+                    continuation.resume(returning: $0)
+                }
+            } else {
+                loop.execute {
+                    self.forward(deployment: deployment, body: body, contentType: contentType, headers: headers, on: loop) {
+                        continuation.resume(returning: $0)
+                    }
+                }
+            }
+        }
+    }
+
+    /// `forward` for callers on an event loop, such as a channel handler: call it on `loop`,
+    /// and `answered` runs there too. The exchange with the replica is callbacks on that loop
+    /// with no task or thread hop when the replica connection lives there as well (the pool
+    /// prefers one that does).
+    public func forward(
+        deployment: String, body: ByteBuffer, contentType: String?, headers: [(String, String)], on loop: any EventLoop,
+        answered: @escaping (GatewayResponse) -> Void
+    ) {
+        // `answered` never runs before this returns: a handler that calls `forward` from its
+        // read and is answered from within it would go on reading its next requests inside
+        // that call, one stack frame deeper per request.
+        let call = ForwardCall()
+        let answered: (GatewayResponse) -> Void = { answer in
+            if call.returned {
+                answered(answer)
+            } else {
+                loop.assumeIsolated().execute { answered(answer) }
+            }
+        }
+        defer { call.returned = true }
         let requestID = Self.header("x-baton-request-id", in: headers).flatMap { Self.isSafeValue($0) ? $0 : nil }
             ?? nextRequestID()
         guard body.readableBytes <= maxBodyBytes else {
             var answer = GatewayResponse.bodyTooLarge(limit: maxBodyBytes, deployment: deployment)
             answer.headers.append(("X-Baton-Request-Id", requestID))
-            return answer
+            return answered(answer)
         }
         guard let route = routes.withLock({ $0[deployment] }) else {
-            return .error(
-                status: 404, code: "not_found", message: "no deployment named '\(deployment)' is serving",
-                fix: "check the name with `baton deploy status`; a new deployment serves once a replica is healthy",
-                requestID: requestID)
+            return answered(
+                .error(
+                    status: 404, code: "not_found", message: "no deployment named '\(deployment)' is serving",
+                    fix: "check the name with `baton deploy status`; a new deployment serves once a replica is healthy",
+                    requestID: requestID))
         }
         let stickyKey =
             Self.header("x-baton-key", in: headers)
@@ -380,29 +417,33 @@ public final class Gateway: Sendable {
         let (primary, shadow) = route.choose(stickyKey: stickyKey)
         guard let primary, !primary.backend.endpoints.isEmpty else {
             let version = primary?.backend.version ?? route.policy.stable?.version ?? route.policy.candidate?.version
-            return .error(
-                status: 503, code: "unavailable",
-                message: "deployment '\(deployment)' has no healthy replica"
-                    + (version.map { " of version \($0)" } ?? "") + " to answer",
-                fix: "check the replicas with `baton deploy status \(deployment)`; requests succeed again once one passes its health check",
-                requestID: requestID)
+            return answered(
+                .error(
+                    status: 503, code: "unavailable",
+                    message: "deployment '\(deployment)' has no healthy replica"
+                        + (version.map { " of version \($0)" } ?? "") + " to answer",
+                    fix: "check the replicas with `baton deploy status \(deployment)`; requests succeed again once one passes its health check",
+                    requestID: requestID))
         }
-        var outgoing = HTTPHeaders()
-        outgoing.add(name: "Content-Type", value: contentType.flatMap { Self.isSafeValue($0) ? $0 : nil } ?? "application/json")
-        outgoing.add(name: "X-Baton-Request-Id", value: requestID)
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(2 + headers.count)
+        fields.append(("Content-Type", contentType.flatMap { Self.isSafeValue($0) ? $0 : nil } ?? "application/json"))
+        fields.append(("X-Baton-Request-Id", requestID))
         for (name, value) in headers where Self.forwardsHeader(name) && Self.isSafeName(name) && Self.isSafeValue(value) {
-            outgoing.add(name: name, value: value)
+            fields.append((name, value))
         }
+        let request = ReplicaRequest(fields: fields, body: body)
 
         let now = clock()
         let inputs = sampleInputs(body)
         if let inputs { primary.recorder.recordInputs(inputs, now: now) }
         if let shadow, !shadow.backend.endpoints.isEmpty {
-            startShadow(target: shadow, body: body, headers: outgoing, inputs: inputs, now: now)
+            startShadow(target: shadow, request: request, inputs: inputs, now: now)
         }
-        let outcome = await send(to: primary, body: body, headers: outgoing)
-        if case .success = outcome.result { route.requestLog.record(requestID: requestID, version: primary.backend.version) }
-        return respond(outcome, target: primary, deployment: deployment, requestID: requestID)
+        send(to: primary, request: request, on: loop) { outcome in
+            if case .success = outcome.result { route.requestLog.record(requestID: requestID, version: primary.backend.version) }
+            answered(self.respond(outcome, target: primary, deployment: deployment, requestID: requestID))
+        }
     }
 
     /// Stops shadow copies and closes the connections to replicas. Requests forwarded after this
@@ -423,44 +464,63 @@ public final class Gateway: Sendable {
 
     // MARK: - Internals
 
+    /// Whether `forward(on:)` has returned, read by its answer's callback on the same loop.
+    private final class ForwardCall {
+        var returned = false
+    }
+
     private struct Outcome {
         var result: Result<ReplicaAnswer, ReplicaFailure>
         var nanos: Int64
     }
 
-    private func send(to target: Target, body: ByteBuffer, headers: HTTPHeaders) async -> Outcome {
-        let start = ContinuousClock.now
+    /// One version's answer, with one retry on another of its replicas; `completion` runs on `loop`.
+    private func send(to target: Target, request: ReplicaRequest, on loop: any EventLoop, completion: @escaping (Outcome) -> Void) {
+        let start = NIODeadline.now()
         let endpoints = target.backend.endpoints
-        let first = target.nextIndex()
-        var result = await attempt(
-            endpoints[first % endpoints.count], pool: target.pools[first % endpoints.count],
-            inFlight: target.inFlight[first % endpoints.count], body: body, headers: headers)
-        // Predictions are idempotent, so a replica that did not answer is worth one retry on
-        // another; a replica that answered (even 5xx) did its part and is not asked twice.
-        if case .failure(let failure) = result, endpoints.count > 1 {
-            logger.debug("retrying on another replica", metadata: ["error": "\(failure)", "version": "\(target.backend.version)"])
-            let second = (first + 1) % endpoints.count
-            result = await attempt(
-                endpoints[second], pool: target.pools[second], inFlight: target.inFlight[second], body: body, headers: headers)
+        let first = target.nextIndex() % endpoints.count
+        attempt(target, replica: first, request: request, on: loop) { result in
+            // Predictions are idempotent, so a replica that did not answer is worth one retry on
+            // another; a replica that answered (even 5xx) did its part and is not asked twice.
+            guard case .failure(let failure) = result, endpoints.count > 1 else {
+                return completion(Outcome(result: result, nanos: (NIODeadline.now() - start).nanoseconds))
+            }
+            self.logger.debug("retrying on another replica", metadata: ["error": "\(failure)", "version": "\(target.backend.version)"])
+            self.attempt(target, replica: (first + 1) % endpoints.count, request: request, on: loop) { result in
+                completion(Outcome(result: result, nanos: (NIODeadline.now() - start).nanoseconds))
+            }
         }
-        let elapsed = ContinuousClock.now - start
-        let nanos = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
-        return Outcome(result: result, nanos: nanos)
+    }
+
+    /// `send` for callers off the event loops (shadow copies).
+    private func send(to target: Target, request: ReplicaRequest) async -> Outcome {
+        let loop = MultiThreadedEventLoopGroup.singleton.any()
+        return await withCheckedContinuation { continuation in
+            loop.execute {
+                self.send(to: target, request: request, on: loop) { continuation.resume(returning: $0) }
+            }
+        }
     }
 
     private func attempt(
-        _ endpoint: GatewayEndpoint, pool: EndpointPool, inFlight: InFlightCounter, body: ByteBuffer, headers: HTTPHeaders
-    ) async -> Result<ReplicaAnswer, ReplicaFailure> {
+        _ target: Target, replica index: Int, request: ReplicaRequest, on loop: any EventLoop,
+        completion: @escaping (Result<ReplicaAnswer, ReplicaFailure>) -> Void
+    ) {
+        let endpoint = target.backend.endpoints[index]
+        let pool = target.pools[index]
+        let inFlight = target.inFlight[index]
         inFlight.value.add(1, ordering: .relaxed)
-        defer { inFlight.value.subtract(1, ordering: .relaxed) }
         let deadline = NIODeadline.now() + TimeAmount(requestTimeout)
-        switch await client.send(pool: pool, headers: headers, body: body, deadline: deadline) {
-        case .success(let answer):
-            return .success(answer)
-        case .failure(.deadlineExceeded):
-            return .failure(.timedOut(replicaID: endpoint.replicaID, address: pool.hostHeader, after: requestTimeout))
-        case .failure(let error):
-            return .failure(.unreachable(replicaID: endpoint.replicaID, address: pool.hostHeader, reason: "\(error)"))
+        client.send(pool: pool, request: request, deadline: deadline, on: loop) { [requestTimeout] result in
+            inFlight.value.subtract(1, ordering: .relaxed)
+            switch result {
+            case .success(let answer):
+                completion(.success(answer))
+            case .failure(.deadlineExceeded):
+                completion(.failure(.timedOut(replicaID: endpoint.replicaID, address: pool.hostHeader, after: requestTimeout)))
+            case .failure(let error):
+                completion(.failure(.unreachable(replicaID: endpoint.replicaID, address: pool.hostHeader, reason: "\(error)")))
+            }
         }
     }
 
@@ -472,7 +532,7 @@ public final class Gateway: Sendable {
             target.recorder.record(nanos: outcome.nanos, failed: answer.status >= 500, prediction: prediction, now: clock())
             var headers: [(String, String)] = []
             headers.reserveCapacity(3)
-            if let contentType = answer.headers.first(name: "content-type") { headers.append(("Content-Type", contentType)) }
+            if let contentType = answer.contentType { headers.append(("Content-Type", contentType)) }
             headers.append(("X-Baton-Version", version))
             headers.append(("X-Baton-Request-Id", requestID))
             return GatewayResponse(status: answer.status, headers: headers, body: answer.body)
@@ -500,7 +560,7 @@ public final class Gateway: Sendable {
         }
     }
 
-    private func startShadow(target: Target, body: ByteBuffer, headers: HTTPHeaders, inputs: [(String, Double)]?, now: Int) {
+    private func startShadow(target: Target, request: ReplicaRequest, inputs: [(String, Double)]?, now: Int) {
         let id: Int? = shadows.withLock { state in
             guard !state.closed, state.inFlight < maxShadowInFlight else { return nil }
             state.next += 1
@@ -515,7 +575,7 @@ public final class Gateway: Sendable {
         // The copy must outlive the request that caused it, so it cannot be a child task; the
         // gateway keeps it and `shutdown` waits for it.
         let task = Task {
-            let outcome = await self.send(to: target, body: body, headers: headers)
+            let outcome = await self.send(to: target, request: request)
             switch outcome.result {
             case .success(let answer):
                 let prediction = (200..<300).contains(answer.status) ? JSONScan.prediction(in: answer.body) : nil

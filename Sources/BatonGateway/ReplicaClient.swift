@@ -1,14 +1,23 @@
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 import Synchronization
+
+/// A request for a replica: header fields the gateway has checked (`Gateway.isSafeName`,
+/// `isSafeValue`) besides `Host` and `Content-Length`, which the connection adds.
+struct ReplicaRequest: Sendable {
+    var fields: [(String, String)]
+    var body: ByteBuffer
+}
 
 /// A replica's whole answer, collected on the connection's event loop.
 struct ReplicaAnswer: Sendable {
     var status: Int
-    var headers: HTTPHeaders
+    /// The only field the gateway passes on to its caller.
+    var contentType: String?
     var body: ByteBuffer
-    /// False when the replica asked to close (`Connection: close`, or HTTP/1.0 without keep-alive).
+    /// False when the connection cannot carry another exchange: the replica asked to close
+    /// (`Connection: close`, HTTP/1.0 without keep-alive), the body ran to the connection's end,
+    /// or bytes followed the answer.
     var keepAlive: Bool
 }
 
@@ -21,6 +30,8 @@ enum ReplicaCallError: Error, CustomStringConvertible {
     case closedBeforeAnswer(reason: String)
     case closedMidAnswer(reason: String)
     case answerTooLarge(limit: Int)
+    /// The bytes are not an HTTP/1.1 answer this client can frame.
+    case malformedAnswer(reason: String)
     case shutDown
 
     var description: String {
@@ -30,14 +41,15 @@ enum ReplicaCallError: Error, CustomStringConvertible {
         case .closedBeforeAnswer(let reason): "the connection closed before an answer (\(reason))"
         case .closedMidAnswer(let reason): "the connection closed in the middle of the answer (\(reason))"
         case .answerTooLarge(let limit): "the answer is over the \(limit)-byte limit"
+        case .malformedAnswer(let reason): "the answer is not valid HTTP/1.1: \(reason)"
         case .shutDown: "the gateway is shut down"
         }
     }
 }
 
 /// HTTP/1.1 keep-alive connections to replicas, written on NIO directly: an exchange is one
-/// write and one promise on the connection's event loop, so a request costs no thread hop when
-/// the caller already runs on that loop (as it does under `baton`'s NIO executor).
+/// write and one promise on the connection's event loop, and its answer is handed to the caller
+/// on the caller's loop, which is the connection's own when the pool has one there.
 final class ReplicaClient: Sendable {
     let maxResponseBytes: Int
     let maxIdlePerEndpoint: Int
@@ -84,37 +96,65 @@ final class ReplicaClient: Sendable {
         for pool in all { pool.retire() }
     }
 
-    /// One request and its answer, on a kept connection when there is one.
+    /// One request and its answer, on a kept connection when there is one; `completion` runs
+    /// on `loop`, and this must be called there. It may run before this returns (a closed
+    /// client, a spent deadline).
     func send(
-        pool: EndpointPool, headers: HTTPHeaders, body: ByteBuffer, deadline: NIODeadline
-    ) async -> Result<ReplicaAnswer, ReplicaCallError> {
-        guard !closed.load(ordering: .relaxed) else { return .failure(.shutDown) }
-        var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/predict", headers: headers)
-        head.headers.replaceOrAdd(name: "Host", value: pool.hostHeader)
-        head.headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
-        // The event loop the caller runs on, when it runs on one: a connection there answers
-        // without crossing threads.
-        let loop = MultiThreadedEventLoopGroup.singleton.any()
-        if let kept = pool.take(preferring: loop) {
-            let result = await exchange(on: kept, head: head, body: body, deadline: deadline)
+        pool: EndpointPool, request: ReplicaRequest, deadline: NIODeadline, on loop: any EventLoop,
+        completion: @escaping (Result<ReplicaAnswer, ReplicaCallError>) -> Void
+    ) {
+        loop.preconditionInEventLoop()
+        guard !closed.load(ordering: .relaxed) else { return completion(.failure(.shutDown)) }
+        guard let kept = pool.take(preferring: loop) else {
+            return sendOnNewConnection(pool: pool, request: request, deadline: deadline, on: loop, completion: completion)
+        }
+        exchange(on: kept, request: request, deadline: deadline, answerOn: loop) { result in
             switch result {
             case .failure(.closedBeforeAnswer) where NIODeadline.now() < deadline:
                 // The replica closed the idle connection as we wrote to it; nothing reached the
                 // model, so a fresh connection to the same replica is worth one try.
                 kept.close(promise: nil)
+                self.sendOnNewConnection(pool: pool, request: request, deadline: deadline, on: loop, completion: completion)
             default:
-                finish(kept, pool: pool, result: result)
-                return result
+                self.finish(kept, pool: pool, result: result)
+                completion(result)
             }
         }
-        let channel: any Channel
-        switch await connect(pool: pool, on: loop, deadline: deadline) {
-        case .success(let connected): channel = connected
-        case .failure(let error): return .failure(error)
+    }
+
+    private func sendOnNewConnection(
+        pool: EndpointPool, request: ReplicaRequest, deadline: NIODeadline, on loop: any EventLoop,
+        completion: @escaping (Result<ReplicaAnswer, ReplicaCallError>) -> Void
+    ) {
+        let remaining = deadline - NIODeadline.now()
+        guard remaining > .zero else { return completion(.failure(.deadlineExceeded)) }
+        let limit = maxResponseBytes
+        let hostHeader = pool.hostHeader
+        let bootstrap = (ClientBootstrap(validatingGroup: loop) ?? ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton))
+            .connectTimeout(min(connectTimeout, remaining))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        ReplicaExchangeHandler(hostHeader: hostHeader, maxResponseBytes: limit))
+                }
+            }
+        let connecting = pool.address.map { bootstrap.connect(to: $0) } ?? bootstrap.connect(host: pool.host, port: pool.port)
+        connecting.hop(to: loop).assumeIsolated().whenComplete { connected in
+            switch connected {
+            case .success(let channel):
+                // A kept connection the replica closes leaves the idle list at once.
+                channel.closeFuture.whenComplete { _ in pool.forget(channel) }
+                self.exchange(on: channel, request: request, deadline: deadline, answerOn: loop) { result in
+                    self.finish(channel, pool: pool, result: result)
+                    completion(result)
+                }
+            case .failure(let error):
+                // The connect timeout is cut to what is left of the request's deadline; running
+                // out of that is the request's timeout, not an unreachable replica.
+                completion(.failure(NIODeadline.now() >= deadline ? .deadlineExceeded : .connectFailed(error)))
+            }
         }
-        let result = await exchange(on: channel, head: head, body: body, deadline: deadline)
-        finish(channel, pool: pool, result: result)
-        return result
     }
 
     private func finish(_ channel: any Channel, pool: EndpointPool, result: Result<ReplicaAnswer, ReplicaCallError>) {
@@ -126,49 +166,22 @@ final class ReplicaClient: Sendable {
     }
 
     private func exchange(
-        on channel: any Channel, head: HTTPRequestHead, body: ByteBuffer, deadline: NIODeadline
-    ) async -> Result<ReplicaAnswer, ReplicaCallError> {
+        on channel: any Channel, request: ReplicaRequest, deadline: NIODeadline, answerOn loop: any EventLoop,
+        completion: @escaping (Result<ReplicaAnswer, ReplicaCallError>) -> Void
+    ) {
         let promise = channel.eventLoop.makePromise(of: ReplicaAnswer.self)
-        let call = ReplicaCall(head: head, body: body, deadline: deadline, promise: promise)
+        let call = ReplicaCall(request: request, deadline: deadline, promise: promise)
         // A channel that closed before the handler saw the write fails the write only, so the
         // answer's promise is failed from here too (a second failure of a promise is ignored).
         channel.writeAndFlush(call).whenFailure { error in
             promise.fail(ReplicaCallError.closedBeforeAnswer(reason: "\(error)"))
         }
-        do {
-            return .success(try await promise.futureResult.get())
-        } catch let error as ReplicaCallError {
-            return .failure(error)
-        } catch {
-            return .failure(.closedBeforeAnswer(reason: "\(error)"))
-        }
-    }
-
-    private func connect(pool: EndpointPool, on loop: any EventLoop, deadline: NIODeadline) async -> Result<any Channel, ReplicaCallError> {
-        let remaining = deadline - NIODeadline.now()
-        guard remaining > .zero else { return .failure(.deadlineExceeded) }
-        let limit = maxResponseBytes
-        let bootstrap = (ClientBootstrap(validatingGroup: loop) ?? ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton))
-            .connectTimeout(min(connectTimeout, remaining))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    // The gateway only sends fields it has checked (`Gateway.isSafeName`, `isSafeValue`), so
-                    // NIO's second check of every name and value on each request is skipped.
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
-                    try channel.pipeline.syncOperations.addHandler(ReplicaExchangeHandler(maxResponseBytes: limit))
-                }
+        promise.futureResult.hop(to: loop).assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let answer): completion(.success(answer))
+            case .failure(let error as ReplicaCallError): completion(.failure(error))
+            case .failure(let error): completion(.failure(.closedBeforeAnswer(reason: "\(error)")))
             }
-        let future = pool.address.map { bootstrap.connect(to: $0) } ?? bootstrap.connect(host: pool.host, port: pool.port)
-        do {
-            let channel = try await future.get()
-            // A kept connection the replica closes leaves the idle list at once.
-            channel.closeFuture.whenComplete { _ in pool.forget(channel) }
-            return .success(channel)
-        } catch {
-            // The connect timeout is cut to what is left of the request's deadline; running out
-            // of that is the request's timeout, not an unreachable replica.
-            return .failure(NIODeadline.now() >= deadline ? .deadlineExceeded : .connectFailed(error))
         }
     }
 }
@@ -237,103 +250,7 @@ final class EndpointPool: Sendable {
 
 /// What the handler is asked to write: a request and the promise its answer completes.
 struct ReplicaCall: Sendable {
-    var head: HTTPRequestHead
-    var body: ByteBuffer
+    var request: ReplicaRequest
     var deadline: NIODeadline
     var promise: EventLoopPromise<ReplicaAnswer>
-}
-
-/// Sends one request at a time and collects its answer (head and body up to a limit); the
-/// deadline closes the connection, since a late answer would otherwise be read as the next one's.
-final class ReplicaExchangeHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = ReplicaCall
-    typealias OutboundOut = HTTPClientRequestPart
-
-    private let maxResponseBytes: Int
-    private var pending: EventLoopPromise<ReplicaAnswer>?
-    private var head: HTTPResponseHead?
-    private var body: ByteBuffer?
-    private var timeout: Scheduled<Void>?
-
-    init(maxResponseBytes: Int) {
-        self.maxResponseBytes = maxResponseBytes
-    }
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let call = unwrapOutboundIn(data)
-        guard pending == nil else {
-            // The pool never hands out a busy connection; refuse rather than mix two answers.
-            call.promise.fail(ReplicaCallError.closedBeforeAnswer(reason: "the connection was busy"))
-            promise?.succeed()
-            return
-        }
-        pending = call.promise
-        head = nil
-        body = nil
-        timeout = context.eventLoop.assumeIsolated().scheduleTask(deadline: call.deadline) { [self] in
-            fail(.deadlineExceeded)
-            context.close(promise: nil)
-        }
-        context.write(wrapOutboundOut(.head(call.head)), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(call.body))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard pending != nil else {
-            // Bytes nobody asked for: the connection can no longer be trusted to pair answers.
-            context.close(promise: nil)
-            return
-        }
-        switch unwrapInboundIn(data) {
-        case .head(let received):
-            if let length = received.headers.first(name: "content-length").flatMap({ Int($0) }), length > maxResponseBytes {
-                fail(.answerTooLarge(limit: maxResponseBytes))
-                context.close(promise: nil)
-                return
-            }
-            head = received
-        case .body(var part):
-            if body == nil {
-                body = part
-            } else {
-                body!.writeBuffer(&part)
-            }
-            if body!.readableBytes > maxResponseBytes {
-                fail(.answerTooLarge(limit: maxResponseBytes))
-                context.close(promise: nil)
-            }
-        case .end:
-            guard let promise = pending, let head else { return }
-            let answer = ReplicaAnswer(
-                status: Int(head.status.code), headers: head.headers, body: body ?? ByteBuffer(), keepAlive: head.isKeepAlive)
-            reset()
-            promise.succeed(answer)
-        }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        fail(head == nil ? .closedBeforeAnswer(reason: "closed by the replica") : .closedMidAnswer(reason: "closed by the replica"))
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        fail(head == nil ? .closedBeforeAnswer(reason: "\(error)") : .closedMidAnswer(reason: "\(error)"))
-        context.close(promise: nil)
-    }
-
-    private func fail(_ error: ReplicaCallError) {
-        guard let promise = pending else { return }
-        reset()
-        promise.fail(error)
-    }
-
-    private func reset() {
-        timeout?.cancel()
-        timeout = nil
-        pending = nil
-        head = nil
-        body = nil
-    }
 }

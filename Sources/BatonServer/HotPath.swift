@@ -299,27 +299,6 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
 }
 
-extension Gateway {
-    /// Forwards a prediction on a task of its own and hands the answer to `answered` on `loop`,
-    /// where the connection's handlers live (the hot paths call this from a channel handler).
-    func forward(
-        deployment: String, body: ByteBuffer, contentType: String?, headers: [(String, String)], on loop: any EventLoop,
-        answered: @escaping (GatewayResponse) -> Void
-    ) {
-        let callback = NIOLoopBound(answered, eventLoop: loop)
-        Task {
-            let answer = await forward(deployment: deployment, body: body, contentType: contentType, headers: headers)
-            // Under `baton`'s NIO executor the task ends on the connection's loop: answer there
-            // and then, not a queued job later.
-            if loop.inEventLoop {
-                callback.value(answer)
-            } else {
-                loop.execute { callback.value(answer) }
-            }
-        }
-    }
-}
-
 /// The `Date` header's text, made once a second rather than once a response.
 enum HTTPDate {
     private static let cached = Mutex<(second: Int, text: String)>((-1, ""))
