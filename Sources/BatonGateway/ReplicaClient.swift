@@ -48,8 +48,8 @@ enum ReplicaCallError: Error, CustomStringConvertible {
 }
 
 /// HTTP/1.1 keep-alive connections to replicas, written on NIO directly: an exchange is one
-/// write and one promise on the connection's event loop, and its answer is handed to the caller
-/// on the caller's loop, which is the connection's own when the pool has one there.
+/// write and a callback on the connection's event loop, which is the caller's own when the pool
+/// has an idle connection there (it prefers one); otherwise the answer hops back.
 final class ReplicaClient: Sendable {
     let maxResponseBytes: Int
     let maxIdlePerEndpoint: Int
@@ -113,7 +113,7 @@ final class ReplicaClient: Sendable {
             case .failure(.closedBeforeAnswer) where NIODeadline.now() < deadline:
                 // The replica closed the idle connection as we wrote to it; nothing reached the
                 // model, so a fresh connection to the same replica is worth one try.
-                kept.close(promise: nil)
+                kept.channel.close(promise: nil)
                 self.sendOnNewConnection(pool: pool, request: request, deadline: deadline, on: loop, completion: completion)
             default:
                 self.finish(kept, pool: pool, result: result)
@@ -139,14 +139,19 @@ final class ReplicaClient: Sendable {
                         ReplicaExchangeHandler(hostHeader: hostHeader, maxResponseBytes: limit))
                 }
             }
-        let connecting = pool.address.map { bootstrap.connect(to: $0) } ?? bootstrap.connect(host: pool.host, port: pool.port)
+        let connecting = (pool.address.map { bootstrap.connect(to: $0) } ?? bootstrap.connect(host: pool.host, port: pool.port))
+            .flatMapThrowing { channel in
+                // On the channel's loop: the handler is reached directly from now on.
+                let handler = try channel.pipeline.syncOperations.handler(type: ReplicaExchangeHandler.self)
+                return ReplicaConnection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
+            }
         connecting.hop(to: loop).assumeIsolated().whenComplete { connected in
             switch connected {
-            case .success(let channel):
+            case .success(let connection):
                 // A kept connection the replica closes leaves the idle list at once.
-                channel.closeFuture.whenComplete { _ in pool.forget(channel) }
-                self.exchange(on: channel, request: request, deadline: deadline, answerOn: loop) { result in
-                    self.finish(channel, pool: pool, result: result)
+                connection.channel.closeFuture.whenComplete { _ in pool.forget(connection) }
+                self.exchange(on: connection, request: request, deadline: deadline, answerOn: loop) { result in
+                    self.finish(connection, pool: pool, result: result)
                     completion(result)
                 }
             case .failure(let error):
@@ -157,24 +162,32 @@ final class ReplicaClient: Sendable {
         }
     }
 
-    private func finish(_ channel: any Channel, pool: EndpointPool, result: Result<ReplicaAnswer, ReplicaCallError>) {
+    private func finish(_ connection: ReplicaConnection, pool: EndpointPool, result: Result<ReplicaAnswer, ReplicaCallError>) {
         if case .success(let answer) = result, answer.keepAlive, !closed.load(ordering: .relaxed) {
-            pool.release(channel)
+            pool.release(connection)
         } else {
-            channel.close(promise: nil)
+            connection.channel.close(promise: nil)
         }
     }
 
     private func exchange(
-        on channel: any Channel, request: ReplicaRequest, deadline: NIODeadline, answerOn loop: any EventLoop,
+        on connection: ReplicaConnection, request: ReplicaRequest, deadline: NIODeadline, answerOn loop: any EventLoop,
         completion: @escaping (Result<ReplicaAnswer, ReplicaCallError>) -> Void
     ) {
-        let promise = channel.eventLoop.makePromise(of: ReplicaAnswer.self)
-        let call = ReplicaCall(request: request, deadline: deadline, promise: promise)
-        // A channel that closed before the handler saw the write fails the write only, so the
-        // answer's promise is failed from here too (a second failure of a promise is ignored).
-        channel.writeAndFlush(call).whenFailure { error in
-            promise.fail(ReplicaCallError.closedBeforeAnswer(reason: "\(error)"))
+        let connectionLoop = connection.channel.eventLoop
+        if connectionLoop === loop {
+            connection.handler.value.start(request, deadline: deadline, completion: completion)
+            return
+        }
+        // A connection on another loop (none idle on this one): its answer crosses back.
+        let promise = connectionLoop.makePromise(of: ReplicaAnswer.self)
+        connectionLoop.execute {
+            connection.handler.value.start(request, deadline: deadline) { result in
+                switch result {
+                case .success(let answer): promise.succeed(answer)
+                case .failure(let error): promise.fail(error)
+                }
+            }
         }
         promise.futureResult.hop(to: loop).assumeIsolated().whenComplete { result in
             switch result {
@@ -198,7 +211,7 @@ final class EndpointPool: Sendable {
     private let state = Mutex<State>(State())
 
     private struct State {
-        var idle: [any Channel] = []
+        var idle: [ReplicaConnection] = []
         /// A retired pool keeps nothing: its endpoint left every route, or the gateway shut down.
         var retired = false
     }
@@ -212,28 +225,28 @@ final class EndpointPool: Sendable {
     }
 
     /// An open idle connection, one on `loop` if there is one.
-    func take(preferring loop: any EventLoop) -> (any Channel)? {
+    func take(preferring loop: any EventLoop) -> ReplicaConnection? {
         state.withLock { state in
             while !state.idle.isEmpty {
-                let index = state.idle.lastIndex { $0.eventLoop === loop } ?? state.idle.count - 1
-                let channel = state.idle.remove(at: index)
-                if channel.isActive { return channel }
+                let index = state.idle.lastIndex { $0.channel.eventLoop === loop } ?? state.idle.count - 1
+                let connection = state.idle.remove(at: index)
+                if connection.channel.isActive { return connection }
             }
             return nil
         }
     }
 
-    func release(_ channel: any Channel) {
+    func release(_ connection: ReplicaConnection) {
         let kept = state.withLock { state in
-            guard !state.retired, state.idle.count < maxIdle, channel.isActive else { return false }
-            state.idle.append(channel)
+            guard !state.retired, state.idle.count < maxIdle, connection.channel.isActive else { return false }
+            state.idle.append(connection)
             return true
         }
-        if !kept { channel.close(promise: nil) }
+        if !kept { connection.channel.close(promise: nil) }
     }
 
-    func forget(_ channel: any Channel) {
-        state.withLock { state in state.idle.removeAll { $0 === channel } }
+    func forget(_ connection: ReplicaConnection) {
+        state.withLock { state in state.idle.removeAll { $0 === connection } }
     }
 
     func retire() {
@@ -242,15 +255,8 @@ final class EndpointPool: Sendable {
             defer { state.idle.removeAll() }
             return state.idle
         }
-        for channel in idle { channel.close(promise: nil) }
+        for connection in idle { connection.channel.close(promise: nil) }
     }
 
     var idleCount: Int { state.withLock { $0.idle.count } }
-}
-
-/// What the handler is asked to write: a request and the promise its answer completes.
-struct ReplicaCall: Sendable {
-    var request: ReplicaRequest
-    var deadline: NIODeadline
-    var promise: EventLoopPromise<ReplicaAnswer>
 }

@@ -1,5 +1,18 @@
 import NIOCore
 
+/// A kept connection to a replica and its exchange handler. Requests reach the handler by a
+/// direct call on the connection's loop, not through the channel pipeline, which would box each
+/// request in `NIOAny`, cast it back and make a promise for the write.
+final class ReplicaConnection: Sendable {
+    let channel: any Channel
+    let handler: NIOLoopBound<ReplicaExchangeHandler>
+
+    init(channel: any Channel, handler: NIOLoopBound<ReplicaExchangeHandler>) {
+        self.channel = channel
+        self.handler = handler
+    }
+}
+
 /// Sends one request at a time on a replica connection and frames its answer from the bytes
 /// (`ReplicaAnswerParser`). NIO's HTTP client codec cost about a tenth of the gateway's CPU per
 /// proxied request (an llhttp callback per field, `HTTPHeaders` both ways, three writes per
@@ -9,17 +22,18 @@ import NIOCore
 /// one's. Its timer is not made per request: one stays armed for the earliest deadline it has
 /// seen and, when it fires on time for a request that has since been answered, re-arms for the
 /// current one, so steady traffic schedules about one timer per connection per timeout.
-final class ReplicaExchangeHandler: ChannelDuplexHandler {
+final class ReplicaExchangeHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
-    typealias OutboundIn = ReplicaCall
     typealias OutboundOut = ByteBuffer
+    typealias Completion = (Result<ReplicaAnswer, ReplicaCallError>) -> Void
 
     /// Bodies up to this size are copied behind the head and go out in one write.
     static let inlineBodyBytes = 16 * 1024
 
     private let requestPrefix: [UInt8]
     private var parser: ReplicaAnswerParser
-    private var pending: EventLoopPromise<ReplicaAnswer>?
+    private var context: ChannelHandlerContext?
+    private var pending: Completion?
     private var deadline = NIODeadline.distantFuture
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline?
@@ -29,53 +43,64 @@ final class ReplicaExchangeHandler: ChannelDuplexHandler {
         parser = ReplicaAnswerParser(maxBodyBytes: maxResponseBytes)
     }
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let call = unwrapOutboundIn(data)
-        guard pending == nil else {
-            // The pool never hands out a busy connection; refuse rather than mix two answers.
-            call.promise.fail(ReplicaCallError.closedBeforeAnswer(reason: "the connection was busy"))
-            promise?.succeed()
-            return
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        timer?.cancel()
+        timer = nil
+    }
+
+    /// Sends a request; `completion` runs on the connection's loop with its answer, possibly
+    /// before this returns (a connection that is closed or busy).
+    func start(_ request: ReplicaRequest, deadline: NIODeadline, completion: @escaping Completion) {
+        guard let context, context.channel.isActive else {
+            return completion(.failure(.closedBeforeAnswer(reason: "the connection is closed")))
         }
-        pending = call.promise
-        deadline = call.deadline
+        // The pool never hands out a busy connection; refuse rather than mix two answers.
+        guard pending == nil else { return completion(.failure(.closedBeforeAnswer(reason: "the connection was busy"))) }
+        pending = completion
+        self.deadline = deadline
         parser.startAnswer()
         armTimer(context: context)
 
-        var body = call.request.body
+        var body = request.body
         let inline = body.readableBytes <= Self.inlineBodyBytes
         var headBytes = requestPrefix.count + 24
-        for (name, value) in call.request.fields { headBytes += name.utf8.count + value.utf8.count + 4 }
+        for (name, value) in request.fields { headBytes += name.utf8.count + value.utf8.count + 4 }
         var out = context.channel.allocator.buffer(capacity: headBytes + (inline ? body.readableBytes : 0))
         out.writeBytes(requestPrefix)
         out.writeString(String(body.readableBytes))
         out.writeStaticString("\r\n")
-        for (name, value) in call.request.fields {
+        for (name, value) in request.fields {
             out.writeString(name)
             out.writeStaticString(": ")
             out.writeString(value)
             out.writeStaticString("\r\n")
         }
         out.writeStaticString("\r\n")
+        // A failed write closes the channel, and `channelInactive` fails the exchange.
         if inline {
             out.writeBuffer(&body)
-            context.writeAndFlush(wrapOutboundOut(out), promise: promise)
+            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
         } else {
             context.write(wrapOutboundOut(out), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(body), promise: promise)
+            context.writeAndFlush(wrapOutboundOut(body), promise: nil)
         }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let promise = pending else {
+        guard pending != nil else {
             // Bytes nobody asked for: the connection can no longer be trusted to pair answers.
             context.close(promise: nil)
             return
         }
         do {
             guard let answer = try parser.parse(unwrapInboundIn(data)) else { return }
-            pending = nil
-            promise.succeed(answer)
+            // Last: the completion may hand this connection a new request at once.
+            succeed(answer)
         } catch {
             fail(error)
             context.close(promise: nil)
@@ -85,9 +110,8 @@ final class ReplicaExchangeHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
-        if let promise = pending, let answer = parser.inputEnded() {
-            pending = nil
-            promise.succeed(answer)
+        if pending != nil, let answer = parser.inputEnded() {
+            succeed(answer)
         } else {
             fail(parser.answerStarted ? .closedMidAnswer(reason: "closed by the replica") : .closedBeforeAnswer(reason: "closed by the replica"))
         }
@@ -99,15 +123,16 @@ final class ReplicaExchangeHandler: ChannelDuplexHandler {
         context.close(promise: nil)
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+    private func succeed(_ answer: ReplicaAnswer) {
+        guard let completion = pending else { return }
+        pending = nil
+        completion(.success(answer))
     }
 
     private func fail(_ error: ReplicaCallError) {
-        guard let promise = pending else { return }
+        guard let completion = pending else { return }
         pending = nil
-        promise.fail(error)
+        completion(.failure(error))
     }
 
     /// Makes sure a timer fires by `deadline`; an earlier one already armed re-arms when it fires.
