@@ -20,9 +20,12 @@ import NIOCore
 /// points at the replica. wrk loads the replica directly and through `POST /serve/churn/predict`
 /// at 1 and 16 connections; then a fixed request rate (open loop) is measured both ways. Each
 /// is measured in rounds alternating direct and gateway, and the median of the rounds is printed.
+/// When nginx is installed (`apt-get install nginx-light`), each wrk round also measures it as a
+/// reverse proxy to the same replica (keep-alive upstream, one worker per core): what a
+/// well-known proxy adds on the same machine, next to what Baton adds.
 ///
 ///   swift build -c release --product baton-bench
-///   .build/release/baton-bench gateway [--seconds 10] [--connections 1,16] [--rate 2000,5000] [--rounds 3]
+///   .build/release/baton-bench gateway [--seconds 10] [--connections 1,16] [--rate 2000,5000] [--rounds 3] [--no-nginx]
 enum GatewayBenchmark {
     static let body = #"{"customer_id": "c-42", "tenure": 12, "monthly_charges": 70.35, "total_charges": 844.2, "contract": "monthly"}"#
 
@@ -33,6 +36,7 @@ enum GatewayBenchmark {
         /// wrk and fixed-rate runs alternate direct and gateway this many times: one pair of runs
         /// on a shared machine differs by more than the gateway adds.
         var rounds = 3
+        var nginx = true
 
         init(_ arguments: [String]) {
             var iterator = arguments.makeIterator()
@@ -44,6 +48,7 @@ enum GatewayBenchmark {
                 case "--rate":
                     rates = (iterator.next() ?? "").split(separator: ",").compactMap { Double($0) }
                 case "--rounds": rounds = max(1, Int(iterator.next() ?? "") ?? rounds)
+                case "--no-nginx": nginx = false
                 default: print("gateway: ignoring unknown argument \(argument)")
                 }
             }
@@ -118,6 +123,10 @@ enum GatewayBenchmark {
             serverPort = port
             break
         }
+        let reference = settings.nginx ? try startNginx(root: root, replicaPort: replica.port) : nil
+        defer {
+            if let reference { MLflowBenchmark.stopTree(reference.process) }
+        }
         let direct = "http://127.0.0.1:\(replica.port)/predict"
         let gateway = "http://127.0.0.1:\(serverPort)/serve/churn/predict"
         print("gateway: replica = Hummingbird POST /predict in its own process (port \(replica.port)); Baton = the BatonServer HTTP application in-process")
@@ -149,10 +158,19 @@ enum GatewayBenchmark {
         // Warm both paths (connection pools, caches) before measuring.
         _ = try await wrk(url: gateway, script: script, connections: 16, seconds: 2)
         _ = try await wrk(url: direct, script: script, connections: 16, seconds: 1)
+        let nginxURL = reference.map { "http://127.0.0.1:\($0.port)/serve/churn/predict" }
+        if let nginxURL {
+            _ = try await wrk(url: nginxURL, script: script, connections: 16, seconds: 1)
+            print("nginx \(reference?.version ?? ""): reverse proxy to the same replica, keep-alive upstream, \(ProcessInfo.processInfo.activeProcessorCount) workers")
+        } else if settings.nginx {
+            print("nginx: not installed (apt-get install nginx-light), so no reference proxy is measured")
+        }
         for connections in settings.connections {
             print("\(connections) connection\(connections == 1 ? "" : "s") (wrk, closed loop), \(settings.rounds) round\(settings.rounds == 1 ? "" : "s"):")
             var added: [(p50: Double, p99: Double)] = []
+            var nginxAdded: [(p50: Double, p99: Double)] = []
             var shares: [Double] = []
+            var nginxShares: [Double] = []
             for round in 1...settings.rounds {
                 let replicaBefore = processCPUSeconds(replica.process.processIdentifier)
                 let directResult = Figures(try await wrk(url: direct, script: script, connections: connections, seconds: settings.seconds))
@@ -173,11 +191,27 @@ enum GatewayBenchmark {
                     perRequest(replicaGateway, gatewayResult)))
                 added.append((gatewayResult.p50 - directResult.p50, gatewayResult.p99 - directResult.p99))
                 shares.append(100 * gatewayResult.rps / max(directResult.rps, 1))
+                if let nginxURL, let reference {
+                    let nginxBefore = MLflowBenchmark.cpuSeconds(ofTree: reference.process.processIdentifier)
+                    let nginxResult = Figures(try await wrk(url: nginxURL, script: script, connections: connections, seconds: settings.seconds))
+                    let nginxCPU = MLflowBenchmark.cpuSeconds(ofTree: reference.process.processIdentifier) - nginxBefore
+                    print(String(
+                        format: "  round %d nginx:   %@; nginx's CPU %.0f µs per request", round, nginxResult.description,
+                        perRequest(nginxCPU, nginxResult)))
+                    nginxAdded.append((nginxResult.p50 - directResult.p50, nginxResult.p99 - directResult.p99))
+                    nginxShares.append(100 * nginxResult.rps / max(directResult.rps, 1))
+                }
             }
             print(String(
                 format: "  added by gateway (median of %d rounds): p50 %+.3f ms, p99 %+.3f ms (p99 per round: %@); throughput %.0f%% of direct",
                 added.count, median(added.map(\.p50)), median(added.map(\.p99)),
                 added.map { String(format: "%+.3f", $0.p99) }.joined(separator: ", "), median(shares)))
+            if !nginxAdded.isEmpty {
+                print(String(
+                    format: "  added by nginx (median of %d rounds):   p50 %+.3f ms, p99 %+.3f ms (p99 per round: %@); throughput %.0f%% of direct",
+                    nginxAdded.count, median(nginxAdded.map(\.p50)), median(nginxAdded.map(\.p99)),
+                    nginxAdded.map { String(format: "%+.3f", $0.p99) }.joined(separator: ", "), median(nginxShares)))
+            }
         }
         // wrk's closed loop hides stalls (it waits for each answer before sending the next);
         // the open loop sends on a fixed schedule and counts latency from when a request was due.
@@ -257,6 +291,72 @@ enum GatewayBenchmark {
 
         var description: String {
             String(format: "p50 %.3f ms, p99 %.3f ms, %.0f requests/s", p50, p99, rps) + (extra.isEmpty ? "" : ", " + extra.joined(separator: ", "))
+        }
+    }
+
+    /// nginx in the foreground as a reverse proxy to the replica, when it is installed.
+    static func startNginx(root: String, replicaPort: Int) throws -> (process: Process, port: Int, version: String)? {
+        let binary = "/usr/sbin/nginx"
+        guard FileManager.default.isExecutableFile(atPath: binary) else { return nil }
+        let port = try MLflowBenchmark.freePort()
+        let directory = root + "/nginx"
+        try FileManager.default.createDirectory(atPath: directory + "/logs", withIntermediateDirectories: true)
+        try """
+            worker_processes \(ProcessInfo.processInfo.activeProcessorCount);
+            daemon off;
+            pid \(directory)/nginx.pid;
+            error_log \(directory)/logs/error.log error;
+            events { worker_connections 1024; }
+            http {
+                access_log off;
+                client_body_temp_path \(directory)/body;
+                proxy_temp_path \(directory)/proxy;
+                upstream replica { server 127.0.0.1:\(replicaPort); keepalive 64; }
+                server {
+                    listen 127.0.0.1:\(port);
+                    location = /serve/churn/predict {
+                        proxy_pass http://replica/predict;
+                        proxy_http_version 1.1;
+                        proxy_set_header Connection "";
+                    }
+                }
+            }
+            """.write(toFile: directory + "/nginx.conf", atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["-p", directory, "-c", directory + "/nginx.conf", "-e", directory + "/logs/error.log"]
+        try process.run()
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !canConnect(port: port) {
+            guard process.isRunning, ContinuousClock.now < deadline else {
+                let log = (try? String(contentsOfFile: directory + "/logs/error.log", encoding: .utf8)) ?? ""
+                throw BenchError("nginx did not start listening on port \(port): \(log)")
+            }
+            usleep(20_000)
+        }
+        let versionProbe = Process()
+        versionProbe.executableURL = URL(fileURLWithPath: binary)
+        versionProbe.arguments = ["-v"]
+        let pipe = Pipe()
+        versionProbe.standardError = pipe
+        try versionProbe.run()
+        versionProbe.waitUntilExit()
+        let version = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .split(separator: "/").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+        return (process, port, version)
+    }
+
+    /// Whether something accepts connections on the loopback port.
+    static func canConnect(port: Int) -> Bool {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { return false }
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
     }
 
