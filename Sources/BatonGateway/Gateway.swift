@@ -166,13 +166,14 @@ public final class Gateway: Sendable {
     private let clock: @Sendable () -> Int
 
     struct ShadowTasks: Sendable {
-        var next = 0
         var inFlight = 0
-        var tasks: [Int: Task<Void, Never>] = [:]
-        /// Copies that ended before their task was stored, so it is not stored at all.
-        var endedEarly: Set<Int> = []
+        /// `shutdown` calls waiting for the copies in flight to end.
+        var waiting: [CheckedContinuation<Void, Never>] = []
         var closed = false
     }
+    /// The loop `forward` runs on for callers that are not on one (the router's handlers, shadow
+    /// copies' owners, tests): one loop, so their connections are kept on it and reused.
+    private let offLoopCallers: any EventLoop = MultiThreadedEventLoopGroup.singleton.next()
 
     /// - Parameters:
     ///   - requestTimeout: per attempt; with the one retry a request can take twice as long.
@@ -361,9 +362,10 @@ public final class Gateway: Sendable {
     public func forward(
         deployment: String, body: ByteBuffer, contentType: String?, headers: [(String, String)]
     ) async -> GatewayResponse {
-        let loop = MultiThreadedEventLoopGroup.singleton.any()
+        let current = MultiThreadedEventLoopGroup.currentEventLoop
+        let loop = current ?? offLoopCallers
         return await withCheckedContinuation { continuation in
-            if loop.inEventLoop {
+            if current != nil {
                 forward(deployment: deployment, body: body, contentType: contentType, headers: headers, on: loop) {
                     continuation.resume(returning: $0)
                 }
@@ -378,9 +380,8 @@ public final class Gateway: Sendable {
     }
 
     /// `forward` for callers on an event loop, such as a channel handler: call it on `loop`,
-    /// and `answered` runs there too. The exchange with the replica is callbacks on that loop
-    /// with no task or thread hop when the replica connection lives there as well (the pool
-    /// prefers one that does).
+    /// and `answered` runs there too. The exchange with the replica is callbacks on that loop,
+    /// on a connection of that loop's own, with no task or thread hop.
     public func forward(
         deployment: String, body: ByteBuffer, contentType: String?, headers: [(String, String)], on loop: any EventLoop,
         answered: @escaping (GatewayResponse) -> Void
@@ -438,7 +439,7 @@ public final class Gateway: Sendable {
         let inputs = sampleInputs(body)
         if let inputs { primary.recorder.recordInputs(inputs, now: now) }
         if let shadow, !shadow.backend.endpoints.isEmpty {
-            startShadow(target: shadow, request: request, inputs: inputs, now: now)
+            startShadow(target: shadow, request: request, inputs: inputs, now: now, on: loop)
         }
         send(to: primary, request: request, on: loop) { outcome in
             if case .success = outcome.result { route.requestLog.record(requestID: requestID, version: primary.backend.version) }
@@ -449,11 +450,15 @@ public final class Gateway: Sendable {
     /// Stops shadow copies and closes the connections to replicas. Requests forwarded after this
     /// fail with 502.
     public func shutdown() async {
-        let pending = shadows.withLock { state in
-            state.closed = true
-            return Array(state.tasks.values)
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = shadows.withLock { state in
+                state.closed = true
+                guard state.inFlight > 0 else { return true }
+                state.waiting.append(continuation)
+                return false
+            }
+            if done { continuation.resume() }
         }
-        for task in pending { await task.value }
         client.close()
     }
 
@@ -488,16 +493,6 @@ public final class Gateway: Sendable {
             self.logger.debug("retrying on another replica", metadata: ["error": "\(failure)", "version": "\(target.backend.version)"])
             self.attempt(target, replica: (first + 1) % endpoints.count, request: request, on: loop) { result in
                 completion(Outcome(result: result, nanos: (NIODeadline.now() - start).nanoseconds))
-            }
-        }
-    }
-
-    /// `send` for callers off the event loops (shadow copies).
-    private func send(to target: Target, request: ReplicaRequest) async -> Outcome {
-        let loop = MultiThreadedEventLoopGroup.singleton.any()
-        return await withCheckedContinuation { continuation in
-            loop.execute {
-                self.send(to: target, request: request, on: loop) { continuation.resume(returning: $0) }
             }
         }
     }
@@ -560,22 +555,20 @@ public final class Gateway: Sendable {
         }
     }
 
-    private func startShadow(target: Target, request: ReplicaRequest, inputs: [(String, Double)]?, now: Int) {
-        let id: Int? = shadows.withLock { state in
-            guard !state.closed, state.inFlight < maxShadowInFlight else { return nil }
-            state.next += 1
+    /// Sends a copy to the candidate on the request's loop; it outlives the request, and
+    /// `shutdown` waits for it.
+    private func startShadow(target: Target, request: ReplicaRequest, inputs: [(String, Double)]?, now: Int, on loop: any EventLoop) {
+        let admitted = shadows.withLock { state in
+            guard !state.closed, state.inFlight < maxShadowInFlight else { return false }
             state.inFlight += 1
-            return state.next
+            return true
         }
-        guard let id else {
+        guard admitted else {
             logger.debug("shadow copy skipped: too many in flight", metadata: ["version": "\(target.backend.version)"])
             return
         }
         if let inputs { target.recorder.recordInputs(inputs, now: now) }
-        // The copy must outlive the request that caused it, so it cannot be a child task; the
-        // gateway keeps it and `shutdown` waits for it.
-        let task = Task {
-            let outcome = await self.send(to: target, request: request)
+        send(to: target, request: request, on: loop) { outcome in
             switch outcome.result {
             case .success(let answer):
                 let prediction = (200..<300).contains(answer.status) ? JSONScan.prediction(in: answer.body) : nil
@@ -583,14 +576,13 @@ public final class Gateway: Sendable {
             case .failure:
                 target.recorder.record(nanos: outcome.nanos, failed: true, prediction: nil, now: self.clock())
             }
-            self.shadows.withLock { state in
+            let waiting = self.shadows.withLock { state in
                 state.inFlight -= 1
-                if state.tasks.removeValue(forKey: id) == nil { state.endedEarly.insert(id) }
+                guard state.inFlight == 0 else { return [CheckedContinuation<Void, Never>]() }
+                defer { state.waiting.removeAll() }
+                return state.waiting
             }
-        }
-        shadows.withLock { state in
-            // The copy may already be done; only a running one is kept.
-            if state.endedEarly.remove(id) == nil { state.tasks[id] = task }
+            for continuation in waiting { continuation.resume() }
         }
     }
 

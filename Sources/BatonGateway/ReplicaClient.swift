@@ -48,8 +48,7 @@ enum ReplicaCallError: Error, CustomStringConvertible {
 }
 
 /// HTTP/1.1 keep-alive connections to replicas, written on NIO directly: an exchange is one
-/// write and a callback on the connection's event loop, which is the caller's own when the pool
-/// has an idle connection there (it prefers one); otherwise the answer hops back.
+/// write and a callback on the caller's event loop, where its connection lives too.
 final class ReplicaClient: Sendable {
     let maxResponseBytes: Int
     let maxIdlePerEndpoint: Int
@@ -105,7 +104,7 @@ final class ReplicaClient: Sendable {
     ) {
         loop.preconditionInEventLoop()
         guard !closed.load(ordering: .relaxed) else { return completion(.failure(.shutDown)) }
-        guard let kept = pool.take(preferring: loop) else {
+        guard let kept = pool.take(on: loop) else {
             return sendOnNewConnection(pool: pool, request: request, deadline: deadline, on: loop, completion: completion)
         }
         exchange(on: kept, request: request, deadline: deadline, answerOn: loop) { result in
@@ -224,11 +223,12 @@ final class EndpointPool: Sendable {
         address = try? SocketAddress(ipAddress: host, port: port)
     }
 
-    /// An open idle connection, one on `loop` if there is one.
-    func take(preferring loop: any EventLoop) -> ReplicaConnection? {
+    /// An open idle connection on `loop`. One on another loop is not taken: its answer would
+    /// cross threads (a wake-up and a hop per request) for as long as the two keep trading
+    /// connections, where a connection of the loop's own costs one connect.
+    func take(on loop: any EventLoop) -> ReplicaConnection? {
         state.withLock { state in
-            while !state.idle.isEmpty {
-                let index = state.idle.lastIndex { $0.channel.eventLoop === loop } ?? state.idle.count - 1
+            while let index = state.idle.lastIndex(where: { $0.channel.eventLoop === loop }) {
                 let connection = state.idle.remove(at: index)
                 if connection.channel.isActive { return connection }
             }

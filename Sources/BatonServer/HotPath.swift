@@ -287,7 +287,7 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     static func forEachCheckedField(_ headers: [(String, String)], bodyLength: Int, _ field: (String, String) -> Void) {
         for (name, value) in headers {
             // Framing and these two are set below, once.
-            guard let checked = HTTPField.Name(name), !setBelow.contains(checked) else { continue }
+            guard !isSetBelow(name), let checked = HTTPField.Name(name) else { continue }
             field(name, HTTPField.isValidValue(value) ? value : HTTPField(name: checked, value: value).value)
         }
         field("Content-Length", String(bodyLength))
@@ -295,7 +295,27 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         field("Date", HTTPDate.now())
     }
 
-    private static let setBelow: Set<HTTPField.Name> = [.contentLength, .transferEncoding, .connection, .server, .date]
+    /// `Content-Length`, `Transfer-Encoding`, `Connection`, `Server` or `Date`, in any case;
+    /// compared by length and bytes, as hashing each name into a set cost more.
+    static func isSetBelow(_ name: String) -> Bool {
+        let target: StaticString
+        switch name.utf8.count {
+        case 4: target = "date"
+        case 6: target = "server"
+        case 10: target = "connection"
+        case 14: target = "content-length"
+        case 17: target = "transfer-encoding"
+        default: return false
+        }
+        // OR-ing 0x20 lowercases letters; the only other byte it maps onto a target's, CR onto
+        // "-", fails the name check anyway.
+        var index = 0
+        for byte in name.utf8 {
+            guard byte | 0x20 == target.utf8Start[index] else { return false }
+            index += 1
+        }
+        return true
+    }
 
 }
 

@@ -400,16 +400,20 @@ final class RawRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The gateway's answer as `HotPathHandler` sends it through the encoder.
     static func response(_ answer: GatewayResponse, allocator: ByteBufferAllocator) -> ByteBuffer {
-        let status = HTTPResponseStatus(statusCode: answer.status)
         var buffer = allocator.buffer(capacity: 256 + answer.body.readableBytes)
-        buffer.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n")
+        if answer.status == 200 {
+            buffer.writeStaticString("HTTP/1.1 200 OK\r\n")
+        } else {
+            let status = HTTPResponseStatus(statusCode: answer.status)
+            buffer.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n")
+        }
         HotPathHandler.forEachCheckedField(answer.headers, bodyLength: answer.body.readableBytes) { name, value in
             buffer.writeString(name)
-            buffer.writeString(": ")
+            buffer.writeStaticString(": ")
             buffer.writeString(value)
-            buffer.writeString("\r\n")
+            buffer.writeStaticString("\r\n")
         }
-        buffer.writeString("\r\n")
+        buffer.writeStaticString("\r\n")
         buffer.writeImmutableBuffer(answer.body)
         return buffer
     }
