@@ -360,9 +360,9 @@ struct ReplicaAnswerParser {
 
     static func fields(of bytes: UnsafeRawBufferPointer) throws(ReplicaCallError) -> HeadFields {
         var result = HeadFields()
-        var lines = lineRanges(bytes)
-        guard let statusLine = lines.first else { throw .malformedAnswer(reason: "an empty head") }
-        lines.removeFirst()
+        // Each line without its line end, the status line first; the empty line ends the head.
+        var start = 0
+        guard let statusLine = nextLine(bytes, from: &start) else { throw .malformedAnswer(reason: "an empty head") }
         // "HTTP/1.x NNN[ reason]"
         let line = bytes[statusLine]
         let prefix = "HTTP/1.".utf8
@@ -381,7 +381,7 @@ struct ReplicaAnswerParser {
         result.status = hundreds * 100 + tens * 10 + units
         guard result.status >= 100 else { throw .malformedAnswer(reason: "the status line \(quoted(line)) has a status below 100") }
 
-        for range in lines {
+        while let range = nextLine(bytes, from: &start) {
             let field = bytes[range]
             guard let first = field.first else { continue }
             if first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") {
@@ -417,18 +417,15 @@ struct ReplicaAnswerParser {
         return result
     }
 
-    /// Each line's bytes without its line end; the empty line that ends the head is not one.
-    private static func lineRanges(_ bytes: UnsafeRawBufferPointer) -> [Range<Int>] {
-        var ranges: [Range<Int>] = []
-        var start = 0
-        while start < bytes.count, let newline = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) {
-            var end = newline
-            if end > start, bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
-            if end == start { break }
-            ranges.append(start..<end)
-            start = newline + 1
-        }
-        return ranges
+    /// The next line's bytes from `start` without its line end, moving `start` past it; nil at
+    /// the empty line that ends the head.
+    private static func nextLine(_ bytes: UnsafeRawBufferPointer, from start: inout Int) -> Range<Int>? {
+        guard start < bytes.count, let newline = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+        var end = newline
+        if end > start, bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+        guard end > start else { return nil }
+        defer { start = newline + 1 }
+        return start..<end
     }
 
     private static func digit(_ byte: UInt8) -> Int? {
