@@ -18,7 +18,8 @@ import NIOCore
 /// process, as replicas do; the Baton HTTP application (the real router with its middleware:
 /// error shape, request metrics, auth) runs in this process with a deployment whose policy
 /// points at the replica. wrk loads the replica directly and through `POST /serve/churn/predict`
-/// at 1 and 16 connections; then a fixed request rate (open loop) is measured both ways. Each
+/// at 1 and 16 connections; then a fixed request rate (open loop, from `baton-bench openloop` in a
+/// process of its own) is measured both ways. Each
 /// is measured in rounds alternating direct and gateway, and the median of the rounds is printed.
 /// When nginx is installed (`apt-get install nginx-light`), each wrk round also measures it as a
 /// reverse proxy to the same replica (keep-alive upstream, one worker per core): what a
@@ -217,11 +218,15 @@ enum GatewayBenchmark {
         // the open loop sends on a fixed schedule and counts latency from when a request was due.
         let connections = settings.connections.max() ?? 16
         let gatewayPort = UInt16(serverPort)
-        func openLoop(port: UInt16, path: String, rate: Double) async throws -> OpenLoopLoad.Result {
+        // The generator runs as a process of its own, as wrk does: inside this one it took CPU
+        // from the in-process Baton's event loops that a real client would not.
+        func openLoop(port: UInt16, path: String, rate: Double) async throws -> OpenLoopFigures {
             try await offloaded {
-                OpenLoopLoad.run(
-                    host: "127.0.0.1", port: port, connections: connections, rate: rate, seconds: Double(settings.seconds),
-                    paths: { _ in path }, body: body)
+                try OpenLoopFigures.measure(
+                    arguments: [
+                        "--port", String(port), "--path", path, "--rate", String(rate), "--seconds", String(settings.seconds),
+                        "--connections", String(connections), "--body", body, "--machine", "true",
+                    ])
             }
         }
         for rate in settings.rates {
@@ -233,9 +238,9 @@ enum GatewayBenchmark {
                 for (name, result) in [("direct ", directOpen), ("gateway", gatewayOpen)] {
                     print(String(
                         format: "  round %d %@: p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, %.0f requests/s, %d errors", round, name,
-                        result.percentile(0.5), result.percentile(0.99), result.percentile(0.999), result.requestsPerSecond, result.errors))
+                        result.p50, result.p99, result.p999, result.requestsPerSecond, result.errors))
                 }
-                added.append((gatewayOpen.percentile(0.5) - directOpen.percentile(0.5), gatewayOpen.percentile(0.99) - directOpen.percentile(0.99)))
+                added.append((gatewayOpen.p50 - directOpen.p50, gatewayOpen.p99 - directOpen.p99))
             }
             print(String(
                 format: "  added by gateway (median of %d rounds): p50 %+.3f ms, p99 %+.3f ms (p99 per round: %@)", added.count,
@@ -291,6 +296,32 @@ enum GatewayBenchmark {
 
         var description: String {
             String(format: "p50 %.3f ms, p99 %.3f ms, %.0f requests/s", p50, p99, rps) + (extra.isEmpty ? "" : ", " + extra.joined(separator: ", "))
+        }
+    }
+
+    /// One open-loop run's figures, from `baton-bench openloop --machine true` in a process of its own.
+    struct OpenLoopFigures {
+        var p50: Double
+        var p99: Double
+        var p999: Double
+        var requestsPerSecond: Double
+        var errors: Int
+
+        static func measure(arguments: [String]) throws -> OpenLoopFigures {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
+            process.arguments = ["openloop"] + arguments
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            try process.run()
+            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            let fields = output.split(separator: "\n").first { $0.hasPrefix("openloop-result ") }?.split(separator: " ").dropFirst()
+                .map(String.init) ?? []
+            guard process.terminationStatus == 0, fields.count == 5, let p50 = Double(fields[0]), let p99 = Double(fields[1]),
+                let p999 = Double(fields[2]), let rate = Double(fields[3]), let errors = Int(fields[4])
+            else { throw BenchError("the open-loop generator ended with \(process.terminationStatus) and printed: \(output)") }
+            return OpenLoopFigures(p50: p50, p99: p99, p999: p999, requestsPerSecond: rate, errors: errors)
         }
     }
 

@@ -226,6 +226,8 @@ extension OpenLoopLoad {
         var connections = 16
         var path = "/healthz"
         var entities = 10_000
+        var body: String?
+        var machine = false
         var iterator = arguments.makeIterator()
         while let argument = iterator.next() {
             let value = iterator.next() ?? ""
@@ -236,6 +238,8 @@ extension OpenLoopLoad {
             case "--connections": connections = Int(value) ?? connections
             case "--path": path = value
             case "--entities": entities = Int(value) ?? entities
+            case "--body": body = value
+            case "--machine": machine = value == "true"
             default:
                 FileHandle.standardError.write(Data("openloop: unknown option \(argument)\n".utf8))
                 exit(2)
@@ -248,7 +252,12 @@ extension OpenLoopLoad {
         let (template, count) = (path, entities)
         let load = run(
             host: "127.0.0.1", port: port, connections: connections, rate: rate, seconds: seconds,
-            paths: { template.replacingOccurrences(of: "{n}", with: String(1 + ($0 &* 7919) % count)) })
+            paths: { template.replacingOccurrences(of: "{n}", with: String(1 + ($0 &* 7919) % count)) }, body: body)
+        if machine {
+            // For a parent benchmark that runs the load in a process of its own.
+            print("openloop-result \(load.percentile(0.5)) \(load.percentile(0.99)) \(load.percentile(0.999)) \(load.requestsPerSecond) \(load.errors)")
+            return
+        }
         print(String(format: "%.0f requests/s offered on %d connections for %.0f s: served %.0f requests/s, p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, %d errors",
                      rate, connections, seconds, load.requestsPerSecond, load.percentile(0.5), load.percentile(0.99), load.percentile(0.999), load.errors))
     }
