@@ -600,17 +600,8 @@ public final class Gateway: Sendable {
 
     /// The value of `name` (given in lowercase) in `headers`, whose names may be in any case.
     static func header(_ name: String, in headers: [(String, String)]) -> String? {
-        for (key, value) in headers where equalsLowercased(key, name) { return value }
+        for (key, value) in headers where ASCII.equalsIgnoringCase(key.utf8, name) { return value }
         return nil
-    }
-
-    /// Whether `text` is `lowercase` up to the case of ASCII letters, without making a lowercased
-    /// copy (two per request and header cost an allocation each).
-    static func equalsLowercased<Text: StringProtocol>(_ text: Text, _ lowercase: String) -> Bool {
-        guard text.utf8.count == lowercase.utf8.count else { return false }
-        return zip(text.utf8, lowercase.utf8).allSatisfy { byte, lower in
-            (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte) == lower
-        }
     }
 
     /// A name of visible ASCII without a colon: what the replica connection writes as is
@@ -626,11 +617,11 @@ public final class Gateway: Sendable {
 
     /// Callers' credentials are for Baton, not for the model server.
     static func forwardsHeader(_ name: String) -> Bool {
-        if equalsLowercased(name, "accept") { return true }
+        if ASCII.equalsIgnoringCase(name.utf8, "accept") { return true }
         var bytes = name.utf8.makeIterator()
         // "x-" or "X-": OR-ing 0x20 maps only those two bytes onto "x".
         guard let first = bytes.next(), first | 0x20 == UInt8(ascii: "x"), bytes.next() == UInt8(ascii: "-") else { return false }
-        return !equalsLowercased(name, "x-baton-request-id") && !equalsLowercased(name, "x-api-key")
-            && !equalsLowercased(name, "x-forwarded-authorization")
+        return !ASCII.equalsIgnoringCase(name.utf8, "x-baton-request-id") && !ASCII.equalsIgnoringCase(name.utf8, "x-api-key")
+            && !ASCII.equalsIgnoringCase(name.utf8, "x-forwarded-authorization")
     }
 }

@@ -391,10 +391,8 @@ struct ReplicaAnswerParser {
                 !field[..<colon].contains(where: { $0 <= 0x20 || $0 >= 0x7F })
             else { throw .malformedAnswer(reason: "the field line \(quoted(field)) has no valid name") }
             let name = field[..<colon]
-            var value = field[(colon + 1)...]
-            while let byte = value.first, byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") { value = value.dropFirst() }
-            while let byte = value.last, byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") { value = value.dropLast() }
-            if equalsLowercased(name, "content-length") {
+            let value = ASCII.trimmed(field[(colon + 1)...])
+            if ASCII.equalsIgnoringCase(name, "content-length") {
                 guard !value.isEmpty, value.count <= 18, value.allSatisfy({ digit($0) != nil }) else {
                     throw .malformedAnswer(reason: "Content-Length \(quoted(value)) is not a number of bytes")
                 }
@@ -403,14 +401,14 @@ struct ReplicaAnswerParser {
                     throw .malformedAnswer(reason: "two different Content-Length fields (\(earlier) and \(length))")
                 }
                 result.contentLength = length
-            } else if equalsLowercased(name, "transfer-encoding") {
+            } else if ASCII.equalsIgnoringCase(name, "transfer-encoding") {
                 result.transferEncoding = (result.transferEncoding ?? []) + tokens(value)
-            } else if equalsLowercased(name, "connection") {
+            } else if ASCII.equalsIgnoringCase(name, "connection") {
                 for token in tokens(value) {
                     if token == "close" { result.close = true }
                     if token == "keep-alive" { result.keepAlive = true }
                 }
-            } else if equalsLowercased(name, "content-type"), result.contentType == nil {
+            } else if ASCII.equalsIgnoringCase(name, "content-type"), result.contentType == nil {
                 result.contentType = String(decoding: value, as: UTF8.self)
             }
         }
@@ -432,25 +430,11 @@ struct ReplicaAnswerParser {
         byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") ? Int(byte - UInt8(ascii: "0")) : nil
     }
 
-    private static func equalsLowercased(_ bytes: Slice<UnsafeRawBufferPointer>, _ name: StaticString) -> Bool {
-        guard bytes.count == name.utf8CodeUnitCount else { return false }
-        var index = 0
-        for byte in bytes {
-            let lower = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
-            guard lower == name.utf8Start[index] else { return false }
-            index += 1
-        }
-        return true
-    }
-
     /// A comma-separated list's elements, trimmed and lowercased.
     private static func tokens(_ value: Slice<UnsafeRawBufferPointer>) -> [String] {
         value.split(separator: UInt8(ascii: ",")).compactMap { token in
-            var token = token
-            while let byte = token.first, byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") { token = token.dropFirst() }
-            while let byte = token.last, byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") { token = token.dropLast() }
-            guard !token.isEmpty else { return nil }
-            return String(decoding: token.map { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 | 0x20 : $0 }, as: UTF8.self)
+            let token = ASCII.trimmed(token)
+            return token.isEmpty ? nil : String(decoding: token.map(ASCII.lowercased), as: UTF8.self)
         }
     }
 

@@ -296,27 +296,12 @@ final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// `Content-Length`, `Transfer-Encoding`, `Connection`, `Server` or `Date`, in any case;
-    /// compared by length and bytes, as hashing each name into a set cost more.
+    /// compared as bytes, as hashing each name into a set of `HTTPField.Name` cost more.
     static func isSetBelow(_ name: String) -> Bool {
-        let target: StaticString
-        switch name.utf8.count {
-        case 4: target = "date"
-        case 6: target = "server"
-        case 10: target = "connection"
-        case 14: target = "content-length"
-        case 17: target = "transfer-encoding"
-        default: return false
-        }
-        // OR-ing 0x20 lowercases letters; the only other byte it maps onto a target's, CR onto
-        // "-", fails the name check anyway.
-        var index = 0
-        for byte in name.utf8 {
-            guard byte | 0x20 == target.utf8Start[index] else { return false }
-            index += 1
-        }
-        return true
+        setBelow.contains { ASCII.equalsIgnoringCase(name.utf8, $0) }
     }
 
+    private static let setBelow = ["content-length", "transfer-encoding", "connection", "server", "date"]
 }
 
 /// The `Date` header's text, made once a second rather than once a response.

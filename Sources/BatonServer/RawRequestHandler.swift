@@ -291,17 +291,17 @@ final class RawRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             guard index + 1 < count else { return .incomplete }
             guard bytes[index + 1] == UInt8(ascii: "\n") else { return .other }
             let name = UnsafeRawBufferPointer(rebasing: bytes[nameStart..<nameEnd])
-            let value = trimmed(UnsafeRawBufferPointer(rebasing: bytes[valueStart..<index]))
+            let value = UnsafeRawBufferPointer(rebasing: ASCII.trimmed(bytes[valueStart..<index]))
             index += 2
             guard acceptable(name: name, value: value, kind: kind) else { return .other }
             guard kind == .predict else { continue }
-            if equalsIgnoringCase(name, "content-length") {
+            if ASCII.equalsIgnoringCase(name, "content-length") {
                 guard contentLength == nil, let length = decimal(value) else { return .other }
                 contentLength = length
-            } else if equalsIgnoringCase(name, "content-type") {
+            } else if ASCII.equalsIgnoringCase(name, "content-type") {
                 guard contentType == nil else { return .other }
                 contentType = String(decoding: value, as: UTF8.self)
-            } else if equalsIgnoringCase(name, "accept") || (name.count > 2 && name[0] | 0x20 == UInt8(ascii: "x") && name[1] == UInt8(ascii: "-")) {
+            } else if ASCII.equalsIgnoringCase(name, "accept") || (name.count > 2 && name[0] | 0x20 == UInt8(ascii: "x") && name[1] == UInt8(ascii: "-")) {
                 forwarded.append((lowercased(name), String(decoding: value, as: UTF8.self)))
             }
         }
@@ -341,12 +341,12 @@ final class RawRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// upgrade, a close or a 100, or mark a cross-site change (refused by the router) go to the
     /// decoder; `Connection: keep-alive` (HTTP/1.1's default anyway) is fine.
     private static func acceptable(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, kind: Kind) -> Bool {
-        if equalsIgnoringCase(name, "connection") {
-            return equalsIgnoringCase(value, "keep-alive")
+        if ASCII.equalsIgnoringCase(name, "connection") {
+            return ASCII.equalsIgnoringCase(value, "keep-alive")
         }
-        if kind == .lookup, equalsIgnoringCase(name, "content-length") { return false }
-        if kind == .predict, equalsIgnoringCase(name, "sec-fetch-site") { return !equalsIgnoringCase(value, "cross-site") }
-        for refused in refusedHeaders where equalsIgnoringCase(name, refused) { return false }
+        if kind == .lookup, ASCII.equalsIgnoringCase(name, "content-length") { return false }
+        if kind == .predict, ASCII.equalsIgnoringCase(name, "sec-fetch-site") { return !ASCII.equalsIgnoringCase(value, "cross-site") }
+        for refused in refusedHeaders where ASCII.equalsIgnoringCase(name, refused) { return false }
         return true
     }
 
@@ -366,24 +366,10 @@ final class RawRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private static func lowercased(_ bytes: UnsafeRawBufferPointer) -> String {
         String(unsafeUninitializedCapacity: bytes.count) { buffer in
             for (offset, byte) in bytes.enumerated() {
-                buffer[offset] = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+                buffer[offset] = ASCII.lowercased(byte)
             }
             return bytes.count
         }
-    }
-
-    private static func trimmed(_ value: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
-        var start = 0
-        var end = value.count
-        while start < end, value[start] == 0x20 || value[start] == 0x09 { start += 1 }
-        while end > start, value[end - 1] == 0x20 || value[end - 1] == 0x09 { end -= 1 }
-        return UnsafeRawBufferPointer(rebasing: value[start..<end])
-    }
-
-    private static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: String) -> Bool {
-        guard bytes.count == lowercase.utf8.count else { return false }
-        for (byte, expected) in zip(bytes, lowercase.utf8) where byte | 0x20 != expected { return false }
-        return true
     }
 
     /// RFC 9110's `tchar`.
